@@ -1,0 +1,285 @@
+//! Recomputing summaries from the current source rows, exactly-once in effect.
+//!
+//! The protocol, per product:
+//! 1. read the stored summary and its `revision` (consistent);
+//! 2. then read the product and its stock rows (consistent);
+//! 3. project; if the content is unchanged, stop (a replayed or stale event is a success);
+//! 4. else write the new summary (or a tombstone) as `revision + 1` on the condition that the
+//!    stored revision is still the one read in step 1, with the tags to invalidate kept in
+//!    the item (`pendingTags`, an outbox) until they are queued;
+//! 5. on a conflict, start again at step 1.
+//!
+//! Any write that lands after the write of a computation that started after the last source
+//! change must have read that write's revision, so it read the sources after the last change
+//! too: the last write always reflects the final rows, whatever order the two tables' records
+//! arrive in and however many invocations race. Tombstones (expired by TTL after a day) stop a
+//! computation that read a product just before its deletion from resurrecting it.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{SecondsFormat, Utc};
+use futures::stream::{self, StreamExt};
+
+use crate::fault::Fault;
+use crate::ids::ProductId;
+use crate::model::{InventoryRow, Product, ProductSummary, SummaryRecord};
+use crate::projection::project;
+use crate::store::{Corrupt, ReadError, SourceStore, Stored, SummaryStore, Write};
+use crate::tags::{tags, StockTagPolicy, TagSet};
+
+/// How long a tombstone outlives the delete: far longer than any Lambda invocation.
+const TOMBSTONE_TTL_SECS: i64 = 24 * 60 * 60;
+
+/// What changed in a product's summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// The stored summary already matched the sources.
+    Unchanged,
+    Created,
+    Updated,
+    /// The summary was replaced by a tombstone.
+    Deleted,
+}
+
+/// A product whose summary now matches its sources.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refreshed {
+    pub product_id: ProductId,
+    pub change: Change,
+    /// The tags to queue: this write's diff plus any an earlier write left pending.
+    pub tags: TagSet,
+    /// The revision that holds `tags` as pending; clear them there once queued.
+    pub outbox_revision: Option<u64>,
+}
+
+/// Why a product could not be refreshed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RefreshError {
+    /// Retry later.
+    #[error(transparent)]
+    Fault(#[from] Fault),
+    /// A source or summary row cannot be decoded; retrying cannot help.
+    #[error(transparent)]
+    Corrupt(#[from] Corrupt),
+    /// Other writers kept winning the compare-and-swap; retry later.
+    #[error("summary of {0} still contended after {1} attempts")]
+    Contended(ProductId, u32),
+}
+
+impl RefreshError {
+    /// Whether a later retry can succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            RefreshError::Fault(fault) => fault.is_transient(),
+            RefreshError::Corrupt(_) => false,
+            RefreshError::Contended(..) => true,
+        }
+    }
+}
+
+impl From<ReadError> for RefreshError {
+    fn from(err: ReadError) -> Self {
+        match err {
+            ReadError::Fault(f) => RefreshError::Fault(f),
+            ReadError::Corrupt(c) => RefreshError::Corrupt(c),
+        }
+    }
+}
+
+/// Recomputes and writes summaries; shared by the projector and the reconciler.
+#[derive(Debug, Clone)]
+pub struct Refresher {
+    sources: SourceStore,
+    summaries: SummaryStore,
+    policy: StockTagPolicy,
+    concurrency: usize,
+    max_attempts: u32,
+}
+
+type Outcome = Result<Refreshed, RefreshError>;
+
+/// One attempt's result for a product: done (either way), or lost the race.
+enum Attempt {
+    Done(Outcome),
+    Conflict,
+}
+
+impl Refresher {
+    /// A refresher that runs up to 16 products' reads and writes at once.
+    pub fn new(sources: SourceStore, summaries: SummaryStore, policy: StockTagPolicy) -> Self {
+        Self {
+            sources,
+            summaries,
+            policy,
+            concurrency: 16,
+            max_attempts: 8,
+        }
+    }
+
+    /// The Summaries table this refresher writes.
+    pub fn summaries(&self) -> &SummaryStore {
+        &self.summaries
+    }
+
+    /// Brings the summaries of `ids` (distinct) up to date with their sources: one consistent
+    /// BatchGetItem for the summaries, then one for the products, then the stock Queries and
+    /// the conditional writes, `concurrency` at a time. Returns one outcome per id.
+    pub async fn refresh(&self, ids: &[ProductId]) -> Vec<Outcome> {
+        let mut outcomes: HashMap<ProductId, Outcome> = HashMap::with_capacity(ids.len());
+        let mut todo: Vec<ProductId> = ids.to_vec();
+        for attempt in 1..=self.max_attempts {
+            if todo.is_empty() {
+                break;
+            }
+            if attempt > 1 {
+                tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
+            }
+            let mut conflicts = Vec::new();
+            for (id, result) in self.attempt(&todo).await {
+                match result {
+                    Attempt::Done(outcome) => {
+                        outcomes.insert(id, outcome);
+                    }
+                    Attempt::Conflict => conflicts.push(id),
+                }
+            }
+            todo = conflicts;
+        }
+        for id in todo {
+            let err = RefreshError::Contended(id.clone(), self.max_attempts);
+            outcomes.insert(id, Err(err));
+        }
+        ids.iter()
+            .map(|id| {
+                outcomes.remove(id).unwrap_or_else(|| {
+                    Err(Fault::Transient(format!("no outcome for {id}")).into())
+                })
+            })
+            .collect()
+    }
+
+    async fn attempt(&self, ids: &[ProductId]) -> Vec<(ProductId, Attempt)> {
+        let fail_all = |fault: Fault| {
+            ids.iter()
+                .map(|id| (id.clone(), Attempt::Done(Err(fault.clone().into()))))
+                .collect()
+        };
+        // Step 1 strictly before step 2: see the module docs.
+        let mut stored = match self.summaries.get_many(ids).await {
+            Ok(stored) => stored,
+            Err(fault) => return fail_all(fault),
+        };
+        let mut products = match self.sources.products(ids).await {
+            Ok(products) => products,
+            Err(fault) => return fail_all(fault),
+        };
+        let inputs: Vec<_> = ids
+            .iter()
+            .map(|id| {
+                let stored = stored.remove(id).unwrap_or(Ok(None));
+                let product = products.remove(id).unwrap_or(Ok(None));
+                (id.clone(), stored, product)
+            })
+            .collect();
+        stream::iter(inputs)
+            .map(|(id, stored, product)| async move {
+                let result = self.settle(&id, stored, product).await;
+                (id, result)
+            })
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await
+    }
+
+    /// Steps 2 (stock rows) to 4 for one product.
+    async fn settle(
+        &self,
+        id: &ProductId,
+        stored: Result<Option<Stored>, Corrupt>,
+        product: Result<Option<Product>, Corrupt>,
+    ) -> Attempt {
+        let (stored, product) = match (stored, product) {
+            (Ok(stored), Ok(product)) => (stored, product),
+            (Err(corrupt), _) | (_, Err(corrupt)) => return Attempt::Done(Err(corrupt.into())),
+        };
+        let inventory = match &product {
+            Some(p) if p.track_inventory => match self.sources.inventory(id).await {
+                Ok(rows) => rows,
+                Err(err) => return Attempt::Done(Err(err.into())),
+            },
+            _ => Vec::<InventoryRow>::new(),
+        };
+        let next = project(product.as_ref(), &inventory);
+        self.write(id, stored, next).await
+    }
+
+    async fn write(
+        &self,
+        id: &ProductId,
+        stored: Option<Stored>,
+        next: Option<ProductSummary>,
+    ) -> Attempt {
+        let previous = stored
+            .as_ref()
+            .and_then(|s| s.record.as_ref())
+            .map(|r| &r.summary);
+        let leftover = stored
+            .as_ref()
+            .map(|s| s.pending_tags.clone())
+            .unwrap_or_default();
+        if stored.is_some() && previous == next.as_ref() {
+            let outbox_revision = stored
+                .as_ref()
+                .filter(|_| !leftover.is_empty())
+                .map(|s| s.revision);
+            return Attempt::Done(Ok(Refreshed {
+                product_id: id.clone(),
+                change: Change::Unchanged,
+                tags: leftover,
+                outbox_revision,
+            }));
+        }
+        let mut pending = tags(previous, next.as_ref(), self.policy);
+        pending.extend(leftover);
+        let change = match (previous, &next) {
+            (_, None) => Change::Deleted,
+            (None, Some(_)) => Change::Created,
+            (Some(_), Some(_)) => Change::Updated,
+        };
+        let now = Utc::now();
+        let record = next.map(|summary| SummaryRecord {
+            summary,
+            updated_at: now.to_rfc3339_opts(SecondsFormat::Millis, true),
+        });
+        let expected = stored.as_ref().map(|s| s.revision);
+        let expires_at = now.timestamp() + TOMBSTONE_TTL_SECS;
+        match self
+            .summaries
+            .put(id, record.as_ref(), expected, &pending, expires_at)
+            .await
+        {
+            Ok(Write::Applied) => Attempt::Done(Ok(Refreshed {
+                product_id: id.clone(),
+                change,
+                outbox_revision: (!pending.is_empty()).then(|| expected.map_or(1, |r| r + 1)),
+                tags: pending,
+            })),
+            Ok(Write::Conflict) => Attempt::Conflict,
+            Err(fault) => Attempt::Done(Err(fault.into())),
+        }
+    }
+
+    /// Marks the tags of `refreshed` as queued, removing them from the summary's outbox.
+    pub async fn tags_queued(&self, refreshed: &[&Refreshed]) -> Result<(), Fault> {
+        let clears = refreshed.iter().filter_map(|r| {
+            r.outbox_revision
+                .map(|rev| self.summaries.clear_pending(&r.product_id, rev, &r.tags))
+        });
+        let results: Vec<_> = stream::iter(clears)
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        results.into_iter().collect()
+    }
+}

@@ -1,0 +1,61 @@
+//! DynamoDB adapters: the source tables (read-only) and the Summaries table.
+
+mod batch_get;
+pub mod sources;
+pub mod summaries;
+
+pub use sources::SourceStore;
+pub use summaries::{Stored, SummaryStore, Write};
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+/// A DynamoDB item as the SDK holds it.
+pub type Item = HashMap<String, AttributeValue>;
+
+/// The names of the three tables, read from the environment at cold start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableNames {
+    pub products: String,
+    pub inventory: String,
+    pub summaries: String,
+}
+
+/// A row that exists but cannot be decoded: a bad write upstream that no retry will cure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{table} item for product {product_id} cannot be decoded: {reason}")]
+pub struct Corrupt {
+    pub table: String,
+    pub product_id: String,
+    pub reason: String,
+}
+
+/// A read of one product's rows failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    #[error(transparent)]
+    Fault(#[from] crate::fault::Fault),
+    #[error(transparent)]
+    Corrupt(#[from] Corrupt),
+}
+
+fn key(product_id: &crate::ids::ProductId) -> Item {
+    HashMap::from([(
+        "productId".to_owned(),
+        AttributeValue::S(product_id.to_string()),
+    )])
+}
+
+/// Decodes a row of `table` that belongs to product `id`.
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(
+    table: &str,
+    id: &crate::ids::ProductId,
+    item: Item,
+) -> Result<T, Corrupt> {
+    serde_dynamo::from_item(item).map_err(|e| Corrupt {
+        table: table.to_owned(),
+        product_id: id.to_string(),
+        reason: e.to_string(),
+    })
+}

@@ -1,0 +1,100 @@
+//! Decoding DynamoDB stream records (as Lambda delivers them) into the products they touch.
+//!
+//! The projector never trusts an image for content: an image may be older than the row it
+//! describes. It only takes the key, then recomputes from the current rows.
+
+use aws_lambda_events::event::dynamodb::EventRecord;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use crate::ids::ProductId;
+
+/// A change to a product's rows in Products or Inventory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub product_id: ProductId,
+    pub sequence_number: String,
+    /// When DynamoDB recorded the change, rounded down to the second as DynamoDB documents:
+    /// the start of the freshness clock.
+    pub event_time: DateTime<Utc>,
+}
+
+/// Both source tables have `productId` as their partition key.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Keys {
+    product_id: ProductId,
+}
+
+/// Reads the product a record is about. `Err` carries the reason the record can never be
+/// processed; the record is then parked, not retried.
+pub fn decode(record: &EventRecord) -> Result<Change, String> {
+    let sequence_number = record
+        .change
+        .sequence_number
+        .clone()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| "record has no SequenceNumber".to_owned())?;
+    let keys: Keys = serde_dynamo::from_item(record.change.keys.clone())
+        .map_err(|e| format!("record keys are not a product key: {e}"))?;
+    Ok(Change {
+        product_id: keys.product_id,
+        sequence_number,
+        event_time: record.change.approximate_creation_date_time,
+    })
+}
+
+/// Orders DynamoDB stream sequence numbers, which are decimal strings of up to 40 digits.
+pub fn sequence_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_lambda_events::event::dynamodb::Event;
+    use serde_json::json;
+
+    use super::*;
+
+    fn event(keys: serde_json::Value, seq: Option<&str>) -> Event {
+        serde_json::from_value(json!({"Records": [{
+            "eventID": "1", "eventName": "MODIFY", "eventVersion": "1.1",
+            "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
+            "dynamodb": {"ApproximateCreationDateTime": 1764130000.5, "Keys": keys,
+                         "SequenceNumber": seq, "SizeBytes": 10, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+            "eventSourceARN": "arn:aws:dynamodb:us-east-1:1:table/Products/stream/x"
+        }]}))
+        .unwrap()
+    }
+
+    #[test]
+    fn decodes_the_product_key() {
+        let e = event(json!({"productId": {"S": "p1"}}), Some("100"));
+        let change = decode(&e.records[0]).unwrap();
+        assert_eq!(change.product_id.as_str(), "p1");
+        assert_eq!(change.sequence_number, "100");
+        // Lambda's event type keeps whole seconds, as DynamoDB documents the field.
+        assert_eq!(change.event_time.timestamp(), 1_764_130_000);
+    }
+
+    #[test]
+    fn missing_or_mistyped_keys_are_reasons_not_panics() {
+        for keys in [
+            json!({}),
+            json!({"productId": {"N": "1"}}),
+            json!({"productId": {"S": ""}}),
+            json!({"sku": {"S": "p1"}}),
+        ] {
+            assert!(decode(&event(keys, Some("1")).records[0]).is_err());
+        }
+        assert!(decode(&event(json!({"productId": {"S": "p1"}}), None).records[0]).is_err());
+    }
+
+    #[test]
+    fn sequence_numbers_compare_numerically() {
+        use std::cmp::Ordering::*;
+        assert_eq!(sequence_cmp("99", "100"), Less);
+        assert_eq!(sequence_cmp("200", "100"), Greater);
+        assert_eq!(sequence_cmp("5", "5"), Equal);
+    }
+}
