@@ -14,7 +14,10 @@ pub enum ConfigError {
 }
 
 /// Reads a variable through `get`, so tests can pass a map instead of the process environment.
-fn required(get: &impl Fn(&str) -> Option<String>, name: &'static str) -> Result<String, ConfigError> {
+fn required(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<String, ConfigError> {
     get(name)
         .filter(|v| !v.trim().is_empty())
         .ok_or(ConfigError::Missing(name))
@@ -43,10 +46,12 @@ impl ProjectorConfig {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let stock_tag_policy = match get("STOCK_TAG_POLICY").filter(|v| !v.trim().is_empty()) {
             None => StockTagPolicy::default(),
-            Some(v) => v.parse().map_err(|e: crate::tags::UnknownPolicy| ConfigError::Invalid {
-                name: "STOCK_TAG_POLICY",
-                reason: e.to_string(),
-            })?,
+            Some(v) => v
+                .parse()
+                .map_err(|e: crate::tags::UnknownPolicy| ConfigError::Invalid {
+                    name: "STOCK_TAG_POLICY",
+                    reason: e.to_string(),
+                })?,
         };
         Ok(Self {
             tables: table_names(&get)?,

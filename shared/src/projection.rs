@@ -34,7 +34,11 @@ fn available_units(product: &Product, inventory: &[InventoryRow]) -> u64 {
 }
 
 fn primary_image_url(product: &Product) -> Option<String> {
-    if let Some(thumbnail) = product.thumbnail_url.as_deref().filter(|url| !url.is_empty()) {
+    if let Some(thumbnail) = product
+        .thumbnail_url
+        .as_deref()
+        .filter(|url| !url.is_empty())
+    {
         return Some(thumbnail.to_owned());
     }
     product

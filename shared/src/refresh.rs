@@ -152,9 +152,9 @@ impl Refresher {
         }
         ids.iter()
             .map(|id| {
-                outcomes.remove(id).unwrap_or_else(|| {
-                    Err(Fault::Transient(format!("no outcome for {id}")).into())
-                })
+                outcomes
+                    .remove(id)
+                    .unwrap_or_else(|| Err(Fault::Transient(format!("no outcome for {id}")).into()))
             })
             .collect()
     }
@@ -272,10 +272,17 @@ impl Refresher {
 
     /// Marks the tags of `refreshed` as queued, removing them from the summary's outbox.
     pub async fn tags_queued(&self, refreshed: &[&Refreshed]) -> Result<(), Fault> {
-        let clears = refreshed.iter().filter_map(|r| {
-            r.outbox_revision
-                .map(|rev| self.summaries.clear_pending(&r.product_id, rev, &r.tags))
-        });
+        // A plain loop, not a closure: futures built in closures over borrowed items are not
+        // `Send` to the compiler, and Lambda's runtime needs the handler future to be.
+        let mut clears = Vec::new();
+        for r in refreshed {
+            if let Some(revision) = r.outbox_revision {
+                clears.push(
+                    self.summaries
+                        .clear_pending(&r.product_id, revision, &r.tags),
+                );
+            }
+        }
         let results: Vec<_> = stream::iter(clears)
             .buffer_unordered(self.concurrency)
             .collect()

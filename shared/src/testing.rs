@@ -87,7 +87,18 @@ pub fn arb_product() -> impl Strategy<Value = Product> {
         0..1_000u64,
     )
         .prop_map(
-            |(product_id, store_id, name, price, status, deleted_at, images, thumb, track, version)| {
+            |(
+                product_id,
+                store_id,
+                name,
+                price,
+                status,
+                deleted_at,
+                images,
+                thumb,
+                track,
+                version,
+            )| {
                 Product {
                     slug: product_id.to_string(),
                     product_id,

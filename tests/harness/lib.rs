@@ -1,1 +1,269 @@
+//! The integration-test harness: DynamoDB Local and moto started once per test binary, and a
+//! fresh set of tables and queues (created from template.yaml) for every test.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+
+use anyhow::{Context, Result};
+use aws_lambda_events::event::dynamodb::Event;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodbstreams::types::ShardIteratorType;
+use catalog::config::ProjectorConfig;
+use catalog::ids::ProductId;
+use catalog::model::{InventoryRow, Product, ProductSummary};
+use catalog::projection::project;
+use catalog::queue::{ParkedRecord, TagMessage};
+use catalog::store::{SourceStore, Stored, SummaryStore, TableNames};
+use catalog::tags::StockTagPolicy;
+use catalog_local::services::{self, Service};
+use catalog_local::streams::{decode_event, lambda_event, StreamReader};
+use catalog_local::template::{create_queues, Template};
+use summary_projector::Projector;
+
+struct Services {
+    dynamodb: Service,
+    sqs: Service,
+}
+
+fn services() -> &'static Services {
+    static SERVICES: OnceLock<Services> = OnceLock::new();
+    SERVICES.get_or_init(|| {
+        let root = catalog_local::workspace_root();
+        Services {
+            dynamodb: services::dynamodb_local(&root).expect("starting DynamoDB Local"),
+            sqs: services::sqs_emulator(&root).expect("starting the SQS emulator"),
+        }
+    })
+}
+
+/// One test's own tables, queues and stream readers on the shared local services.
+pub struct TestEnv {
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub tables: TableNames,
+    /// Logical id (as in template.yaml) -> queue URL.
+    pub queues: HashMap<String, String>,
+    pub config: ProjectorConfig,
+    products_stream: StreamReader,
+    inventory_stream: StreamReader,
+}
+
+impl TestEnv {
+    /// Creates the template's tables and queues under a name prefix no other test uses.
+    pub async fn new() -> Result<Self> {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let prefix = format!(
+            "t{}-{}-",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
+        let services = services();
+        let dynamodb_config = services::sdk_config(&services.dynamodb.endpoint).await;
+        let dynamodb = aws_sdk_dynamodb::Client::new(&dynamodb_config);
+        let streams = aws_sdk_dynamodbstreams::Client::new(&dynamodb_config);
+        let sqs = aws_sdk_sqs::Client::new(&services::sdk_config(&services.sqs.endpoint).await);
+
+        let template = Template::load(&catalog_local::workspace_root())?;
+        let tables = TableNames {
+            products: format!("{prefix}Products"),
+            inventory: format!("{prefix}Inventory"),
+            summaries: format!("{prefix}Summaries"),
+        };
+        for (logical, name) in [
+            ("ProductsTable", &tables.products),
+            ("InventoryTable", &tables.inventory),
+            ("SummariesTable", &tables.summaries),
+        ] {
+            template.table(logical)?.create(&dynamodb, name).await?;
+        }
+        let queues = create_queues(&template, &sqs, &prefix).await?;
+        let config = ProjectorConfig {
+            tables: tables.clone(),
+            tag_queue_url: queues["TagQueue"].clone(),
+            parked_queue_url: queues["ParkedRecordsQueue"].clone(),
+            stock_tag_policy: StockTagPolicy::Eager,
+        };
+        let products_stream = StreamReader::new(
+            &dynamodb,
+            streams.clone(),
+            &tables.products,
+            ShardIteratorType::TrimHorizon,
+        )
+        .await?;
+        let inventory_stream = StreamReader::new(
+            &dynamodb,
+            streams,
+            &tables.inventory,
+            ShardIteratorType::TrimHorizon,
+        )
+        .await?;
+        Ok(Self {
+            dynamodb,
+            sqs,
+            tables,
+            queues,
+            config,
+            products_stream,
+            inventory_stream,
+        })
+    }
+
+    /// The real projector, wired to this test's tables and queues.
+    pub fn projector(&self) -> Projector {
+        self.projector_with(&self.config)
+    }
+
+    /// The real projector with a changed configuration.
+    pub fn projector_with(&self, config: &ProjectorConfig) -> Projector {
+        Projector::new(config, self.dynamodb.clone(), self.sqs.clone())
+    }
+
+    /// Writes a product row as a writer would (whole item).
+    pub async fn put_product(&self, product: &Product) -> Result<()> {
+        self.put_item(&self.tables.products, serde_dynamo::to_item(product)?)
+            .await
+    }
+
+    /// Writes a stock row.
+    pub async fn put_stock(&self, row: &InventoryRow) -> Result<()> {
+        self.put_item(&self.tables.inventory, serde_dynamo::to_item(row)?)
+            .await
+    }
+
+    /// Writes a raw item to a table, for rows no valid type can express.
+    pub async fn put_item(&self, table: &str, item: HashMap<String, AttributeValue>) -> Result<()> {
+        self.dynamodb
+            .put_item()
+            .table_name(table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .with_context(|| format!("PutItem {table}"))?;
+        Ok(())
+    }
+
+    /// Hard-deletes a product row.
+    pub async fn delete_product(&self, id: &str) -> Result<()> {
+        self.dynamodb
+            .delete_item()
+            .table_name(&self.tables.products)
+            .key("productId", AttributeValue::S(id.into()))
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// The Products stream records written since the last call, as one Lambda event.
+    pub async fn products_event(&mut self) -> Result<Event> {
+        let records = self.products_stream.drain().await?;
+        decode_event(&lambda_event(&records, self.products_stream.stream_arn()))
+    }
+
+    /// The Inventory stream records written since the last call, as one Lambda event.
+    pub async fn inventory_event(&mut self) -> Result<Event> {
+        let records = self.inventory_stream.drain().await?;
+        decode_event(&lambda_event(&records, self.inventory_stream.stream_arn()))
+    }
+
+    /// What the Summaries table holds for `id`.
+    pub async fn stored(&self, id: &str) -> Result<Option<Stored>> {
+        let store = SummaryStore::new(self.dynamodb.clone(), &self.tables.summaries);
+        Ok(store.get(&ProductId::parse(id)?).await?)
+    }
+
+    /// The live summary of `id` (`None` for none or a tombstone).
+    pub async fn summary(&self, id: &str) -> Result<Option<ProductSummary>> {
+        Ok(self
+            .stored(id)
+            .await?
+            .and_then(|s| s.record)
+            .map(|r| r.summary))
+    }
+
+    /// The projection of `id`'s current source rows: what its summary must equal.
+    pub async fn expected(&self, id: &str) -> Result<Option<ProductSummary>> {
+        let sources = SourceStore::new(self.dynamodb.clone(), &self.tables);
+        let id = ProductId::parse(id)?;
+        let product = sources
+            .products(std::slice::from_ref(&id))
+            .await?
+            .remove(&id);
+        let product = product.transpose()?.flatten();
+        let rows = sources.inventory(&id).await?;
+        Ok(project(product.as_ref(), &rows))
+    }
+
+    /// Asserts that `id`'s summary equals the projection of its current rows.
+    pub async fn assert_converged(&self, id: &str) -> Result<()> {
+        let (actual, expected) = (self.summary(id).await?, self.expected(id).await?);
+        anyhow::ensure!(
+            actual == expected,
+            "summary of {id} is {actual:#?}, but its rows project to {expected:#?}"
+        );
+        Ok(())
+    }
+
+    /// Receives and deletes every message in the queue with this logical id.
+    pub async fn drain_queue(&self, logical_id: &str) -> Result<Vec<String>> {
+        let url = &self.queues[logical_id];
+        let mut bodies = Vec::new();
+        loop {
+            let output = self
+                .sqs
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(0)
+                .send()
+                .await?;
+            let messages = output.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return Ok(bodies);
+            }
+            for message in messages {
+                bodies.extend(message.body);
+                if let Some(handle) = message.receipt_handle {
+                    self.sqs
+                        .delete_message()
+                        .queue_url(url)
+                        .receipt_handle(handle)
+                        .send()
+                        .await?;
+                }
+            }
+        }
+    }
+
+    /// Every tag message queued since the last call.
+    pub async fn tag_messages(&self) -> Result<Vec<TagMessage>> {
+        self.drain_queue("TagQueue")
+            .await?
+            .iter()
+            .map(|b| serde_json::from_str(b).context("tag message body"))
+            .collect()
+    }
+
+    /// The tags queued since the last call, sorted and deduplicated.
+    pub async fn queued_tags(&self) -> Result<Vec<String>> {
+        let mut tags: Vec<String> = self
+            .tag_messages()
+            .await?
+            .into_iter()
+            .flat_map(|m| m.tags)
+            .map(String::from)
+            .collect();
+        tags.sort();
+        tags.dedup();
+        Ok(tags)
+    }
+
+    /// Every record parked since the last call.
+    pub async fn parked(&self) -> Result<Vec<ParkedRecord>> {
+        self.drain_queue("ParkedRecordsQueue")
+            .await?
+            .iter()
+            .map(|b| serde_json::from_str(b).context("parked record body"))
+            .collect()
+    }
+}

