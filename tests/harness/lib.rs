@@ -119,6 +119,20 @@ impl TestEnv {
         Projector::new(config, self.dynamodb.clone(), self.sqs.clone())
     }
 
+    /// A configuration whose Summaries table is a new, empty one (from the same template
+    /// definition), so that two runs can project the same sources side by side.
+    pub async fn fresh_summaries(&self, suffix: &str) -> Result<ProjectorConfig> {
+        let template = Template::load(&catalog_local::workspace_root())?;
+        let name = format!("{}-{suffix}", self.tables.summaries);
+        template
+            .table("SummariesTable")?
+            .create(&self.dynamodb, &name)
+            .await?;
+        let mut config = self.config.clone();
+        config.tables.summaries = name;
+        Ok(config)
+    }
+
     /// Writes a product row as a writer would (whole item).
     pub async fn put_product(&self, product: &Product) -> Result<()> {
         self.put_item(&self.tables.products, serde_dynamo::to_item(product)?)

@@ -1,0 +1,202 @@
+//! The projector benchmark: the same stream records, in Lambda's batches of 100, through the
+//! real projector (coalesced per product, batched reads, concurrent writes) and through a naive
+//! projector that handles one record at a time with the same refresh protocol.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Result};
+use aws_lambda_events::event::dynamodb::Event;
+use catalog::config::ProjectorConfig;
+use catalog::model::MinorUnits;
+use catalog::queue::TagPublisher;
+use catalog::refresh::Refresher;
+use catalog::store::{SourceStore, SummaryStore};
+use catalog::testing::{product, stock};
+use catalog_tests::TestEnv;
+use futures::stream::{self, StreamExt, TryStreamExt};
+
+use crate::Flags;
+
+/// Lambda's BatchSize for the stream mappings in template.yaml.
+const BATCH_SIZE: usize = 100;
+
+/// A small deterministic generator, so every run writes the same changes.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+pub async fn run(flags: &Flags) -> Result<()> {
+    let records: usize = flags.get("records", 5000)?;
+    let products: usize = flags.get("products", 250)?;
+    let seed: u64 = flags.get("seed", 42)?;
+    let mut env = TestEnv::new().await?;
+
+    eprintln!("writing {records} changes over {products} products (seed {seed})...");
+    let mut writes = Vec::new();
+    for p in 0..products {
+        writes.push(Write::Product(format!("p{p}"), 1999, 1));
+        for l in 0..3 {
+            writes.push(Write::Stock(format!("p{p}"), format!("l{l}"), 10, 1));
+        }
+    }
+    let mut rng = Rng(seed | 1);
+    let mut version = 2;
+    while writes.len() < records {
+        let p = format!("p{}", rng.below(products as u64));
+        version += 1;
+        if rng.below(4) == 0 {
+            writes.push(Write::Product(p, 1000 + rng.below(9000), version));
+        } else {
+            let l = format!("l{}", rng.below(3));
+            writes.push(Write::Stock(p, l, rng.below(20) as i64, version));
+        }
+    }
+    for write in &writes {
+        write.apply(&env).await?;
+    }
+    let product_records = env.products_event().await?.records;
+    let inventory_records = env.inventory_event().await?.records;
+    ensure!(
+        product_records.len() + inventory_records.len() == writes.len(),
+        "expected {} stream records, read {} + {}",
+        writes.len(),
+        product_records.len(),
+        inventory_records.len()
+    );
+    // Lambda's batches: 100 records of one shard each, the two tables' batches interleaved.
+    let mut batches: Vec<Event> = Vec::new();
+    let (mut a, mut b) = (
+        product_records.chunks(BATCH_SIZE),
+        inventory_records.chunks(BATCH_SIZE),
+    );
+    loop {
+        let (x, y) = (a.next(), b.next());
+        if x.is_none() && y.is_none() {
+            break;
+        }
+        for chunk in [x, y].into_iter().flatten() {
+            let mut event = Event::default();
+            event.records = chunk.to_vec();
+            batches.push(event);
+        }
+    }
+    let total = writes.len();
+    eprintln!("{total} records in {} batches", batches.len());
+
+    let mut naive = Vec::new();
+    let mut batched = Vec::new();
+    for round in 0..2 {
+        let config = env.fresh_summaries(&format!("naive{round}")).await?;
+        naive.push(run_naive(&env, &config, &batches).await?);
+        check(&env, &config, products).await?;
+        let config = env.fresh_summaries(&format!("batched{round}")).await?;
+        batched.push(run_batched(&env, &config, &batches).await?);
+        check(&env, &config, products).await?;
+    }
+    let best = |runs: &[Duration]| runs.iter().min().copied().unwrap_or_default();
+    let rate = |d: Duration| total as f64 / d.as_secs_f64();
+    let (n, b) = (best(&naive), best(&batched));
+    println!("projector benchmark: {total} stream records, {products} products, batches of {BATCH_SIZE}, best of 2 runs each");
+    println!(
+        "  naive (one record at a time): {:>8.0} records/s  ({:.2} s)",
+        rate(n),
+        n.as_secs_f64()
+    );
+    println!(
+        "  summary-projector (batched):  {:>8.0} records/s  ({:.2} s)",
+        rate(b),
+        b.as_secs_f64()
+    );
+    println!("  ratio: {:.1}x", rate(b) / rate(n));
+    Ok(())
+}
+
+enum Write {
+    Product(String, u64, u64),
+    Stock(String, String, i64, u64),
+}
+
+impl Write {
+    async fn apply(&self, env: &TestEnv) -> Result<()> {
+        match self {
+            Write::Product(id, price, version) => {
+                let mut p = product(id, "s1");
+                p.price = MinorUnits::new(*price)?;
+                p.version = *version;
+                env.put_product(&p).await
+            }
+            Write::Stock(id, location, on_hand, version) => {
+                let mut row = stock(id, location, *on_hand, 0);
+                row.version = *version;
+                env.put_stock(&row).await
+            }
+        }
+    }
+}
+
+async fn run_batched(
+    env: &TestEnv,
+    config: &ProjectorConfig,
+    batches: &[Event],
+) -> Result<Duration> {
+    let projector = env.projector_with(config);
+    let start = Instant::now();
+    for batch in batches {
+        let response = projector.handle(batch.clone()).await?;
+        ensure!(response.batch_item_failures.is_empty(), "{response:?}");
+    }
+    Ok(start.elapsed())
+}
+
+/// The same refresh protocol, one record at a time: no coalescing, no batched reads, one
+/// SendMessage per record.
+async fn run_naive(env: &TestEnv, config: &ProjectorConfig, batches: &[Event]) -> Result<Duration> {
+    let refresher = Refresher::new(
+        SourceStore::new(env.dynamodb.clone(), &config.tables),
+        SummaryStore::new(env.dynamodb.clone(), &config.tables.summaries),
+        config.stock_tag_policy,
+    );
+    let publisher = TagPublisher::new(env.sqs.clone(), &config.tag_queue_url);
+    let start = Instant::now();
+    for batch in batches {
+        for record in &batch.records {
+            let change = catalog::stream::decode(record).map_err(anyhow::Error::msg)?;
+            let outcome = refresher
+                .refresh(std::slice::from_ref(&change.product_id))
+                .await;
+            let refreshed = outcome.into_iter().next().expect("one outcome")?;
+            publisher
+                .publish(&refreshed.tags, change.event_time)
+                .await?;
+            refresher.tags_queued(&[&refreshed]).await?;
+        }
+    }
+    Ok(start.elapsed())
+}
+
+/// Both variants must leave every summary equal to the projection of its rows.
+async fn check(env: &TestEnv, config: &ProjectorConfig, products: usize) -> Result<()> {
+    let store = SummaryStore::new(env.dynamodb.clone(), &config.tables.summaries);
+    stream::iter(0..products)
+        .map(Ok::<_, anyhow::Error>)
+        .try_for_each_concurrent(16, |p| {
+            let store = store.clone();
+            async move {
+                let id = format!("p{p}");
+                let stored = store.get(&catalog::ids::ProductId::parse(&id)?).await?;
+                let actual = stored.and_then(|s| s.record).map(|r| r.summary);
+                ensure!(actual == env.expected(&id).await?, "{id} did not converge");
+                Ok(())
+            }
+        })
+        .await?;
+    env.drain_queue("TagQueue").await?;
+    Ok(())
+}
