@@ -3,14 +3,16 @@
 //!
 //! ```text
 //! cargo run --profile bench-fast -p bench -- projector [--records 5000] [--products 250]
+//! cargo run --profile bench-fast -p bench -- listing [--stores 20] [--per-store 100]
 //! ```
 
+mod listing;
 mod projector;
 
 use anyhow::{bail, Result};
 
 fn usage() -> &'static str {
-    "usage: bench projector [--records N] [--products P] [--seed S]"
+    "usage: bench projector [--records N] [--products P] [--seed S]\n       bench listing [--stores S] [--per-store N] [--rounds R]"
 }
 
 /// `--name value` flags into a lookup.
@@ -43,6 +45,7 @@ async fn dispatch() -> Result<()> {
     let flags = Flags(args.iter().skip(1).cloned().collect());
     match args.first().map(String::as_str) {
         Some("projector") => projector::run(&flags).await,
+        Some("listing") => listing::run(&flags).await,
         _ => bail!("{}", usage()),
     }
 }

@@ -2,6 +2,7 @@
 //! ([`services`]), the tables and queues of template.yaml ([`template`]), and DynamoDB
 //! Streams read into the exact event Lambda would send ([`streams`]).
 
+pub mod apigw;
 pub mod services;
 pub mod streams;
 pub mod template;

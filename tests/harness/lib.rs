@@ -21,6 +21,21 @@ use catalog_local::streams::{decode_event, lambda_event, StreamReader};
 use catalog_local::template::{create_queues, Template};
 use summary_projector::Projector;
 
+/// A listing-api response, as API Gateway would receive it.
+#[derive(Debug, Clone)]
+pub struct ApiReply {
+    pub status: u16,
+    pub headers: serde_json::Value,
+    pub body: serde_json::Value,
+}
+
+impl ApiReply {
+    /// A response header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.as_str())
+    }
+}
+
 struct Services {
     dynamodb: Service,
     sqs: Service,
@@ -131,6 +146,41 @@ impl TestEnv {
         let mut config = self.config.clone();
         config.tables.summaries = name;
         Ok(config)
+    }
+
+    /// The real listing-api over this test's Summaries table.
+    pub fn listing_api(&self) -> listing_api::ListingApi {
+        let key = listing_api::cursor::CursorKey::new(b"integration-test-cursor-key-32b!")
+            .expect("a long enough key");
+        listing_api::ListingApi::new(
+            SummaryStore::new(self.dynamodb.clone(), &self.tables.summaries),
+            key,
+        )
+    }
+
+    /// Sends `method target` (with headers and body) to listing-api in API Gateway's v2 event
+    /// shape; returns the status, the headers and the body parsed as JSON (`Null` if none).
+    pub async fn call_api(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Result<ApiReply> {
+        let event = catalog_local::apigw::http_request(method, target, headers, body);
+        let request = serde_json::from_value(event).context("API Gateway v2 request shape")?;
+        let response = self.listing_api().handle(request).await;
+        // Through JSON, as the runtime would send it back to API Gateway.
+        let response: serde_json::Value = serde_json::to_value(&response)?;
+        let body = match response.get("body").and_then(|b| b.as_str()) {
+            Some(text) => serde_json::from_str(text).context("response body is JSON")?,
+            None => serde_json::Value::Null,
+        };
+        Ok(ApiReply {
+            status: response["statusCode"].as_u64().unwrap_or_default() as u16,
+            headers: response["headers"].clone(),
+            body,
+        })
     }
 
     /// Writes a product row as a writer would (whole item).

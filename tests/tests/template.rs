@@ -105,3 +105,75 @@ fn the_projector_reports_batch_item_failures_on_both_streams() -> Result<()> {
     }
     Ok(())
 }
+
+/// Every `Action` and `Resource` string in the template, with where it was found.
+fn policy_strings(value: &Value, path: &str, out: &mut Vec<(String, String)>) {
+    match value {
+        Value::Mapping(map) => {
+            for (k, v) in map {
+                let key = k.as_str().unwrap_or("?");
+                let here = format!("{path}.{key}");
+                if key == "Action" || key == "Resource" {
+                    // Plain strings, and the text of !Sub and friends.
+                    let mut leaf = |v: &Value| {
+                        let text = match v {
+                            Value::Tagged(t) => t.value.as_str(),
+                            other => other.as_str(),
+                        };
+                        if let Some(s) = text {
+                            out.push((here.clone(), s.to_owned()));
+                        }
+                    };
+                    match v {
+                        Value::Sequence(items) => items.iter().for_each(&mut leaf),
+                        other => leaf(other),
+                    }
+                }
+                policy_strings(v, &here, out);
+            }
+        }
+        Value::Sequence(items) => {
+            for (i, v) in items.iter().enumerate() {
+                policy_strings(v, &format!("{path}[{i}]"), out);
+            }
+        }
+        Value::Tagged(t) => policy_strings(&t.value, path, out),
+        _ => {}
+    }
+}
+
+#[test]
+fn no_policy_has_a_wildcard_action_or_resource() -> Result<()> {
+    let t = template()?;
+    let mut found = Vec::new();
+    policy_strings(&t.document, "", &mut found);
+    assert!(found.len() > 5, "the walk found the policies: {found:?}");
+    let wild: Vec<_> = found.iter().filter(|(_, s)| s.contains('*')).collect();
+    assert!(wild.is_empty(), "wildcards: {wild:?}");
+    Ok(())
+}
+
+#[test]
+fn the_listing_api_only_reads_summaries() -> Result<()> {
+    let t = template()?;
+    let mut found = Vec::new();
+    policy_strings(
+        &t.document["Resources"]["ListingApiFunction"]["Properties"]["Policies"],
+        "",
+        &mut found,
+    );
+    let actions: HashSet<&str> = found
+        .iter()
+        .filter(|(path, _)| path.ends_with("Action"))
+        .map(|(_, a)| a.as_str())
+        .collect();
+    let reads: HashSet<&str> = [
+        "dynamodb:GetItem",
+        "dynamodb:BatchGetItem",
+        "dynamodb:Query",
+        "secretsmanager:GetSecretValue",
+    ]
+    .into();
+    assert_eq!(actions, reads);
+    Ok(())
+}

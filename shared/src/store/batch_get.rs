@@ -16,16 +16,32 @@ const MAX_KEYS: usize = 100;
 /// Rounds of retrying unprocessed keys before the read counts as throttled.
 const MAX_ROUNDS: u32 = 8;
 
-/// Reads the items of `ids` from `table` with strongly consistent reads, keyed by product id.
-/// Ids with no item are absent from the map.
+/// How a batch read reads.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReadMode<'a> {
+    /// Strongly consistent (the write path) or eventually consistent (half the cost; listings).
+    pub consistent: bool,
+    /// The attributes to fetch, all of them when `None`.
+    pub attributes: Option<&'a [&'a str]>,
+}
+
+/// Consistent reads of whole items.
+pub(crate) const CONSISTENT: ReadMode<'static> = ReadMode {
+    consistent: true,
+    attributes: None,
+};
+
+/// Reads the items of `ids` (distinct) from `table`, keyed by product id. Ids with no item are
+/// absent from the map.
 pub(crate) async fn batch_get(
     client: &Client,
     table: &str,
     ids: &[ProductId],
+    mode: ReadMode<'_>,
 ) -> Result<HashMap<String, Item>, Fault> {
     let chunks = ids
         .chunks(MAX_KEYS)
-        .map(|chunk| batch_get_chunk(client, table, chunk));
+        .map(|chunk| batch_get_chunk(client, table, chunk, mode));
     let mut found = HashMap::with_capacity(ids.len());
     for items in try_join_all(chunks).await? {
         for item in items {
@@ -41,10 +57,18 @@ async fn batch_get_chunk(
     client: &Client,
     table: &str,
     ids: &[ProductId],
+    mode: ReadMode<'_>,
 ) -> Result<Vec<Item>, Fault> {
-    let mut keys = KeysAndAttributes::builder()
+    let mut request = KeysAndAttributes::builder()
         .set_keys(Some(ids.iter().map(key).collect()))
-        .consistent_read(true)
+        .consistent_read(mode.consistent);
+    if let Some(attributes) = mode.attributes {
+        let (expression, names) = projection(attributes);
+        request = request
+            .projection_expression(expression)
+            .set_expression_attribute_names(Some(names));
+    }
+    let mut keys = request
         .build()
         .map_err(|e| Fault::Permanent(format!("BatchGetItem keys: {e}")))?;
     let mut items = Vec::with_capacity(ids.len());
@@ -69,4 +93,19 @@ async fn batch_get_chunk(
     Err(Fault::Transient(format!(
         "BatchGetItem on {table}: keys still unprocessed after {MAX_ROUNDS} rounds"
     )))
+}
+
+/// A projection expression naming `attributes` through placeholders (`#a0, #a1`), so that no
+/// attribute name can collide with a DynamoDB reserved word.
+pub(crate) fn projection(attributes: &[&str]) -> (String, HashMap<String, String>) {
+    let names: HashMap<String, String> = attributes
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (format!("#a{i}"), (*a).to_owned()))
+        .collect();
+    let expression = (0..attributes.len())
+        .map(|i| format!("#a{i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    (expression, names)
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
-use super::batch_get::batch_get;
+use super::batch_get::{batch_get, CONSISTENT};
 use super::{decode, Item, ReadError, TableNames};
 use crate::fault::{classify, Fault};
 use crate::ids::ProductId;
@@ -35,7 +35,7 @@ impl SourceStore {
         &self,
         ids: &[ProductId],
     ) -> Result<HashMap<ProductId, Result<Option<Product>, super::Corrupt>>, Fault> {
-        let mut found = batch_get(&self.client, &self.products, ids).await?;
+        let mut found = batch_get(&self.client, &self.products, ids, CONSISTENT).await?;
         Ok(ids
             .iter()
             .map(|id| {

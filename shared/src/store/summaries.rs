@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use serde::{Deserialize, Serialize};
 
-use super::batch_get::batch_get;
+use super::batch_get::{batch_get, projection, ReadMode, CONSISTENT};
 use super::{decode, key, Corrupt, ReadError};
 use crate::fault::{classify, Fault};
 use crate::ids::{ProductId, StoreId};
@@ -19,6 +19,43 @@ const SORT_TITLE_CHARS: usize = 200;
 
 /// The listing index: partition `storeId`, sort `listSk`.
 pub const LISTING_INDEX: &str = "byStore";
+
+/// What a card shows, and what tells a tombstone apart: the reads of the listing API fetch
+/// only these.
+const CARD_ATTRIBUTES: &[&str] = &[
+    "productId",
+    "storeId",
+    "title",
+    "price",
+    "active",
+    "inventoryAvailable",
+    "primaryImageUrl",
+    "updatedAt",
+    "listSk",
+    "deleted",
+];
+
+/// Eventually consistent reads of the card attributes: half the cost of consistent reads,
+/// and a listing a few milliseconds behind a write is revalidated by its tags anyway.
+const CARD_READ: ReadMode<'static> = ReadMode {
+    consistent: false,
+    attributes: Some(CARD_ATTRIBUTES),
+};
+
+/// Where a listing page ended: the listing-index key of its last item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListingPosition {
+    pub product_id: ProductId,
+    pub list_sk: String,
+}
+
+/// One page of a store's listing, in listing order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListingPage {
+    pub items: Vec<SummaryRecord>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<ListingPosition>,
+}
 
 /// What the Summaries table holds for one product.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +83,8 @@ pub enum Write {
 #[serde(rename_all = "camelCase")]
 struct SummaryItem {
     product_id: ProductId,
+    /// Not projected into the listing index, where it reads as 0.
+    #[serde(default)]
     revision: u64,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     deleted: bool,
@@ -187,7 +226,7 @@ impl SummaryStore {
         &self,
         ids: &[ProductId],
     ) -> Result<HashMap<ProductId, Result<Option<Stored>, Corrupt>>, Fault> {
-        let mut found = batch_get(&self.client, &self.table, ids).await?;
+        let mut found = batch_get(&self.client, &self.table, ids, CONSISTENT).await?;
         Ok(ids
             .iter()
             .map(|id| {
@@ -216,6 +255,122 @@ impl SummaryStore {
 
     fn decode(&self, id: &ProductId, item: super::Item) -> Result<Stored, Corrupt> {
         decode::<SummaryItem>(&self.table, id, item)?.into_stored(&self.table)
+    }
+
+    /// One page of `store`'s listing: active products only (a key condition on the `A#`
+    /// prefix, so no inactive item is read), or all with `include_inactive`; at most `limit`
+    /// items after `after`. One Query per page (reading `limit + 1` items to know whether a
+    /// next page exists).
+    pub async fn list_store(
+        &self,
+        store: &StoreId,
+        include_inactive: bool,
+        limit: usize,
+        after: Option<&ListingPosition>,
+    ) -> Result<ListingPage, ReadError> {
+        let limit = limit.max(1);
+        let mut items: Vec<SummaryItem> = Vec::with_capacity(limit + 1);
+        let mut start = after.map(|p| {
+            HashMap::from([
+                ("storeId".to_owned(), AttributeValue::S(store.to_string())),
+                ("listSk".to_owned(), AttributeValue::S(p.list_sk.clone())),
+                (
+                    "productId".to_owned(),
+                    AttributeValue::S(p.product_id.to_string()),
+                ),
+            ])
+        });
+        loop {
+            let mut request = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(LISTING_INDEX)
+                .expression_attribute_values(":s", AttributeValue::S(store.to_string()))
+                .limit(i32::try_from(limit + 1 - items.len()).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take());
+            request = if include_inactive {
+                request.key_condition_expression("storeId = :s")
+            } else {
+                request
+                    .key_condition_expression("storeId = :s AND begins_with(listSk, :active)")
+                    .expression_attribute_values(":active", AttributeValue::S("A#".into()))
+            };
+            let output = request
+                .send()
+                .await
+                .map_err(|e| classify("Query listing", e))?;
+            for item in output.items.unwrap_or_default() {
+                let id = item
+                    .get("productId")
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|s| ProductId::parse(s.as_str()).ok());
+                let id = id.ok_or_else(|| Corrupt {
+                    table: self.table.clone(),
+                    product_id: "?".into(),
+                    reason: "listing item without a valid productId".into(),
+                })?;
+                items.push(decode::<SummaryItem>(&self.table, &id, item)?);
+            }
+            match output.last_evaluated_key {
+                Some(key) if items.len() <= limit => start = Some(key),
+                _ => break,
+            }
+        }
+        let next = (items.len() > limit).then(|| {
+            let last = &items[limit - 1];
+            ListingPosition {
+                product_id: last.product_id.clone(),
+                list_sk: last.list_sk.clone().unwrap_or_default(),
+            }
+        });
+        items.truncate(limit);
+        let items = items
+            .into_iter()
+            .map(|item| item.into_stored(&self.table))
+            .filter_map(|stored| stored.map(|s| s.record).transpose())
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ListingPage { items, next })
+    }
+
+    /// The live summary of `id` (eventually consistent, card attributes only); `None` for no
+    /// summary or a tombstone.
+    pub async fn get_card(&self, id: &ProductId) -> Result<Option<SummaryRecord>, ReadError> {
+        let (expression, names) = projection(CARD_ATTRIBUTES);
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(id)))
+            .projection_expression(expression)
+            .set_expression_attribute_names(Some(names))
+            .send()
+            .await
+            .map_err(|e| classify("GetItem summary", e))?;
+        Ok(output
+            .item
+            .map(|item| self.decode(id, item))
+            .transpose()?
+            .and_then(|stored| stored.record))
+    }
+
+    /// The live summaries of `ids` (distinct; eventually consistent, card attributes only),
+    /// one BatchGetItem per 100 ids with unprocessed keys retried. Ids without a live summary
+    /// are absent from the map.
+    pub async fn get_cards(
+        &self,
+        ids: &[ProductId],
+    ) -> Result<HashMap<ProductId, SummaryRecord>, ReadError> {
+        let found = batch_get(&self.client, &self.table, ids, CARD_READ).await?;
+        let mut cards = HashMap::with_capacity(found.len());
+        for id in ids {
+            if let Some(item) = found.get(id.as_str()) {
+                if let Some(record) = self.decode(id, item.clone())?.record {
+                    cards.insert(id.clone(), record);
+                }
+            }
+        }
+        Ok(cards)
     }
 
     /// Writes `record` (or a tombstone when `None`) as `revision`, if the stored revision is

@@ -1,0 +1,194 @@
+//! listing-api: listings, single products and cart batches served from the Summaries table
+//! only. A listing page is one Query of the `byStore` index, never a read per product.
+
+pub mod cursor;
+pub mod reply;
+pub mod route;
+
+use std::collections::HashSet;
+
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use catalog::ids::{ProductId, StoreId};
+use catalog::model::SummaryRecord;
+use catalog::store::{ReadError, SummaryStore};
+use catalog::tags::{Tag, TagSet};
+use serde::Serialize;
+
+use cursor::CursorKey;
+use reply::ApiError;
+use route::Route;
+
+/// The handler's state, built once at cold start.
+#[derive(Debug, Clone)]
+pub struct ListingApi {
+    summaries: SummaryStore,
+    cursors: CursorKey,
+}
+
+/// `GET /stores/{storeId}/products`
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ListBody<'a> {
+    store_id: &'a StoreId,
+    items: Vec<SummaryRecord>,
+    next_cursor: Option<String>,
+}
+
+/// `POST /products:batchGet`
+#[derive(Serialize)]
+struct BatchBody {
+    products: Vec<SummaryRecord>,
+    missing: Vec<ProductId>,
+}
+
+fn product_tags(tags: &mut TagSet, id: &ProductId) {
+    tags.insert(Tag::product(id));
+    tags.insert(Tag::inventory(id));
+}
+
+impl ListingApi {
+    /// An API over `summaries`, signing cursors with `cursors`.
+    pub fn new(summaries: SummaryStore, cursors: CursorKey) -> Self {
+        Self { summaries, cursors }
+    }
+
+    /// Answers one API Gateway (HTTP API, payload v2) request. Client mistakes are 4xx with a
+    /// JSON error; a DynamoDB fault is a 503 (throttling) or a 500 that reveals nothing.
+    pub async fn handle(&self, request: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
+        let if_none_match = request
+            .headers
+            .get("if-none-match")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let path = path_without_stage(&request);
+        let method = request.request_context.http.method.clone();
+        let result = match route::route(&method, &path, &request.query_string_parameters) {
+            Ok(route) => self.serve(route, &request, if_none_match.as_deref()).await,
+            Err(err) => Err(err),
+        };
+        result.unwrap_or_else(|err| {
+            if err.status >= 500 {
+                tracing::error!(status = err.status, code = err.code, %path, "request failed");
+            }
+            reply::error(&err)
+        })
+    }
+
+    async fn serve(
+        &self,
+        route: Route,
+        request: &ApiGatewayV2httpRequest,
+        if_none_match: Option<&str>,
+    ) -> Result<ApiGatewayV2httpResponse, ApiError> {
+        match route {
+            Route::List {
+                store,
+                limit,
+                cursor,
+                include_inactive,
+            } => {
+                let after = cursor
+                    .map(|c| self.cursors.open(&c, &store, include_inactive))
+                    .transpose()
+                    .map_err(|e| ApiError::bad_request("invalid_cursor", e.to_string()))?;
+                let page = self
+                    .summaries
+                    .list_store(&store, include_inactive, limit, after.as_ref())
+                    .await
+                    .map_err(store_error)?;
+                let mut tags = TagSet::from([Tag::store_products(&store)]);
+                for item in &page.items {
+                    product_tags(&mut tags, &item.summary.product_id);
+                }
+                let body = ListBody {
+                    store_id: &store,
+                    next_cursor: page
+                        .next
+                        .map(|p| self.cursors.sign(&store, include_inactive, &p)),
+                    items: page.items,
+                };
+                Ok(reply::ok(&body, &tags, if_none_match))
+            }
+            Route::Get(id) => {
+                let card = self.summaries.get_card(&id).await.map_err(store_error)?;
+                let card = card.ok_or_else(|| ApiError::not_found(format!("no product {id}")))?;
+                let mut tags = TagSet::new();
+                product_tags(&mut tags, &id);
+                Ok(reply::ok(&card, &tags, if_none_match))
+            }
+            Route::BatchGet => {
+                let body = request_body(request)?;
+                let ids = route::batch_ids(&body)?;
+                let mut seen = HashSet::new();
+                let distinct: Vec<ProductId> =
+                    ids.iter().filter(|id| seen.insert(*id)).cloned().collect();
+                let mut cards = self
+                    .summaries
+                    .get_cards(&distinct)
+                    .await
+                    .map_err(store_error)?;
+                let mut tags = TagSet::new();
+                let mut body = BatchBody {
+                    products: Vec::with_capacity(distinct.len()),
+                    missing: Vec::new(),
+                };
+                for id in distinct {
+                    product_tags(&mut tags, &id);
+                    match cards.remove(&id) {
+                        Some(card) => body.products.push(card),
+                        None => body.missing.push(id),
+                    }
+                }
+                Ok(reply::ok(&body, &tags, if_none_match))
+            }
+        }
+    }
+}
+
+/// The path as routed: API Gateway's raw path less a named stage's prefix.
+fn path_without_stage(request: &ApiGatewayV2httpRequest) -> String {
+    let raw = request
+        .raw_path
+        .clone()
+        .or_else(|| request.request_context.http.path.clone())
+        .unwrap_or_default();
+    match request.request_context.stage.as_deref() {
+        Some(stage) if stage != "$default" => {
+            let prefix = format!("/{stage}");
+            match raw.strip_prefix(&prefix) {
+                Some(rest) if rest.is_empty() || rest.starts_with('/') => rest.to_owned(),
+                _ => raw,
+            }
+        }
+        _ => raw,
+    }
+}
+
+fn request_body(request: &ApiGatewayV2httpRequest) -> Result<Vec<u8>, ApiError> {
+    let body = request.body.as_deref().unwrap_or("");
+    if request.is_base64_encoded {
+        STANDARD
+            .decode(body)
+            .map_err(|_| ApiError::bad_request("invalid_body", "the body is not valid base64"))
+    } else {
+        Ok(body.as_bytes().to_vec())
+    }
+}
+
+fn store_error(err: ReadError) -> ApiError {
+    tracing::error!(error = %err, "summary read failed");
+    match err {
+        ReadError::Fault(fault) if fault.is_transient() => ApiError {
+            status: 503,
+            code: "unavailable",
+            message: "the catalog is busy; retry shortly".into(),
+        },
+        _ => ApiError {
+            status: 500,
+            code: "internal",
+            message: "internal error".into(),
+        },
+    }
+}

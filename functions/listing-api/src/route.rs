@@ -1,0 +1,251 @@
+//! Parsing a request into one of the three routes, or a 4xx saying what is wrong.
+
+use aws_lambda_events::http::Method;
+use aws_lambda_events::query_map::QueryMap;
+use catalog::ids::{ProductId, StoreId};
+
+use crate::reply::ApiError;
+
+/// Items per page when `limit` is not given.
+pub const DEFAULT_LIMIT: usize = 24;
+/// Largest `limit`.
+pub const MAX_LIMIT: usize = 100;
+/// Most ids in one batchGet.
+pub const MAX_BATCH_IDS: usize = 100;
+/// Largest batchGet body, in bytes: 100 ids of 128 bytes with room to spare.
+pub const MAX_BODY_BYTES: usize = 32 * 1024;
+
+/// A parsed request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// `GET /stores/{storeId}/products?limit=&cursor=&includeInactive=`
+    List {
+        store: StoreId,
+        limit: usize,
+        cursor: Option<String>,
+        include_inactive: bool,
+    },
+    /// `GET /products/{productId}`
+    Get(ProductId),
+    /// `POST /products:batchGet`
+    BatchGet,
+}
+
+/// Decodes `%XX` escapes of one path segment.
+fn percent_decode(segment: &str) -> Result<String, ApiError> {
+    let bad = || ApiError::bad_request("invalid_path", "the path has an invalid escape");
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = segment.get(i + 1..i + 3).ok_or_else(bad)?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| bad())
+}
+
+fn parse_bool(name: &str, value: Option<&str>) -> Result<bool, ApiError> {
+    match value {
+        None | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") => Ok(true),
+        Some(_) => Err(ApiError::bad_request(
+            "invalid_parameter",
+            format!("{name} must be true or false"),
+        )),
+    }
+}
+
+fn parse_limit(value: Option<&str>) -> Result<usize, ApiError> {
+    let Some(value) = value else {
+        return Ok(DEFAULT_LIMIT);
+    };
+    match value.parse::<usize>() {
+        Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+        _ => Err(ApiError::bad_request(
+            "invalid_limit",
+            format!("limit must be a whole number from 1 to {MAX_LIMIT}"),
+        )),
+    }
+}
+
+/// Routes `method` and `path` (without the stage prefix).
+pub fn route(method: &Method, path: &str, query: &QueryMap) -> Result<Route, ApiError> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let not_found = || ApiError::not_found(format!("no route for {method} {path}"));
+    let allowed = |route: Route, expected: Method| {
+        if *method == expected {
+            Ok(route)
+        } else {
+            Err(ApiError {
+                status: 405,
+                code: "method_not_allowed",
+                message: format!("use {expected} for this route"),
+            })
+        }
+    };
+    match segments.as_slice() {
+        ["stores", store, "products"] => {
+            let store = StoreId::parse(percent_decode(store)?)
+                .map_err(|e| ApiError::bad_request("invalid_id", e.to_string()))?;
+            let route = Route::List {
+                store,
+                limit: parse_limit(query.first("limit"))?,
+                cursor: query
+                    .first("cursor")
+                    .filter(|c| !c.is_empty())
+                    .map(str::to_owned),
+                include_inactive: parse_bool("includeInactive", query.first("includeInactive"))?,
+            };
+            allowed(route, Method::GET)
+        }
+        ["products:batchGet"] => allowed(Route::BatchGet, Method::POST),
+        ["products", id] => {
+            let id = ProductId::parse(percent_decode(id)?)
+                .map_err(|e| ApiError::bad_request("invalid_id", e.to_string()))?;
+            allowed(Route::Get(id), Method::GET)
+        }
+        _ => Err(not_found()),
+    }
+}
+
+/// Parses a batchGet body: `{"productIds": [...]}` with 1 to 100 valid ids. Duplicates are
+/// kept in the returned order for the response, and read once.
+pub fn batch_ids(body: &[u8]) -> Result<Vec<ProductId>, ApiError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(ApiError {
+            status: 413,
+            code: "body_too_large",
+            message: format!("the body is over {MAX_BODY_BYTES} bytes"),
+        });
+    }
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|_| ApiError::bad_request("invalid_json", "the body is not valid JSON"))?;
+    let ids = value
+        .get("productIds")
+        .and_then(|v| v.as_array())
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_body",
+                "the body must be {\"productIds\": [\"...\"]}",
+            )
+        })?;
+    if ids.is_empty() || ids.len() > MAX_BATCH_IDS {
+        return Err(ApiError::bad_request(
+            "too_many_ids",
+            format!("productIds must hold 1 to {MAX_BATCH_IDS} ids"),
+        ));
+    }
+    ids.iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let text = id.as_str().ok_or_else(|| {
+                ApiError::bad_request("invalid_id", format!("productIds[{i}] is not a string"))
+            })?;
+            ProductId::parse(text)
+                .map_err(|e| ApiError::bad_request("invalid_id", format!("productIds[{i}]: {e}")))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(pairs: &[(&str, &str)]) -> QueryMap {
+        let map: std::collections::HashMap<String, Vec<String>> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), vec![v.to_string()]))
+            .collect();
+        QueryMap::from(map)
+    }
+
+    #[test]
+    fn routes_the_three_paths() {
+        let q = query(&[]);
+        assert!(matches!(
+            route(&Method::GET, "/stores/s%201x/products", &q),
+            Err(ApiError {
+                code: "invalid_id",
+                ..
+            })
+        ));
+        assert_eq!(
+            route(&Method::GET, "/stores/s1/products", &q).unwrap(),
+            Route::List {
+                store: StoreId::parse("s1").unwrap(),
+                limit: DEFAULT_LIMIT,
+                cursor: None,
+                include_inactive: false
+            }
+        );
+        assert_eq!(
+            route(&Method::GET, "/products/p%2D1", &q).unwrap(),
+            Route::Get(ProductId::parse("p-1").unwrap())
+        );
+        assert_eq!(
+            route(&Method::POST, "/products:batchGet", &q).unwrap(),
+            Route::BatchGet
+        );
+        assert_eq!(route(&Method::GET, "/nope", &q).unwrap_err().status, 404);
+        assert_eq!(
+            route(&Method::DELETE, "/products/p1", &q)
+                .unwrap_err()
+                .status,
+            405
+        );
+    }
+
+    #[test]
+    fn limit_and_flags_are_checked() {
+        for bad in ["0", "101", "-1", "ten", "1.5"] {
+            let err = route(
+                &Method::GET,
+                "/stores/s1/products",
+                &query(&[("limit", bad)]),
+            )
+            .unwrap_err();
+            assert_eq!(err.code, "invalid_limit", "{bad}");
+        }
+        let err = route(
+            &Method::GET,
+            "/stores/s1/products",
+            &query(&[("includeInactive", "yes")]),
+        )
+        .unwrap_err();
+        assert_eq!(err.status, 400);
+    }
+
+    #[test]
+    fn batch_bodies_are_checked() {
+        assert_eq!(batch_ids(br#"{"productIds":["a","b"]}"#).unwrap().len(), 2);
+        for (body, code) in [
+            (&b"{"[..], "invalid_json"),
+            (br#"{"ids":[]}"#, "invalid_body"),
+            (br#"{"productIds":[]}"#, "too_many_ids"),
+            (br#"{"productIds":[1]}"#, "invalid_id"),
+            (br#"{"productIds":[""]}"#, "invalid_id"),
+        ] {
+            assert_eq!(batch_ids(body).unwrap_err().code, code);
+        }
+        let many = format!(
+            "{{\"productIds\":[{}]}}",
+            (0..101)
+                .map(|i| format!("\"p{i}\""))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        assert_eq!(batch_ids(many.as_bytes()).unwrap_err().code, "too_many_ids");
+        assert_eq!(
+            batch_ids(&vec![b' '; MAX_BODY_BYTES + 1])
+                .unwrap_err()
+                .status,
+            413
+        );
+    }
+}

@@ -1,0 +1,316 @@
+//! listing-api against DynamoDB Local through API Gateway's v2 request and response shapes.
+//! Summaries are made the real way: source rows written, streams projected.
+
+use std::collections::HashSet;
+
+use anyhow::Result;
+use catalog::model::ProductStatus;
+use catalog::testing::{product, stock};
+use catalog_tests::TestEnv;
+use serde_json::Value;
+
+/// 24 active and 5 inactive products in s1 (titles out of order, mixed case), 4 in s2.
+async fn seeded() -> Result<TestEnv> {
+    let mut env = TestEnv::new().await?;
+    for i in 0..29 {
+        let mut p = product(&format!("p{i:02}"), "s1");
+        p.name = format!("{} item {}", ["zeta", "Alpha", "mid"][i % 3], 29 - i);
+        if i % 5 == 4 {
+            p.status = ProductStatus::Archived;
+        }
+        env.put_product(&p).await?;
+        env.put_stock(&stock(&format!("p{i:02}"), "l1", i as i64, 0))
+            .await?;
+    }
+    for i in 0..4 {
+        env.put_product(&product(&format!("q{i}"), "s2")).await?;
+    }
+    let projector = env.projector();
+    for event in [env.products_event().await?, env.inventory_event().await?] {
+        assert!(projector
+            .handle(event)
+            .await?
+            .batch_item_failures
+            .is_empty());
+    }
+    Ok(env)
+}
+
+fn ids(body: &Value) -> Vec<String> {
+    body["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|i| i["productId"].as_str().unwrap_or("").to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Walks every page; returns the ids in order and the page sizes.
+async fn walk(env: &TestEnv, query: &str) -> Result<(Vec<String>, Vec<usize>)> {
+    let mut all = Vec::new();
+    let mut sizes = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let target = match &cursor {
+            None => format!("/stores/s1/products?{query}"),
+            Some(c) => format!("/stores/s1/products?{query}&cursor={c}"),
+        };
+        let reply = env.call_api("GET", &target, &[], None).await?;
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+        let page = ids(&reply.body);
+        sizes.push(page.len());
+        all.extend(page);
+        match reply.body["nextCursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return Ok((all, sizes)),
+        }
+    }
+}
+
+#[tokio::test]
+async fn pagination_walks_every_active_product_once_in_title_order() -> Result<()> {
+    let env = seeded().await?;
+    let (walked, sizes) = walk(&env, "limit=5").await?;
+    assert_eq!(sizes, [5, 5, 5, 5, 4]);
+    let distinct: HashSet<_> = walked.iter().collect();
+    assert_eq!(distinct.len(), walked.len(), "no product twice");
+
+    let mut expected = Vec::new();
+    for i in 0..29 {
+        let p = env.expected(&format!("p{i:02}")).await?.unwrap();
+        if p.active {
+            expected.push((p.title.to_lowercase(), p.product_id.to_string()));
+        }
+    }
+    expected.sort();
+    let expected: Vec<String> = expected.into_iter().map(|(_, id)| id).collect();
+    assert_eq!(walked, expected, "stable order: case-folded title, then id");
+
+    // The same walk again gives the same pages.
+    assert_eq!(walk(&env, "limit=5").await?.0, walked);
+    Ok(())
+}
+
+#[tokio::test]
+async fn inactive_products_appear_only_when_asked_for_and_after_active_ones() -> Result<()> {
+    let env = seeded().await?;
+    let (active, _) = walk(&env, "limit=100").await?;
+    assert_eq!(active.len(), 24);
+    let (all, _) = walk(&env, "limit=7&includeInactive=true").await?;
+    assert_eq!(all.len(), 29);
+    assert_eq!(&all[..24], &active[..], "active first, in the same order");
+    let reply = env
+        .call_api("GET", "/stores/s1/products?limit=100", &[], None)
+        .await?;
+    assert!(reply.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|i| i["active"] == true));
+    Ok(())
+}
+
+#[tokio::test]
+async fn tampered_and_foreign_cursors_are_refused() -> Result<()> {
+    let env = seeded().await?;
+    let first = env
+        .call_api("GET", "/stores/s1/products?limit=5", &[], None)
+        .await?;
+    let cursor = first.body["nextCursor"].as_str().unwrap().to_owned();
+
+    let other_store = env
+        .call_api(
+            "GET",
+            &format!("/stores/s2/products?cursor={cursor}"),
+            &[],
+            None,
+        )
+        .await?;
+    let other_query = env
+        .call_api(
+            "GET",
+            &format!("/stores/s1/products?includeInactive=true&cursor={cursor}"),
+            &[],
+            None,
+        )
+        .await?;
+    let mut edited = cursor.clone().into_bytes();
+    edited[3] = if edited[3] == b'A' { b'B' } else { b'A' };
+    let edited = String::from_utf8(edited)?;
+    let tampered = env
+        .call_api(
+            "GET",
+            &format!("/stores/s1/products?cursor={edited}"),
+            &[],
+            None,
+        )
+        .await?;
+    let junk = env
+        .call_api("GET", "/stores/s1/products?cursor=not-a-cursor", &[], None)
+        .await?;
+    for reply in [other_store, other_query, tampered, junk] {
+        assert_eq!(reply.status, 400, "{:?}", reply.body);
+        assert_eq!(reply.body["error"]["code"], "invalid_cursor");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_matching_etag_gives_304_and_tags_name_the_contents() -> Result<()> {
+    let env = seeded().await?;
+    let first = env
+        .call_api("GET", "/stores/s2/products", &[], None)
+        .await?;
+    assert_eq!(first.status, 200);
+    let etag = first.header("etag").unwrap().to_owned();
+    assert!(
+        etag.starts_with('"') && !etag.starts_with("W/"),
+        "strong: {etag}"
+    );
+    assert!(first
+        .header("cache-control")
+        .unwrap()
+        .contains("stale-while-revalidate"));
+    let tags = first.header("cache-tag").unwrap();
+    assert!(
+        tags.contains("store:s2:products")
+            && tags.contains("product:q0")
+            && tags.contains("inventory:q3")
+    );
+
+    let again = env
+        .call_api(
+            "GET",
+            "/stores/s2/products",
+            &[("If-None-Match", &etag)],
+            None,
+        )
+        .await?;
+    assert_eq!(again.status, 304);
+    assert_eq!(again.body, Value::Null);
+    let changed = env
+        .call_api(
+            "GET",
+            "/stores/s2/products",
+            &[("If-None-Match", "\"something-else\"")],
+            None,
+        )
+        .await?;
+    assert_eq!(changed.status, 200);
+    Ok(())
+}
+
+#[tokio::test]
+async fn one_product_and_its_absence() -> Result<()> {
+    let mut env = seeded().await?;
+    let reply = env.call_api("GET", "/products/p03", &[], None).await?;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body["inventoryAvailable"], 3);
+    assert_eq!(reply.body["price"], 1999);
+    assert!(reply.body.get("revision").is_none() && reply.body.get("pendingTags").is_none());
+
+    env.delete_product("p03").await?;
+    let event = env.products_event().await?;
+    env.projector().handle(event).await?;
+    let gone = env.call_api("GET", "/products/p03", &[], None).await?;
+    assert_eq!(gone.status, 404);
+    assert_eq!(gone.body["error"]["code"], "not_found");
+    Ok(())
+}
+
+#[tokio::test]
+async fn batch_get_keeps_request_order_and_reports_missing_ids() -> Result<()> {
+    let env = seeded().await?;
+    let body = r#"{"productIds": ["q2", "p10", "nope", "q0", "p10"]}"#;
+    let reply = env
+        .call_api("POST", "/products:batchGet", &[], Some(body))
+        .await?;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let got: Vec<&str> = reply.body["products"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["productId"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, ["q2", "p10", "q0"]);
+    assert_eq!(reply.body["missing"], serde_json::json!(["nope"]));
+    Ok(())
+}
+
+#[tokio::test]
+async fn client_mistakes_are_4xx_json_errors_that_reveal_nothing() -> Result<()> {
+    let env = TestEnv::new().await?;
+    let hundred_and_one = format!(
+        "{{\"productIds\":[{}]}}",
+        (0..101)
+            .map(|i| format!("\"p{i}\""))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let cases: Vec<(&str, &str, Option<&str>, u16, &str)> = vec![
+        ("GET", "/nowhere", None, 404, "not_found"),
+        (
+            "GET",
+            "/stores/s1/products?limit=0",
+            None,
+            400,
+            "invalid_limit",
+        ),
+        (
+            "GET",
+            "/stores/s1/products?limit=1000",
+            None,
+            400,
+            "invalid_limit",
+        ),
+        (
+            "GET",
+            "/stores/s1/products?limit=abc",
+            None,
+            400,
+            "invalid_limit",
+        ),
+        (
+            "GET",
+            "/stores/s1/products?includeInactive=maybe",
+            None,
+            400,
+            "invalid_parameter",
+        ),
+        ("GET", "/stores/%ZZ/products", None, 400, "invalid_path"),
+        ("DELETE", "/products/p1", None, 405, "method_not_allowed"),
+        (
+            "POST",
+            "/products:batchGet",
+            Some("{not json"),
+            400,
+            "invalid_json",
+        ),
+        (
+            "POST",
+            "/products:batchGet",
+            Some(&hundred_and_one),
+            400,
+            "too_many_ids",
+        ),
+        (
+            "POST",
+            "/products:batchGet",
+            Some(r#"{"productIds":[1,2]}"#),
+            400,
+            "invalid_id",
+        ),
+        ("POST", "/products:batchGet", None, 400, "invalid_json"),
+    ];
+    for (method, target, body, status, code) in cases {
+        let reply = env.call_api(method, target, &[], body).await?;
+        assert_eq!(reply.status, status, "{method} {target}: {:?}", reply.body);
+        assert_eq!(reply.body["error"]["code"], code, "{method} {target}");
+        assert!(reply.body["error"]["message"].is_string());
+        assert_eq!(reply.header("cache-control"), Some("no-store"));
+    }
+    Ok(())
+}
