@@ -28,7 +28,7 @@ pub async fn run(flags: &Flags) -> Result<()> {
     let per_store: usize = flags.get("per-store", 100)?;
     let rounds: usize = flags.get("rounds", 200)?;
     ensure!(per_store >= PAGE, "--per-store must be at least {PAGE}");
-    let mut env = TestEnv::new().await?;
+    let env = TestEnv::new().await?;
 
     eprintln!(
         "writing {} products x {LOCATIONS} locations...",

@@ -36,7 +36,7 @@ pub async fn run(flags: &Flags) -> Result<()> {
     let records: usize = flags.get("records", 5000)?;
     let products: usize = flags.get("products", 250)?;
     let seed: u64 = flags.get("seed", 42)?;
-    let mut env = TestEnv::new().await?;
+    let env = TestEnv::new().await?;
 
     eprintln!("writing {records} changes over {products} products (seed {seed})...");
     let mut writes = Vec::new();

@@ -44,21 +44,70 @@ impl ProjectorConfig {
 
     /// Reads variables through `get`.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let stock_tag_policy = match get("STOCK_TAG_POLICY").filter(|v| !v.trim().is_empty()) {
-            None => StockTagPolicy::default(),
-            Some(v) => v
-                .parse()
-                .map_err(|e: crate::tags::UnknownPolicy| ConfigError::Invalid {
-                    name: "STOCK_TAG_POLICY",
-                    reason: e.to_string(),
-                })?,
-        };
         Ok(Self {
             tables: table_names(&get)?,
             tag_queue_url: required(&get, "TAG_QUEUE_URL")?,
             parked_queue_url: required(&get, "PARKED_RECORDS_QUEUE_URL")?,
-            stock_tag_policy,
+            stock_tag_policy: stock_tag_policy(&get)?,
         })
+    }
+}
+
+/// The reconciler's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReconcilerConfig {
+    /// `PRODUCTS_TABLE`, `INVENTORY_TABLE`, `SUMMARIES_TABLE`.
+    pub tables: TableNames,
+    /// `TAG_QUEUE_URL`: where the tags of repaired summaries go.
+    pub tag_queue_url: String,
+    /// `RECONCILE_QUEUE_URL`: one message per segment of a run.
+    pub reconcile_queue_url: String,
+    /// `RECONCILE_SEGMENTS`: parallel Scan segments of a scheduled run (default 4).
+    pub default_segments: u32,
+    /// `STOCK_TAG_POLICY`, as for the projector.
+    pub stock_tag_policy: StockTagPolicy,
+}
+
+impl ReconcilerConfig {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads variables through `get`.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let default_segments = match get("RECONCILE_SEGMENTS").filter(|v| !v.trim().is_empty()) {
+            None => 4,
+            Some(v) => match v.trim().parse::<u32>() {
+                Ok(n) if (1..=1000).contains(&n) => n,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        name: "RECONCILE_SEGMENTS",
+                        reason: format!("{v:?} is not a whole number from 1 to 1000"),
+                    })
+                }
+            },
+        };
+        Ok(Self {
+            tables: table_names(&get)?,
+            tag_queue_url: required(&get, "TAG_QUEUE_URL")?,
+            reconcile_queue_url: required(&get, "RECONCILE_QUEUE_URL")?,
+            default_segments,
+            stock_tag_policy: stock_tag_policy(&get)?,
+        })
+    }
+}
+
+/// Reads `STOCK_TAG_POLICY`: `eager` (the default) or `quiet`.
+fn stock_tag_policy(get: &impl Fn(&str) -> Option<String>) -> Result<StockTagPolicy, ConfigError> {
+    match get("STOCK_TAG_POLICY").filter(|v| !v.trim().is_empty()) {
+        None => Ok(StockTagPolicy::default()),
+        Some(v) => v
+            .parse()
+            .map_err(|e: crate::tags::UnknownPolicy| ConfigError::Invalid {
+                name: "STOCK_TAG_POLICY",
+                reason: e.to_string(),
+            }),
     }
 }
 

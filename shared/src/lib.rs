@@ -11,6 +11,7 @@ pub mod ids;
 pub mod model;
 pub mod projection;
 pub mod queue;
+pub mod reconcile;
 pub mod refresh;
 pub mod store;
 pub mod stream;

@@ -60,8 +60,8 @@ pub struct TestEnv {
     /// Logical id (as in template.yaml) -> queue URL.
     pub queues: HashMap<String, String>,
     pub config: ProjectorConfig,
-    products_stream: StreamReader,
-    inventory_stream: StreamReader,
+    products_stream: tokio::sync::Mutex<StreamReader>,
+    inventory_stream: tokio::sync::Mutex<StreamReader>,
 }
 
 impl TestEnv {
@@ -119,8 +119,8 @@ impl TestEnv {
             tables,
             queues,
             config,
-            products_stream,
-            inventory_stream,
+            products_stream: tokio::sync::Mutex::new(products_stream),
+            inventory_stream: tokio::sync::Mutex::new(inventory_stream),
         })
     }
 
@@ -146,6 +146,53 @@ impl TestEnv {
         let mut config = self.config.clone();
         config.tables.summaries = name;
         Ok(config)
+    }
+
+    /// The real reconciler, wired to this test's tables and queues.
+    pub fn reconciler(&self) -> reconciler::Reconciler {
+        let config = catalog::config::ReconcilerConfig {
+            tables: self.tables.clone(),
+            tag_queue_url: self.queues["TagQueue"].clone(),
+            reconcile_queue_url: self.queues["ReconcileQueue"].clone(),
+            default_segments: 2,
+            stock_tag_policy: StockTagPolicy::Eager,
+        };
+        reconciler::Reconciler::new(&config, self.dynamodb.clone(), self.sqs.clone())
+    }
+
+    /// Runs a whole reconciliation as AWS would: the run request fans out segment messages to
+    /// the reconcile queue, and each is handed to the reconciler as an SQS event until the
+    /// queue is empty (continuations included). `segment_deadline` is each invocation's time
+    /// budget. Returns the finished segments' reports, added up.
+    pub async fn reconcile(
+        &self,
+        reconciler: &reconciler::Reconciler,
+        detail: serde_json::Value,
+        segment_deadline: std::time::Duration,
+    ) -> Result<catalog::reconcile::Report> {
+        let schedule = serde_json::json!({
+            "version": "0", "id": format!("run-{}", detail), "detail-type": "Scheduled Event",
+            "source": "catalog-sync.test", "account": "000000000000", "time": "2026-11-26T03:30:00Z",
+            "region": "us-east-1", "resources": [], "detail": detail,
+        });
+        reconciler
+            .handle(schedule, std::time::Instant::now())
+            .await?;
+        let mut total = catalog::reconcile::Report::default();
+        loop {
+            let bodies = self.drain_queue("ReconcileQueue").await?;
+            if bodies.is_empty() {
+                return Ok(total);
+            }
+            for body in bodies {
+                let message: reconciler::SegmentMessage = serde_json::from_str(&body)?;
+                let deadline = std::time::Instant::now() + segment_deadline;
+                let (report, continuation) = reconciler.run_segment(message, deadline).await?;
+                if continuation.is_none() {
+                    total.merge(&report);
+                }
+            }
+        }
     }
 
     /// The real listing-api over this test's Summaries table.
@@ -219,15 +266,17 @@ impl TestEnv {
     }
 
     /// The Products stream records written since the last call, as one Lambda event.
-    pub async fn products_event(&mut self) -> Result<Event> {
-        let records = self.products_stream.drain().await?;
-        decode_event(&lambda_event(&records, self.products_stream.stream_arn()))
+    pub async fn products_event(&self) -> Result<Event> {
+        let mut reader = self.products_stream.lock().await;
+        let records = reader.drain().await?;
+        decode_event(&lambda_event(&records, reader.stream_arn()))
     }
 
     /// The Inventory stream records written since the last call, as one Lambda event.
-    pub async fn inventory_event(&mut self) -> Result<Event> {
-        let records = self.inventory_stream.drain().await?;
-        decode_event(&lambda_event(&records, self.inventory_stream.stream_arn()))
+    pub async fn inventory_event(&self) -> Result<Event> {
+        let mut reader = self.inventory_stream.lock().await;
+        let records = reader.drain().await?;
+        decode_event(&lambda_event(&records, reader.stream_arn()))
     }
 
     /// What the Summaries table holds for `id`.

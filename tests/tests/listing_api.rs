@@ -11,7 +11,7 @@ use serde_json::Value;
 
 /// 24 active and 5 inactive products in s1 (titles out of order, mixed case), 4 in s2.
 async fn seeded() -> Result<TestEnv> {
-    let mut env = TestEnv::new().await?;
+    let env = TestEnv::new().await?;
     for i in 0..29 {
         let mut p = product(&format!("p{i:02}"), "s1");
         p.name = format!("{} item {}", ["zeta", "Alpha", "mid"][i % 3], 29 - i);
@@ -205,7 +205,7 @@ async fn a_matching_etag_gives_304_and_tags_name_the_contents() -> Result<()> {
 
 #[tokio::test]
 async fn one_product_and_its_absence() -> Result<()> {
-    let mut env = seeded().await?;
+    let env = seeded().await?;
     let reply = env.call_api("GET", "/products/p03", &[], None).await?;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.body["inventoryAvailable"], 3);

@@ -9,7 +9,7 @@ use catalog::testing::{product, stock};
 use catalog_tests::TestEnv;
 
 /// Handles whatever both streams hold now: Products first, then Inventory.
-async fn project_all(env: &mut TestEnv) -> Result<()> {
+async fn project_all(env: &TestEnv) -> Result<()> {
     let projector = env.projector();
     for event in [env.products_event().await?, env.inventory_event().await?] {
         let response = projector.handle(event).await?;
@@ -20,11 +20,11 @@ async fn project_all(env: &mut TestEnv) -> Result<()> {
 
 #[tokio::test]
 async fn create_projects_the_product_and_its_stock() -> Result<()> {
-    let mut env = TestEnv::new().await?;
+    let env = TestEnv::new().await?;
     env.put_product(&product("p1", "s1")).await?;
     env.put_stock(&stock("p1", "l1", 10, 2)).await?;
     env.put_stock(&stock("p1", "l2", 3, 5)).await?;
-    project_all(&mut env).await?;
+    project_all(&env).await?;
 
     let summary = env.summary("p1").await?.expect("a summary");
     assert_eq!(summary.inventory_available, Some(8));
@@ -38,17 +38,17 @@ async fn create_projects_the_product_and_its_stock() -> Result<()> {
 
 #[tokio::test]
 async fn price_change_invalidates_the_product_and_its_listing_only() -> Result<()> {
-    let mut env = TestEnv::new().await?;
+    let env = TestEnv::new().await?;
     let mut p = product("p1", "s1");
     env.put_product(&p).await?;
     env.put_stock(&stock("p1", "l1", 4, 0)).await?;
-    project_all(&mut env).await?;
+    project_all(&env).await?;
     env.queued_tags().await?;
 
     p.price = MinorUnits::new(2499)?;
     p.version += 1;
     env.put_product(&p).await?;
-    project_all(&mut env).await?;
+    project_all(&env).await?;
     assert_eq!(env.summary("p1").await?.unwrap().price.get(), 2499);
     assert_eq!(
         env.queued_tags().await?,
@@ -59,11 +59,11 @@ async fn price_change_invalidates_the_product_and_its_listing_only() -> Result<(
 
 #[tokio::test]
 async fn stock_change_at_two_locations_sums_and_invalidates_stock() -> Result<()> {
-    let mut env = TestEnv::new().await?;
+    let env = TestEnv::new().await?;
     env.put_product(&product("p1", "s1")).await?;
     env.put_stock(&stock("p1", "l1", 4, 0)).await?;
     env.put_stock(&stock("p1", "l2", 4, 0)).await?;
-    project_all(&mut env).await?;
+    project_all(&env).await?;
     env.queued_tags().await?;
 
     let mut l1 = stock("p1", "l1", 1, 0);
@@ -72,7 +72,7 @@ async fn stock_change_at_two_locations_sums_and_invalidates_stock() -> Result<()
     l2.version = 2;
     env.put_stock(&l1).await?;
     env.put_stock(&l2).await?;
-    project_all(&mut env).await?;
+    project_all(&env).await?;
     assert_eq!(
         env.summary("p1").await?.unwrap().inventory_available,
         Some(7)
@@ -86,16 +86,16 @@ async fn stock_change_at_two_locations_sums_and_invalidates_stock() -> Result<()
 
 #[tokio::test]
 async fn archive_deactivates_and_delete_leaves_no_summary() -> Result<()> {
-    let mut env = TestEnv::new().await?;
+    let env = TestEnv::new().await?;
     let mut p = product("p1", "s1");
     env.put_product(&p).await?;
-    project_all(&mut env).await?;
+    project_all(&env).await?;
     env.queued_tags().await?;
 
     p.status = ProductStatus::Archived;
     p.version += 1;
     env.put_product(&p).await?;
-    project_all(&mut env).await?;
+    project_all(&env).await?;
     assert!(!env.summary("p1").await?.unwrap().active);
     assert_eq!(
         env.queued_tags().await?,
@@ -104,7 +104,7 @@ async fn archive_deactivates_and_delete_leaves_no_summary() -> Result<()> {
     env.assert_converged("p1").await?;
 
     env.delete_product("p1").await?;
-    project_all(&mut env).await?;
+    project_all(&env).await?;
     assert_eq!(env.summary("p1").await?, None);
     let stored = env.stored("p1").await?.expect("a tombstone");
     assert!(stored.record.is_none());
@@ -117,16 +117,16 @@ async fn archive_deactivates_and_delete_leaves_no_summary() -> Result<()> {
 
 #[tokio::test]
 async fn store_move_invalidates_both_listings() -> Result<()> {
-    let mut env = TestEnv::new().await?;
+    let env = TestEnv::new().await?;
     let mut p = product("p1", "s1");
     env.put_product(&p).await?;
-    project_all(&mut env).await?;
+    project_all(&env).await?;
     env.queued_tags().await?;
 
     p.store_id = StoreId::parse("s2")?;
     p.version += 1;
     env.put_product(&p).await?;
-    project_all(&mut env).await?;
+    project_all(&env).await?;
     assert_eq!(env.summary("p1").await?.unwrap().store_id.as_str(), "s2");
     assert_eq!(
         env.queued_tags().await?,
@@ -137,7 +137,7 @@ async fn store_move_invalidates_both_listings() -> Result<()> {
 
 #[tokio::test]
 async fn a_duplicated_batch_writes_nothing_and_queues_nothing() -> Result<()> {
-    let mut env = TestEnv::new().await?;
+    let env = TestEnv::new().await?;
     env.put_product(&product("p1", "s1")).await?;
     let event = env.products_event().await?;
     let projector = env.projector();
@@ -154,7 +154,7 @@ async fn a_duplicated_batch_writes_nothing_and_queues_nothing() -> Result<()> {
 
 #[tokio::test]
 async fn a_batch_replayed_after_later_changes_is_a_harmless_success() -> Result<()> {
-    let mut env = TestEnv::new().await?;
+    let env = TestEnv::new().await?;
     let mut p = product("p1", "s1");
     env.put_product(&p).await?;
     let old_event = env.products_event().await?;
@@ -164,7 +164,7 @@ async fn a_batch_replayed_after_later_changes_is_a_harmless_success() -> Result<
     p.name = "Renamed".into();
     p.version += 1;
     env.put_product(&p).await?;
-    project_all(&mut env).await?;
+    project_all(&env).await?;
     env.queued_tags().await?;
 
     // The crash-and-replay case: the first batch comes again, after the rename.
@@ -177,7 +177,7 @@ async fn a_batch_replayed_after_later_changes_is_a_harmless_success() -> Result<
 
 #[tokio::test]
 async fn inventory_records_before_product_records_converge() -> Result<()> {
-    let mut env = TestEnv::new().await?;
+    let env = TestEnv::new().await?;
     env.put_stock(&stock("p1", "l1", 6, 1)).await?;
     env.put_product(&product("p1", "s1")).await?;
     env.put_stock(&stock("p1", "l2", 2, 0)).await?;
@@ -195,17 +195,17 @@ async fn inventory_records_before_product_records_converge() -> Result<()> {
 
     // And a stock row for a product that does not exist yet leaves no live summary.
     env.put_stock(&stock("p9", "l1", 1, 0)).await?;
-    project_all(&mut env).await?;
+    project_all(&env).await?;
     assert_eq!(env.summary("p9").await?, None);
     env.assert_converged("p9").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_invocations_for_one_product_converge() -> Result<()> {
-    let mut env = TestEnv::new().await?;
+    let env = TestEnv::new().await?;
     let mut p = product("p1", "s1");
     env.put_product(&p).await?;
-    project_all(&mut env).await?;
+    project_all(&env).await?;
     for round in 0..10u32 {
         p.price = MinorUnits::new(1000 + u64::from(round))?;
         p.version += 1;
@@ -231,7 +231,7 @@ async fn concurrent_invocations_for_one_product_converge() -> Result<()> {
 
 #[tokio::test]
 async fn a_poison_record_is_parked_and_the_rest_of_the_batch_goes_on() -> Result<()> {
-    let mut env = TestEnv::new().await?;
+    let env = TestEnv::new().await?;
     env.put_product(&product("good", "s1")).await?;
     // A writer stored a fractional price: no retry can project this row.
     let mut bad =
@@ -260,7 +260,7 @@ async fn a_poison_record_is_parked_and_the_rest_of_the_batch_goes_on() -> Result
 
 #[tokio::test]
 async fn a_record_without_a_product_key_is_parked() -> Result<()> {
-    let mut env = TestEnv::new().await?;
+    let env = TestEnv::new().await?;
     env.put_product(&product("p1", "s1")).await?;
     let mut event = env.products_event().await?;
     let mut broken = event.records[0].clone();
@@ -285,7 +285,7 @@ async fn a_record_without_a_product_key_is_parked() -> Result<()> {
 
 #[tokio::test]
 async fn transient_failures_are_reported_from_the_first_failed_record() -> Result<()> {
-    let mut env = TestEnv::new().await?;
+    let env = TestEnv::new().await?;
     env.put_product(&product("p1", "s1")).await?;
     env.put_product(&product("p2", "s1")).await?;
     let event = env.products_event().await?;
@@ -311,7 +311,7 @@ async fn transient_failures_are_reported_from_the_first_failed_record() -> Resul
 
 #[tokio::test]
 async fn tags_survive_a_queue_outage_in_the_summary_outbox() -> Result<()> {
-    let mut env = TestEnv::new().await?;
+    let env = TestEnv::new().await?;
     env.put_product(&product("p1", "s1")).await?;
     let event = env.products_event().await?;
 
@@ -344,7 +344,7 @@ async fn tags_survive_a_queue_outage_in_the_summary_outbox() -> Result<()> {
 
 #[tokio::test]
 async fn a_product_deleted_while_being_projected_is_not_resurrected() -> Result<()> {
-    let mut env = TestEnv::new().await?;
+    let env = TestEnv::new().await?;
     env.put_product(&product("p1", "s1")).await?;
     let create = env.products_event().await?;
     env.delete_product("p1").await?;

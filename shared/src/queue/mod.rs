@@ -16,9 +16,13 @@ use crate::fault::{classify, Fault};
 /// SendMessageBatch takes at most this many messages a call.
 const MAX_BATCH: usize = 10;
 
-/// Sends `bodies` to `queue_url`, ten to a SendMessageBatch call, the calls at once. Any entry
+/// Sends `bodies` (JSON texts) to `queue_url`, ten to a SendMessageBatch call, the calls at once. Any entry
 /// SQS refuses fails the whole send: the caller retries, and receivers tolerate duplicates.
-async fn send_all(client: &Client, queue_url: &str, bodies: Vec<String>) -> Result<(), Fault> {
+pub async fn send_bodies(
+    client: &Client,
+    queue_url: &str,
+    bodies: Vec<String>,
+) -> Result<(), Fault> {
     let calls = bodies.chunks(MAX_BATCH).map(|chunk| async move {
         let entries = chunk
             .iter()

@@ -5,7 +5,7 @@ use aws_sdk_sqs::Client;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::send_all;
+use super::send_bodies;
 use crate::fault::Fault;
 
 /// The body of a parked-record message (JSON, version 1).
@@ -78,6 +78,6 @@ impl ParkingLot {
             .iter()
             .map(|r| serde_json::to_string(r).expect("a ParkedRecord always serializes"))
             .collect();
-        send_all(&self.client, &self.queue_url, bodies).await
+        send_bodies(&self.client, &self.queue_url, bodies).await
     }
 }

@@ -4,7 +4,7 @@ use aws_sdk_sqs::Client;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::send_all;
+use super::send_bodies;
 use crate::fault::Fault;
 use crate::tags::{Tag, TagSet};
 
@@ -68,7 +68,7 @@ impl TagPublisher {
             .iter()
             .map(|m| serde_json::to_string(m).expect("a TagMessage always serializes"))
             .collect();
-        send_all(&self.client, &self.queue_url, bodies).await
+        send_bodies(&self.client, &self.queue_url, bodies).await
     }
 }
 

@@ -1,0 +1,268 @@
+//! The reconciler's handler. Two triggers, told apart by shape:
+//! - an EventBridge event (the daily schedule, or an on-demand run / backfill with the same
+//!   shape) fans a run out into one message per segment on the reconcile queue;
+//! - a batch of those SQS messages runs each segment until the invocation's deadline, then
+//!   queues a continuation from its checkpoint, so a long segment resumes instead of restarting.
+
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use aws_lambda_events::sqs::BatchItemFailure;
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use catalog::config::ReconcilerConfig;
+use catalog::ids::StoreId;
+use catalog::queue::TagPublisher;
+use catalog::reconcile::worker::{Checkpoint, Share, Worker};
+use catalog::reconcile::Report;
+use catalog::refresh::Refresher;
+use catalog::store::{SourceStore, SummaryStore};
+use catalog::telemetry;
+
+const FUNCTION: &str = "reconciler";
+/// Time kept back from the deadline to queue a continuation.
+const DEADLINE_MARGIN: Duration = Duration::from_secs(30);
+
+/// Options of a run, in the `detail` of the EventBridge event.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RunRequest {
+    /// Report only.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Only this store (one segment).
+    #[serde(default)]
+    pub store_id: Option<StoreId>,
+    /// Parallel Scan segments; default `RECONCILE_SEGMENTS`.
+    #[serde(default)]
+    pub segments: Option<u32>,
+}
+
+/// One segment's work, as queued (JSON, version 1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SegmentMessage {
+    pub version: u32,
+    pub run_id: String,
+    pub share: Share,
+    pub checkpoint: Checkpoint,
+    /// What the segment found before this checkpoint.
+    pub report: Report,
+    /// When the run started (RFC 3339).
+    pub started_at: String,
+}
+
+/// A trigger the reconciler does not understand.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("invalid run request: {0}")]
+    BadRequest(String),
+    #[error("could not queue the run's segments: {0}")]
+    Queue(#[from] catalog::fault::Fault),
+}
+
+/// The handler's state, built once at cold start.
+#[derive(Debug, Clone)]
+pub struct Reconciler {
+    worker: Worker,
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    default_segments: u32,
+}
+
+impl Reconciler {
+    /// Wires the tables and queues of `config`.
+    pub fn new(
+        config: &ReconcilerConfig,
+        dynamodb: aws_sdk_dynamodb::Client,
+        sqs: aws_sdk_sqs::Client,
+    ) -> Self {
+        let refresher = Refresher::new(
+            SourceStore::new(dynamodb.clone(), &config.tables),
+            SummaryStore::new(dynamodb.clone(), &config.tables.summaries),
+            config.stock_tag_policy,
+        );
+        let publisher = TagPublisher::new(sqs.clone(), &config.tag_queue_url);
+        Self {
+            worker: Worker::new(dynamodb, config.tables.clone(), refresher, publisher),
+            sqs,
+            queue_url: config.reconcile_queue_url.clone(),
+            default_segments: config.default_segments,
+        }
+    }
+
+    /// The worker, to tune its page size and concurrency.
+    pub fn worker_mut(&mut self) -> &mut Worker {
+        &mut self.worker
+    }
+
+    /// Handles either trigger; `deadline` is the invocation's.
+    pub async fn handle(&self, payload: Value, deadline: Instant) -> Result<Value, ReconcileError> {
+        if payload.get("Records").is_some() {
+            let event: SqsEvent = serde_json::from_value(payload)
+                .map_err(|e| ReconcileError::BadRequest(format!("not an SQS event: {e}")))?;
+            let response = self.run_segments(event, deadline).await;
+            return Ok(serde_json::to_value(response).expect("a batch response serializes"));
+        }
+        let run_id = payload
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("run-{}", Utc::now().timestamp_millis()));
+        let detail = payload
+            .get("detail")
+            .cloned()
+            .filter(|d| !d.is_null())
+            .unwrap_or(Value::Object(Default::default()));
+        let request: RunRequest = serde_json::from_value(detail)
+            .map_err(|e| ReconcileError::BadRequest(format!("detail: {e}")))?;
+        let segments = self.start(&run_id, &request).await?;
+        Ok(serde_json::json!({"runId": run_id, "segments": segments}))
+    }
+
+    /// Queues one message per segment of a new run.
+    pub async fn start(&self, run_id: &str, request: &RunRequest) -> Result<u32, ReconcileError> {
+        let total = match (&request.store_id, request.segments) {
+            (Some(_), _) => 1,
+            (None, Some(n)) if (1..=1000).contains(&n) => n,
+            (None, Some(n)) => {
+                return Err(ReconcileError::BadRequest(format!(
+                    "segments must be 1 to 1000, not {n}"
+                )))
+            }
+            (None, None) => self.default_segments,
+        };
+        let started_at = Utc::now().to_rfc3339();
+        let messages: Vec<String> = (0..total)
+            .map(|segment| {
+                let message = SegmentMessage {
+                    version: 1,
+                    run_id: run_id.to_owned(),
+                    share: Share {
+                        dry_run: request.dry_run,
+                        store_id: request.store_id.clone(),
+                        segment,
+                        total_segments: total,
+                    },
+                    checkpoint: Checkpoint::start(),
+                    report: Report::default(),
+                    started_at: started_at.clone(),
+                };
+                serde_json::to_string(&message).expect("a segment message serializes")
+            })
+            .collect();
+        catalog::queue::send_bodies(&self.sqs, &self.queue_url, messages).await?;
+        tracing::info!(
+            run_id,
+            segments = total,
+            dry_run = request.dry_run,
+            "reconcile run started"
+        );
+        Ok(total)
+    }
+
+    async fn run_segments(&self, event: SqsEvent, deadline: Instant) -> SqsBatchResponse {
+        let mut response = SqsBatchResponse::default();
+        for record in event.records {
+            let id = record.message_id.clone().unwrap_or_default();
+            let message: SegmentMessage = match record.body.as_deref().map(serde_json::from_str) {
+                Some(Ok(m)) => m,
+                other => {
+                    // Never succeeds: fail it until SQS moves it to the dead-letter queue.
+                    tracing::error!(message_id = %id, error = ?other.map(|r| r.err()), "malformed segment message");
+                    response.batch_item_failures.push(failure(&id));
+                    continue;
+                }
+            };
+            if let Err(err) = self.run_segment(message, deadline).await {
+                tracing::warn!(message_id = %id, error = %err, "segment failed; SQS retries it from its checkpoint");
+                response.batch_item_failures.push(failure(&id));
+            }
+        }
+        response
+    }
+
+    /// Runs one segment from its checkpoint; queues a continuation if time runs out. Returns
+    /// the segment's report so far, and the continuation if there is one.
+    pub async fn run_segment(
+        &self,
+        message: SegmentMessage,
+        deadline: Instant,
+    ) -> Result<(Report, Option<SegmentMessage>), catalog::fault::Fault> {
+        let stop_at = deadline
+            .checked_sub(DEADLINE_MARGIN)
+            .unwrap_or_else(Instant::now);
+        let started = Instant::now();
+        let share = message.share.clone();
+        let share = &share;
+        let (found, next) = self
+            .worker
+            .run(share, message.checkpoint.clone(), stop_at, |report, checkpoint| {
+                tracing::debug!(run_id = %message.run_id, segment = share.segment, checked = report.checked, phase = ?checkpoint.phase, "reconcile progress");
+            })
+            .await?;
+        let mut report = message.report.clone();
+        report.merge(&found);
+        match next {
+            Some(checkpoint) => {
+                let continuation = SegmentMessage {
+                    checkpoint,
+                    report,
+                    ..message
+                };
+                tracing::info!(run_id = %continuation.run_id, segment = share.segment, checked = continuation.report.checked, "segment paused at its deadline; continuing");
+                let body =
+                    serde_json::to_string(&continuation).expect("a segment message serializes");
+                catalog::queue::send_bodies(&self.sqs, &self.queue_url, vec![body]).await?;
+                Ok((continuation.report.clone(), Some(continuation)))
+            }
+            None => {
+                summarize(&message.run_id, share, &report, started.elapsed());
+                Ok((report, None))
+            }
+        }
+    }
+}
+
+fn failure(id: &str) -> BatchItemFailure {
+    let mut failure = BatchItemFailure::default();
+    failure.item_identifier = id.to_owned();
+    failure
+}
+
+/// The one structured line and the metrics a finished segment reports.
+fn summarize(run_id: &str, share: &Share, report: &Report, took: Duration) {
+    tracing::info!(
+        run_id,
+        segment = share.segment,
+        total_segments = share.total_segments,
+        store_id = share.store_id.as_ref().map(|s| s.as_str()),
+        dry_run = share.dry_run,
+        checked = report.checked,
+        discrepancies = report.discrepancies(),
+        missing = report.missing,
+        orphans = report.orphans,
+        drifted = report.drifted,
+        drift_by_field = ?report.drift_by_field,
+        repaired = report.repaired,
+        repair_failures = report.repair_failures,
+        discrepancy_rate = report.rate(),
+        duration_ms = took.as_millis() as u64,
+        "reconcile segment finished"
+    );
+    telemetry::emit(
+        FUNCTION,
+        &[
+            ("ProductsChecked", report.checked as f64, "Count"),
+            ("Discrepancies", report.discrepancies() as f64, "Count"),
+            ("MissingSummaries", report.missing as f64, "Count"),
+            ("OrphanSummaries", report.orphans as f64, "Count"),
+            ("DriftedSummaries", report.drifted as f64, "Count"),
+            ("Repaired", report.repaired as f64, "Count"),
+            ("DiscrepancyRate", report.rate() * 100.0, "Percent"),
+            ("ReconcileDuration", took.as_millis() as f64, "Milliseconds"),
+        ],
+    );
+}

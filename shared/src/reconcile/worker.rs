@@ -1,0 +1,321 @@
+//! One reconciliation worker: walks its share of the tables page by page, compares every
+//! summary with the projection of its rows, repairs through the same compare-and-swap as the
+//! projector, and stops at a deadline with a checkpoint to resume from.
+//!
+//! Two phases per share: **products** (a parallel-Scan segment of Products, or a store's
+//! products from its `byStore` index) finds missing and drifted summaries; **summaries** (the
+//! same segment of Summaries, or the store's listing index) finds orphans.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use futures::stream::{self, StreamExt};
+use serde::{Deserialize, Serialize};
+
+use super::{compare, Discrepancy, Report};
+use crate::fault::{classify, Fault};
+use crate::ids::{ProductId, StoreId};
+use crate::model::{InventoryRow, Product};
+use crate::projection::project;
+use crate::queue::TagPublisher;
+use crate::refresh::{Change, Refreshed, Refresher};
+use crate::store::{ReadError, SourceStore, TableNames};
+use crate::tags::TagSet;
+
+/// Which share of the catalog a worker reconciles, and how.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Share {
+    /// Report only; repair nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Only this store's products (then there is one segment).
+    #[serde(default)]
+    pub store_id: Option<StoreId>,
+    pub segment: u32,
+    pub total_segments: u32,
+}
+
+/// The phase a worker is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Phase {
+    Products,
+    Summaries,
+}
+
+/// Where a worker got to: resume here after a timeout instead of starting over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Checkpoint {
+    pub phase: Phase,
+    /// The page key to continue from (all key attributes are strings); `None`: the start.
+    #[serde(default)]
+    pub start_key: Option<BTreeMap<String, String>>,
+}
+
+impl Checkpoint {
+    /// The beginning of a share.
+    pub fn start() -> Self {
+        Self {
+            phase: Phase::Products,
+            start_key: None,
+        }
+    }
+}
+
+/// Reads, compares and repairs.
+#[derive(Debug, Clone)]
+pub struct Worker {
+    client: Client,
+    tables: TableNames,
+    sources: SourceStore,
+    refresher: Refresher,
+    publisher: TagPublisher,
+    /// Items per Scan page.
+    pub page_size: i32,
+    /// Stock Queries in flight at once.
+    pub concurrency: usize,
+}
+
+type Key = HashMap<String, AttributeValue>;
+
+fn to_checkpoint_key(key: Key) -> Option<BTreeMap<String, String>> {
+    let map: BTreeMap<String, String> = key
+        .into_iter()
+        .filter_map(|(k, v)| v.as_s().ok().map(|s| (k, s.clone())))
+        .collect();
+    (!map.is_empty()).then_some(map)
+}
+
+fn from_checkpoint_key(key: &BTreeMap<String, String>) -> Key {
+    key.iter()
+        .map(|(k, v)| (k.clone(), AttributeValue::S(v.clone())))
+        .collect()
+}
+
+impl Worker {
+    /// A worker over `tables`, repairing with `refresher` and queueing tags with `publisher`.
+    pub fn new(
+        client: Client,
+        tables: TableNames,
+        refresher: Refresher,
+        publisher: TagPublisher,
+    ) -> Self {
+        Self {
+            sources: SourceStore::new(client.clone(), &tables),
+            client,
+            tables,
+            refresher,
+            publisher,
+            page_size: 200,
+            concurrency: 32,
+        }
+    }
+
+    /// Reconciles `share` from `checkpoint` until it is done (`Ok((report, None))`) or
+    /// `deadline` passes after a page (`Ok((report, Some(next)))`). `progress` hears about
+    /// every page.
+    pub async fn run(
+        &self,
+        share: &Share,
+        mut checkpoint: Checkpoint,
+        deadline: Instant,
+        mut progress: impl FnMut(&Report, &Checkpoint),
+    ) -> Result<(Report, Option<Checkpoint>), Fault> {
+        let mut report = Report::default();
+        loop {
+            let (items, last) = self.page(share, &checkpoint).await?;
+            match checkpoint.phase {
+                Phase::Products => self.check_products(share, items, &mut report).await?,
+                Phase::Summaries => self.check_orphans(share, items, &mut report).await?,
+            }
+            checkpoint = match (last.and_then(to_checkpoint_key), checkpoint.phase) {
+                (Some(key), phase) => Checkpoint {
+                    phase,
+                    start_key: Some(key),
+                },
+                (None, Phase::Products) => Checkpoint {
+                    phase: Phase::Summaries,
+                    start_key: None,
+                },
+                (None, Phase::Summaries) => return Ok((report, None)),
+            };
+            progress(&report, &checkpoint);
+            if Instant::now() >= deadline {
+                return Ok((report, Some(checkpoint)));
+            }
+        }
+    }
+
+    /// One page of the current phase: a Scan segment, or a store's index.
+    async fn page(
+        &self,
+        share: &Share,
+        checkpoint: &Checkpoint,
+    ) -> Result<(Vec<Key>, Option<Key>), Fault> {
+        let start = checkpoint.start_key.as_ref().map(from_checkpoint_key);
+        let table = match checkpoint.phase {
+            Phase::Products => &self.tables.products,
+            Phase::Summaries => &self.tables.summaries,
+        };
+        let (items, last) = match &share.store_id {
+            Some(store) => {
+                let output = self
+                    .client
+                    .query()
+                    .table_name(table)
+                    .index_name("byStore")
+                    .key_condition_expression("storeId = :s")
+                    .expression_attribute_values(":s", AttributeValue::S(store.to_string()))
+                    .limit(self.page_size)
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(|e| classify("Query byStore", e))?;
+                (output.items, output.last_evaluated_key)
+            }
+            None => {
+                let output = self
+                    .client
+                    .scan()
+                    .table_name(table)
+                    .segment(share.segment as i32)
+                    .total_segments(share.total_segments.max(1) as i32)
+                    .consistent_read(true)
+                    .limit(self.page_size)
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(|e| classify("Scan", e))?;
+                (output.items, output.last_evaluated_key)
+            }
+        };
+        Ok((items.unwrap_or_default(), last.filter(|k| !k.is_empty())))
+    }
+
+    async fn check_products(
+        &self,
+        share: &Share,
+        items: Vec<Key>,
+        report: &mut Report,
+    ) -> Result<(), Fault> {
+        let mut products: Vec<Product> = Vec::with_capacity(items.len());
+        for item in items {
+            match serde_dynamo::from_item::<_, Product>(item) {
+                Ok(p) => products.push(p),
+                Err(e) => {
+                    // The projector parks such rows; the reconciler only counts them.
+                    tracing::warn!(error = %e, "undecodable product row skipped");
+                    report.repair_failures += 1;
+                }
+            }
+        }
+        let ids: Vec<ProductId> = products.iter().map(|p| p.product_id.clone()).collect();
+        let mut stored = self.refresher.summaries().get_many(&ids).await?;
+        let rows = stream::iter(products.iter().filter(|p| p.track_inventory))
+            .map(|p| async move {
+                (
+                    p.product_id.clone(),
+                    self.sources.inventory(&p.product_id).await,
+                )
+            })
+            .buffer_unordered(self.concurrency)
+            .collect::<Vec<_>>()
+            .await;
+        let mut rows: HashMap<ProductId, Vec<InventoryRow>> = rows
+            .into_iter()
+            .map(|(id, r)| r.map(|r| (id, r)))
+            .collect::<Result<_, ReadError>>()
+            .map_err(|e| match e {
+                ReadError::Fault(f) => f,
+                ReadError::Corrupt(c) => Fault::Permanent(c.to_string()),
+            })?;
+        let mut to_repair = Vec::new();
+        for product in &products {
+            let id = &product.product_id;
+            let expected = project(Some(product), &rows.remove(id).unwrap_or_default());
+            let current = match stored.remove(id) {
+                Some(Ok(s)) => s.and_then(|s| s.record).map(|r| r.summary),
+                Some(Err(corrupt)) => {
+                    tracing::warn!(error = %corrupt, "undecodable summary; repairing");
+                    None
+                }
+                None => None,
+            };
+            let discrepancy = compare(current.as_ref(), expected.as_ref());
+            report.record(discrepancy.as_ref());
+            if let Some(d) = discrepancy {
+                tracing::info!(product_id = %id, discrepancy = ?d, "discrepancy");
+                to_repair.push(id.clone());
+            }
+        }
+        if !share.dry_run {
+            self.repair(&to_repair, report).await?;
+        }
+        Ok(())
+    }
+
+    async fn check_orphans(
+        &self,
+        share: &Share,
+        items: Vec<Key>,
+        report: &mut Report,
+    ) -> Result<(), Fault> {
+        let live: Vec<ProductId> = items
+            .iter()
+            .filter(|item| {
+                !item
+                    .get("deleted")
+                    .is_some_and(|d| d.as_bool().is_ok_and(|b| *b))
+            })
+            .filter_map(|item| item.get("productId")?.as_s().ok())
+            .filter_map(|id| ProductId::parse(id.as_str()).ok())
+            .collect();
+        let products = self.sources.products(&live).await?;
+        let orphans: Vec<ProductId> = live
+            .into_iter()
+            .filter(|id| matches!(products.get(id), Some(Ok(None)) | None))
+            .collect();
+        for id in &orphans {
+            tracing::info!(product_id = %id, discrepancy = ?Discrepancy::Orphan, "discrepancy");
+            report.record(Some(&Discrepancy::Orphan));
+        }
+        if !share.dry_run {
+            self.repair(&orphans, report).await?;
+        }
+        Ok(())
+    }
+
+    /// Repairs through the projector's protocol (so a newer write is never overwritten), then
+    /// queues the tags of what changed.
+    async fn repair(&self, ids: &[ProductId], report: &mut Report) -> Result<(), Fault> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut done: Vec<Refreshed> = Vec::new();
+        for outcome in self.refresher.refresh(ids).await {
+            match outcome {
+                Ok(r) => {
+                    if r.change != Change::Unchanged {
+                        report.repaired += 1;
+                    }
+                    done.push(r);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "repair failed; the next run retries it");
+                    report.repair_failures += 1;
+                }
+            }
+        }
+        let with_tags: Vec<&Refreshed> = done.iter().filter(|r| !r.tags.is_empty()).collect();
+        let tags: TagSet = with_tags
+            .iter()
+            .flat_map(|r| r.tags.iter().cloned())
+            .collect();
+        self.publisher.publish(&tags, chrono::Utc::now()).await?;
+        self.refresher.tags_queued(&with_tags).await
+    }
+}

@@ -1,0 +1,265 @@
+//! The reconciler against DynamoDB Local and moto: runs fan out to the reconcile queue and are
+//! worked segment by segment, as on AWS.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use aws_sdk_dynamodb::types::AttributeValue;
+use catalog::ids::ProductId;
+use catalog::model::MinorUnits;
+use catalog::reconcile::Field;
+use catalog::store::SummaryStore;
+use catalog::tags::TagSet;
+use catalog::testing::{product, stock, summary};
+use catalog_tests::TestEnv;
+use serde_json::json;
+
+const BUDGET: Duration = Duration::from_secs(300);
+
+/// 20 products in two stores with stock, projected.
+async fn seeded() -> Result<TestEnv> {
+    let env = TestEnv::new().await?;
+    for i in 0..20 {
+        let id = format!("p{i}");
+        env.put_product(&product(&id, if i % 2 == 0 { "s1" } else { "s2" }))
+            .await?;
+        env.put_stock(&stock(&id, "l1", 5, 1)).await?;
+    }
+    let projector = env.projector();
+    for event in [env.products_event().await?, env.inventory_event().await?] {
+        assert!(projector
+            .handle(event)
+            .await?
+            .batch_item_failures
+            .is_empty());
+    }
+    env.drain_queue("TagQueue").await?;
+    Ok(env)
+}
+
+async fn set_summary_attr(
+    env: &TestEnv,
+    id: &str,
+    name: &str,
+    value: AttributeValue,
+) -> Result<()> {
+    env.dynamodb
+        .update_item()
+        .table_name(&env.tables.summaries)
+        .key("productId", AttributeValue::S(id.into()))
+        .update_expression("SET #n = :v")
+        .expression_attribute_names("#n", name)
+        .expression_attribute_values(":v", value)
+        .send()
+        .await?;
+    Ok(())
+}
+
+/// One of each corruption: a deleted summary, a wrong price, a wrong store, an orphan.
+async fn corrupt(env: &TestEnv) -> Result<()> {
+    env.dynamodb
+        .delete_item()
+        .table_name(&env.tables.summaries)
+        .key("productId", AttributeValue::S("p1".into()))
+        .send()
+        .await?;
+    set_summary_attr(env, "p2", "price", AttributeValue::N("1".into())).await?;
+    set_summary_attr(env, "p3", "storeId", AttributeValue::S("s9".into())).await?;
+    let store = SummaryStore::new(env.dynamodb.clone(), &env.tables.summaries);
+    let ghost = catalog::model::SummaryRecord {
+        summary: summary("ghost", "s1"),
+        updated_at: "2026-11-26T00:00:00.000Z".into(),
+    };
+    store
+        .put(
+            &ProductId::parse("ghost")?,
+            Some(&ghost),
+            None,
+            &TagSet::new(),
+            0,
+        )
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn finds_exactly_the_corruptions_repairs_them_and_then_finds_none() -> Result<()> {
+    let env = seeded().await?;
+    corrupt(&env).await?;
+    let reconciler = env.reconciler();
+
+    let dry = env
+        .reconcile(&reconciler, json!({"dryRun": true}), BUDGET)
+        .await?;
+    assert_eq!(
+        (dry.checked, dry.missing, dry.orphans, dry.drifted),
+        (21, 1, 1, 2),
+        "{dry:?}"
+    );
+    assert_eq!(dry.drift_by_field.get(&Field::Price), Some(&1));
+    assert_eq!(dry.drift_by_field.get(&Field::StoreId), Some(&1));
+    assert_eq!(dry.repaired, 0);
+    assert_eq!(env.summary("p1").await?, None, "a dry run repairs nothing");
+
+    let real = env.reconcile(&reconciler, json!({}), BUDGET).await?;
+    assert_eq!(
+        (real.missing, real.orphans, real.drifted, real.repaired),
+        (1, 1, 2, 4),
+        "{real:?}"
+    );
+    for id in ["p1", "p2", "p3", "ghost"] {
+        env.assert_converged(id).await?;
+    }
+    let tags = env.queued_tags().await?;
+    for tag in [
+        "product:p1",
+        "product:p2",
+        "store:s9:products",
+        "store:s1:products",
+        "product:ghost",
+    ] {
+        assert!(tags.iter().any(|t| t == tag), "{tag} not queued: {tags:?}");
+    }
+
+    let again = env.reconcile(&reconciler, json!({}), BUDGET).await?;
+    assert_eq!(again.discrepancies(), 0, "{again:?}");
+    assert_eq!(again.checked, 20);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_segment_out_of_time_resumes_from_its_checkpoint() -> Result<()> {
+    let env = seeded().await?;
+    corrupt(&env).await?;
+    let mut reconciler = env.reconciler();
+    reconciler.worker_mut().page_size = 3;
+    // No time at all: every page ends the invocation and queues a continuation.
+    let report = env
+        .reconcile(&reconciler, json!({"segments": 3}), Duration::ZERO)
+        .await?;
+    assert_eq!(
+        report.checked, 21,
+        "each product exactly once, not restarted: {report:?}"
+    );
+    assert_eq!(report.repaired, 4);
+    for i in 0..20 {
+        env.assert_converged(&format!("p{i}")).await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_store_run_checks_only_that_store() -> Result<()> {
+    let env = seeded().await?;
+    corrupt(&env).await?;
+    let report = env
+        .reconcile(
+            &env.reconciler(),
+            json!({"storeId": "s2", "dryRun": true}),
+            BUDGET,
+        )
+        .await?;
+    // s2 holds the odd products: p1 (missing) and p3 (moved to s9 in its summary).
+    assert_eq!(report.checked, 10, "{report:?}");
+    assert_eq!((report.missing, report.drifted, report.orphans), (1, 1, 0));
+    Ok(())
+}
+
+#[tokio::test]
+async fn bad_run_requests_are_refused_with_a_reason() -> Result<()> {
+    let env = TestEnv::new().await?;
+    let reconciler = env.reconciler();
+    for detail in [
+        json!({"segments": 0}),
+        json!({"dryRun": "yes"}),
+        json!({"storeId": ""}),
+        json!({"surprise": 1}),
+    ] {
+        let event = json!({"detail-type": "Scheduled Event", "source": "x", "detail": detail});
+        let err = reconciler
+            .handle(event, std::time::Instant::now())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("invalid run request"), "{err}");
+    }
+    assert!(
+        env.drain_queue("ReconcileQueue").await?.is_empty(),
+        "nothing was started"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn segment_messages_arrive_through_the_sqs_trigger() -> Result<()> {
+    let env = seeded().await?;
+    corrupt(&env).await?;
+    let reconciler = env.reconciler();
+    let schedule =
+        json!({"detail-type": "Scheduled Event", "source": "aws.scheduler", "detail": {}});
+    assert_eq!(
+        reconciler
+            .handle(schedule, std::time::Instant::now())
+            .await?["segments"],
+        2
+    );
+    let bodies = env.drain_queue("ReconcileQueue").await?;
+    assert_eq!(bodies.len(), 2);
+    let mut records: Vec<_> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, body)| json!({"messageId": format!("m{i}"), "body": body, "eventSource": "aws:sqs"}))
+        .collect();
+    records.push(json!({"messageId": "junk", "body": "{not a segment", "eventSource": "aws:sqs"}));
+    let deadline = std::time::Instant::now() + BUDGET;
+    let response = reconciler
+        .handle(json!({"Records": records}), deadline)
+        .await?;
+    // Only the malformed message fails (and goes to the DLQ after its retries).
+    assert_eq!(
+        response["batchItemFailures"],
+        json!([{"itemIdentifier": "junk"}])
+    );
+    for id in ["p1", "p2", "p3", "ghost"] {
+        env.assert_converged(id).await?;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_run_racing_live_writes_never_leaves_an_older_summary() -> Result<()> {
+    let env = seeded().await?;
+    let reconciler = env.reconciler();
+    let writer = async {
+        for round in 0..12u64 {
+            for i in 0..20 {
+                let mut p = product(&format!("p{i}"), if i % 2 == 0 { "s1" } else { "s2" });
+                p.price = MinorUnits::new(2000 + round)?;
+                p.version = round + 2;
+                env.put_product(&p).await?;
+            }
+            let event = env.products_event().await?;
+            anyhow::ensure!(env
+                .projector()
+                .handle(event)
+                .await?
+                .batch_item_failures
+                .is_empty());
+        }
+        Ok::<_, anyhow::Error>(())
+    };
+    let checker = async {
+        for _ in 0..4 {
+            env.reconcile(&reconciler, json!({}), BUDGET).await?;
+        }
+        Ok::<_, anyhow::Error>(())
+    };
+    let (w, c) = tokio::join!(writer, checker);
+    w?;
+    c?;
+    for i in 0..20 {
+        let id = format!("p{i}");
+        env.assert_converged(&id).await?;
+        assert_eq!(env.summary(&id).await?.unwrap().price.get(), 2011);
+    }
+    Ok(())
+}
