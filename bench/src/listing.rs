@@ -9,14 +9,13 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use aws_sdk_dynamodb::Client;
 use catalog::model::{InventoryRow, MinorUnits, Product, ProductSummary};
 use catalog::projection::project;
 use catalog::testing::{product, stock};
 use catalog_tests::TestEnv;
 use futures::future::try_join_all;
-use futures::stream::{StreamExt, TryStreamExt};
 
 use crate::Flags;
 
@@ -53,8 +52,8 @@ pub async fn run(flags: &Flags) -> Result<()> {
             }
         }
     }
-    batch_write(&env.dynamodb, &env.tables.products, products).await?;
-    batch_write(&env.dynamodb, &env.tables.inventory, rows).await?;
+    crate::seed::batch_write(&env.dynamodb, &env.tables.products, products).await?;
+    crate::seed::batch_write(&env.dynamodb, &env.tables.inventory, rows).await?;
     eprintln!("projecting summaries through the projector...");
     let projector = env.projector();
     for event in [env.products_event().await?, env.inventory_event().await?] {
@@ -136,40 +135,6 @@ pub async fn run(flags: &Flags) -> Result<()> {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-async fn batch_write(
-    client: &Client,
-    table: &str,
-    items: Vec<HashMap<String, AttributeValue>>,
-) -> Result<()> {
-    let writes = items.chunks(25).map(|chunk| async move {
-        let mut pending: Vec<WriteRequest> = chunk
-            .iter()
-            .map(|item| {
-                Ok(WriteRequest::builder()
-                    .put_request(PutRequest::builder().set_item(Some(item.clone())).build()?)
-                    .build())
-            })
-            .collect::<Result<_>>()?;
-        while !pending.is_empty() {
-            let output = client
-                .batch_write_item()
-                .request_items(table, pending)
-                .send()
-                .await?;
-            pending = output
-                .unprocessed_items
-                .and_then(|mut u| u.remove(table))
-                .unwrap_or_default();
-        }
-        Ok::<_, anyhow::Error>(())
-    });
-    futures::stream::iter(writes)
-        .buffer_unordered(8)
-        .try_collect::<Vec<()>>()
-        .await?;
-    Ok(())
 }
 
 async fn store_products(

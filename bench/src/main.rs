@@ -4,15 +4,18 @@
 //! ```text
 //! cargo run --profile bench-fast -p bench -- projector [--records 5000] [--products 250]
 //! cargo run --profile bench-fast -p bench -- listing [--stores 20] [--per-store 100]
+//! cargo run --profile bench-fast -p bench -- reconciler [--products 20000] [--locations 2]
 //! ```
 
 mod listing;
 mod projector;
+mod reconciler;
+mod seed;
 
 use anyhow::{bail, Result};
 
 fn usage() -> &'static str {
-    "usage: bench projector [--records N] [--products P] [--seed S]\n       bench listing [--stores S] [--per-store N] [--rounds R]"
+    "usage: bench projector [--records N] [--products P] [--seed S]\n       bench listing [--stores S] [--per-store N] [--rounds R]\n       bench reconciler [--products N] [--locations L]"
 }
 
 /// `--name value` flags into a lookup.
@@ -34,6 +37,10 @@ impl Flags {
 fn main() -> Result<()> {
     // Only the figures go to stdout. Set before any thread starts.
     std::env::set_var("CATALOG_METRICS", "off");
+    // Logs only when asked for, e.g. RUST_LOG=reconciler=debug to watch a run's progress.
+    if std::env::var_os("RUST_LOG").is_some() {
+        catalog::telemetry::init();
+    }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
@@ -46,6 +53,7 @@ async fn dispatch() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("projector") => projector::run(&flags).await,
         Some("listing") => listing::run(&flags).await,
+        Some("reconciler") => reconciler::run(&flags).await,
         _ => bail!("{}", usage()),
     }
 }

@@ -60,13 +60,29 @@ pub struct TestEnv {
     /// Logical id (as in template.yaml) -> queue URL.
     pub queues: HashMap<String, String>,
     pub config: ProjectorConfig,
-    products_stream: tokio::sync::Mutex<StreamReader>,
-    inventory_stream: tokio::sync::Mutex<StreamReader>,
+    /// `None` when the tables were made without streams ([`TestEnv::without_streams`]).
+    streams: Option<Streams>,
+}
+
+struct Streams {
+    products: tokio::sync::Mutex<StreamReader>,
+    inventory: tokio::sync::Mutex<StreamReader>,
 }
 
 impl TestEnv {
     /// Creates the template's tables and queues under a name prefix no other test uses.
     pub async fn new() -> Result<Self> {
+        Self::create(true).await
+    }
+
+    /// The same tables without streams, for work that only reads the tables: DynamoDB Local
+    /// looks up the stream's description on every write, which grows slow with tens of
+    /// thousands of stream records.
+    pub async fn without_streams() -> Result<Self> {
+        Self::create(false).await
+    }
+
+    async fn create(with_streams: bool) -> Result<Self> {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let prefix = format!(
             "t{}-{}-",
@@ -90,7 +106,11 @@ impl TestEnv {
             ("InventoryTable", &tables.inventory),
             ("SummariesTable", &tables.summaries),
         ] {
-            template.table(logical)?.create(&dynamodb, name).await?;
+            let mut table = template.table(logical)?.clone();
+            if !with_streams {
+                table.stream_view_type = None;
+            }
+            table.create(&dynamodb, name).await?;
         }
         let queues = create_queues(&template, &sqs, &prefix).await?;
         let config = ProjectorConfig {
@@ -99,28 +119,29 @@ impl TestEnv {
             parked_queue_url: queues["ParkedRecordsQueue"].clone(),
             stock_tag_policy: StockTagPolicy::Eager,
         };
-        let products_stream = StreamReader::new(
-            &dynamodb,
-            streams.clone(),
-            &tables.products,
-            ShardIteratorType::TrimHorizon,
-        )
-        .await?;
-        let inventory_stream = StreamReader::new(
-            &dynamodb,
-            streams,
-            &tables.inventory,
-            ShardIteratorType::TrimHorizon,
-        )
-        .await?;
+        let streams = if with_streams {
+            let reader = |table: String| {
+                let (dynamodb, streams) = (dynamodb.clone(), streams.clone());
+                async move {
+                    StreamReader::new(&dynamodb, streams, &table, ShardIteratorType::TrimHorizon)
+                        .await
+                        .map(tokio::sync::Mutex::new)
+                }
+            };
+            Some(Streams {
+                products: reader(tables.products.clone()).await?,
+                inventory: reader(tables.inventory.clone()).await?,
+            })
+        } else {
+            None
+        };
         Ok(Self {
             dynamodb,
             sqs,
             tables,
             queues,
             config,
-            products_stream: tokio::sync::Mutex::new(products_stream),
-            inventory_stream: tokio::sync::Mutex::new(inventory_stream),
+            streams,
         })
     }
 
@@ -267,14 +288,22 @@ impl TestEnv {
 
     /// The Products stream records written since the last call, as one Lambda event.
     pub async fn products_event(&self) -> Result<Event> {
-        let mut reader = self.products_stream.lock().await;
+        let streams = self
+            .streams
+            .as_ref()
+            .context("tables made without streams")?;
+        let mut reader = streams.products.lock().await;
         let records = reader.drain().await?;
         decode_event(&lambda_event(&records, reader.stream_arn()))
     }
 
     /// The Inventory stream records written since the last call, as one Lambda event.
     pub async fn inventory_event(&self) -> Result<Event> {
-        let mut reader = self.inventory_stream.lock().await;
+        let streams = self
+            .streams
+            .as_ref()
+            .context("tables made without streams")?;
+        let mut reader = streams.inventory.lock().await;
         let records = reader.drain().await?;
         decode_event(&lambda_event(&records, reader.stream_arn()))
     }

@@ -5,6 +5,13 @@
 //! Two phases per share: **products** (a parallel-Scan segment of Products, or a store's
 //! products from its `byStore` index) finds missing and drifted summaries; **summaries** (the
 //! same segment of Summaries, or the store's listing index) finds orphans.
+//!
+//! Stock rows are read by scanning the same segment of Inventory once per invocation and
+//! joining in memory, not by a Query per product. All rows of one product share a partition
+//! key, so they are all in one segment; when the two tables' segments line up (they do on
+//! DynamoDB Local, and segments are ranges of the partition-key hash space), a product finds
+//! its rows in the map. A tracked product that finds none there gets a real Query, so the
+//! join is correct whether or not the segments line up; it is only faster when they do.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
@@ -78,6 +85,15 @@ pub struct Worker {
     pub page_size: i32,
     /// Stock Queries in flight at once.
     pub concurrency: usize,
+    /// Most stock rows held in memory for a segment's join; past it, products not in the map
+    /// are read with a Query each.
+    pub max_joined_rows: usize,
+}
+
+/// A segment's stock rows, by product.
+#[derive(Debug, Default)]
+struct StockMap {
+    rows: HashMap<ProductId, Vec<InventoryRow>>,
 }
 
 type Key = HashMap<String, AttributeValue>;
@@ -112,6 +128,7 @@ impl Worker {
             publisher,
             page_size: 200,
             concurrency: 32,
+            max_joined_rows: 2_000_000,
         }
     }
 
@@ -126,10 +143,17 @@ impl Worker {
         mut progress: impl FnMut(&Report, &Checkpoint),
     ) -> Result<(Report, Option<Checkpoint>), Fault> {
         let mut report = Report::default();
+        let mut stock = StockMap::default();
+        if checkpoint.phase == Phase::Products && share.store_id.is_none() {
+            stock = self.scan_stock(share).await?;
+        }
         loop {
             let (items, last) = self.page(share, &checkpoint).await?;
             match checkpoint.phase {
-                Phase::Products => self.check_products(share, items, &mut report).await?,
+                Phase::Products => {
+                    self.check_products(share, items, &mut stock, &mut report)
+                        .await?
+                }
                 Phase::Summaries => self.check_orphans(share, items, &mut report).await?,
             }
             checkpoint = match (last.and_then(to_checkpoint_key), checkpoint.phase) {
@@ -196,10 +220,54 @@ impl Worker {
         Ok((items.unwrap_or_default(), last.filter(|k| !k.is_empty())))
     }
 
+    /// The stock rows of this share's Inventory segment, up to `max_joined_rows`.
+    async fn scan_stock(&self, share: &Share) -> Result<StockMap, Fault> {
+        let mut map = StockMap::default();
+        let mut held = 0usize;
+        let mut start: Option<Key> = None;
+        loop {
+            let output = self
+                .client
+                .scan()
+                .table_name(&self.tables.inventory)
+                .segment(share.segment as i32)
+                .total_segments(share.total_segments.max(1) as i32)
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| classify("Scan inventory", e))?;
+            for item in output.items.unwrap_or_default() {
+                match serde_dynamo::from_item::<_, InventoryRow>(item) {
+                    Ok(row) => {
+                        map.rows
+                            .entry(row.product_id.clone())
+                            .or_default()
+                            .push(row);
+                        held += 1;
+                    }
+                    // Its product gets a Query instead, which reports the row properly.
+                    Err(e) => tracing::warn!(error = %e, "undecodable stock row in scan"),
+                }
+            }
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() && held < self.max_joined_rows => start = Some(key),
+                Some(key) if !key.is_empty() => {
+                    // Rows past the cap may belong to products already in the map, so no
+                    // product may trust it: every product is read by Query instead.
+                    tracing::warn!(held, "segment has more stock rows than max_joined_rows");
+                    return Ok(StockMap::default());
+                }
+                _ => return Ok(map),
+            }
+        }
+    }
+
     async fn check_products(
         &self,
         share: &Share,
         items: Vec<Key>,
+        stock: &mut StockMap,
         report: &mut Report,
     ) -> Result<(), Fault> {
         let mut products: Vec<Product> = Vec::with_capacity(items.len());
@@ -215,24 +283,28 @@ impl Worker {
         }
         let ids: Vec<ProductId> = products.iter().map(|p| p.product_id.clone()).collect();
         let mut stored = self.refresher.summaries().get_many(&ids).await?;
-        let rows = stream::iter(products.iter().filter(|p| p.track_inventory))
-            .map(|p| async move {
-                (
-                    p.product_id.clone(),
-                    self.sources.inventory(&p.product_id).await,
-                )
-            })
+        let mut rows: HashMap<ProductId, Vec<InventoryRow>> = HashMap::new();
+        let mut unjoined = Vec::new();
+        for p in products.iter().filter(|p| p.track_inventory) {
+            match stock.rows.remove(&p.product_id) {
+                Some(found) => {
+                    rows.insert(p.product_id.clone(), found);
+                }
+                None => unjoined.push(&p.product_id),
+            }
+        }
+        let queried = stream::iter(unjoined)
+            .map(|id| async move { (id.clone(), self.sources.inventory(id).await) })
             .buffer_unordered(self.concurrency)
             .collect::<Vec<_>>()
             .await;
-        let mut rows: HashMap<ProductId, Vec<InventoryRow>> = rows
-            .into_iter()
-            .map(|(id, r)| r.map(|r| (id, r)))
-            .collect::<Result<_, ReadError>>()
-            .map_err(|e| match e {
+        for (id, result) in queried {
+            let found = result.map_err(|e| match e {
                 ReadError::Fault(f) => f,
                 ReadError::Corrupt(c) => Fault::Permanent(c.to_string()),
             })?;
+            rows.insert(id, found);
+        }
         let mut to_repair = Vec::new();
         for product in &products {
             let id = &product.product_id;
