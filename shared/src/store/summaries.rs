@@ -253,6 +253,49 @@ impl SummaryStore {
         Ok(output.item.map(|item| self.decode(id, item)).transpose()?)
     }
 
+    /// Everything stored in one parallel-Scan segment (consistent reads), keyed by product;
+    /// `None` if the segment holds more than `max_items`. Items whose key does not parse are
+    /// left out (no product can match them).
+    pub async fn scan_segment(
+        &self,
+        segment: u32,
+        total_segments: u32,
+        max_items: usize,
+    ) -> Result<Option<HashMap<ProductId, Result<Stored, Corrupt>>>, Fault> {
+        let mut found = HashMap::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .segment(segment as i32)
+                .total_segments(total_segments.max(1) as i32)
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| classify("Scan summaries", e))?;
+            for item in output.items.unwrap_or_default() {
+                let id = item
+                    .get("productId")
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|s| ProductId::parse(s.as_str()).ok());
+                if let Some(id) = id {
+                    let stored = self.decode(&id, item);
+                    found.insert(id, stored);
+                }
+            }
+            if found.len() > max_items {
+                return Ok(None);
+            }
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(Some(found)),
+            }
+        }
+    }
+
     fn decode(&self, id: &ProductId, item: super::Item) -> Result<Stored, Corrupt> {
         decode::<SummaryItem>(&self.table, id, item)?.into_stored(&self.table)
     }
