@@ -308,6 +308,17 @@ impl TestEnv {
         decode_event(&lambda_event(&records, reader.stream_arn()))
     }
 
+    /// Hands whatever both streams hold now to the real projector, Products first, and fails
+    /// on any batch item failure.
+    pub async fn project_pending(&self) -> Result<()> {
+        let projector = self.projector();
+        for event in [self.products_event().await?, self.inventory_event().await?] {
+            let response = projector.handle(event).await?;
+            anyhow::ensure!(response.batch_item_failures.is_empty(), "{response:?}");
+        }
+        Ok(())
+    }
+
     /// What the Summaries table holds for `id`.
     pub async fn stored(&self, id: &str) -> Result<Option<Stored>> {
         let store = SummaryStore::new(self.dynamodb.clone(), &self.tables.summaries);

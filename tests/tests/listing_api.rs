@@ -25,14 +25,7 @@ async fn seeded() -> Result<TestEnv> {
     for i in 0..4 {
         env.put_product(&product(&format!("q{i}"), "s2")).await?;
     }
-    let projector = env.projector();
-    for event in [env.products_event().await?, env.inventory_event().await?] {
-        assert!(projector
-            .handle(event)
-            .await?
-            .batch_item_failures
-            .is_empty());
-    }
+    env.project_pending().await?;
     Ok(env)
 }
 

@@ -8,23 +8,13 @@ use catalog::model::{MinorUnits, ProductStatus};
 use catalog::testing::{product, stock};
 use catalog_tests::TestEnv;
 
-/// Handles whatever both streams hold now: Products first, then Inventory.
-async fn project_all(env: &TestEnv) -> Result<()> {
-    let projector = env.projector();
-    for event in [env.products_event().await?, env.inventory_event().await?] {
-        let response = projector.handle(event).await?;
-        assert!(response.batch_item_failures.is_empty(), "{response:?}");
-    }
-    Ok(())
-}
-
 #[tokio::test]
 async fn create_projects_the_product_and_its_stock() -> Result<()> {
     let env = TestEnv::new().await?;
     env.put_product(&product("p1", "s1")).await?;
     env.put_stock(&stock("p1", "l1", 10, 2)).await?;
     env.put_stock(&stock("p1", "l2", 3, 5)).await?;
-    project_all(&env).await?;
+    env.project_pending().await?;
 
     let summary = env.summary("p1").await?.expect("a summary");
     assert_eq!(summary.inventory_available, Some(8));
@@ -42,13 +32,13 @@ async fn price_change_invalidates_the_product_and_its_listing_only() -> Result<(
     let mut p = product("p1", "s1");
     env.put_product(&p).await?;
     env.put_stock(&stock("p1", "l1", 4, 0)).await?;
-    project_all(&env).await?;
+    env.project_pending().await?;
     env.queued_tags().await?;
 
     p.price = MinorUnits::new(2499)?;
     p.version += 1;
     env.put_product(&p).await?;
-    project_all(&env).await?;
+    env.project_pending().await?;
     assert_eq!(env.summary("p1").await?.unwrap().price.get(), 2499);
     assert_eq!(
         env.queued_tags().await?,
@@ -63,7 +53,7 @@ async fn stock_change_at_two_locations_sums_and_invalidates_stock() -> Result<()
     env.put_product(&product("p1", "s1")).await?;
     env.put_stock(&stock("p1", "l1", 4, 0)).await?;
     env.put_stock(&stock("p1", "l2", 4, 0)).await?;
-    project_all(&env).await?;
+    env.project_pending().await?;
     env.queued_tags().await?;
 
     let mut l1 = stock("p1", "l1", 1, 0);
@@ -72,7 +62,7 @@ async fn stock_change_at_two_locations_sums_and_invalidates_stock() -> Result<()
     l2.version = 2;
     env.put_stock(&l1).await?;
     env.put_stock(&l2).await?;
-    project_all(&env).await?;
+    env.project_pending().await?;
     assert_eq!(
         env.summary("p1").await?.unwrap().inventory_available,
         Some(7)
@@ -89,13 +79,13 @@ async fn archive_deactivates_and_delete_leaves_no_summary() -> Result<()> {
     let env = TestEnv::new().await?;
     let mut p = product("p1", "s1");
     env.put_product(&p).await?;
-    project_all(&env).await?;
+    env.project_pending().await?;
     env.queued_tags().await?;
 
     p.status = ProductStatus::Archived;
     p.version += 1;
     env.put_product(&p).await?;
-    project_all(&env).await?;
+    env.project_pending().await?;
     assert!(!env.summary("p1").await?.unwrap().active);
     assert_eq!(
         env.queued_tags().await?,
@@ -104,7 +94,7 @@ async fn archive_deactivates_and_delete_leaves_no_summary() -> Result<()> {
     env.assert_converged("p1").await?;
 
     env.delete_product("p1").await?;
-    project_all(&env).await?;
+    env.project_pending().await?;
     assert_eq!(env.summary("p1").await?, None);
     let stored = env.stored("p1").await?.expect("a tombstone");
     assert!(stored.record.is_none());
@@ -120,13 +110,13 @@ async fn store_move_invalidates_both_listings() -> Result<()> {
     let env = TestEnv::new().await?;
     let mut p = product("p1", "s1");
     env.put_product(&p).await?;
-    project_all(&env).await?;
+    env.project_pending().await?;
     env.queued_tags().await?;
 
     p.store_id = StoreId::parse("s2")?;
     p.version += 1;
     env.put_product(&p).await?;
-    project_all(&env).await?;
+    env.project_pending().await?;
     assert_eq!(env.summary("p1").await?.unwrap().store_id.as_str(), "s2");
     assert_eq!(
         env.queued_tags().await?,
@@ -164,7 +154,7 @@ async fn a_batch_replayed_after_later_changes_is_a_harmless_success() -> Result<
     p.name = "Renamed".into();
     p.version += 1;
     env.put_product(&p).await?;
-    project_all(&env).await?;
+    env.project_pending().await?;
     env.queued_tags().await?;
 
     // The crash-and-replay case: the first batch comes again, after the rename.
@@ -195,7 +185,7 @@ async fn inventory_records_before_product_records_converge() -> Result<()> {
 
     // And a stock row for a product that does not exist yet leaves no live summary.
     env.put_stock(&stock("p9", "l1", 1, 0)).await?;
-    project_all(&env).await?;
+    env.project_pending().await?;
     assert_eq!(env.summary("p9").await?, None);
     env.assert_converged("p9").await
 }
@@ -205,7 +195,7 @@ async fn concurrent_invocations_for_one_product_converge() -> Result<()> {
     let env = TestEnv::new().await?;
     let mut p = product("p1", "s1");
     env.put_product(&p).await?;
-    project_all(&env).await?;
+    env.project_pending().await?;
     for round in 0..10u32 {
         p.price = MinorUnits::new(1000 + u64::from(round))?;
         p.version += 1;

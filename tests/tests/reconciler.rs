@@ -25,14 +25,7 @@ async fn seeded() -> Result<TestEnv> {
             .await?;
         env.put_stock(&stock(&id, "l1", 5, 1)).await?;
     }
-    let projector = env.projector();
-    for event in [env.products_event().await?, env.inventory_event().await?] {
-        assert!(projector
-            .handle(event)
-            .await?
-            .batch_item_failures
-            .is_empty());
-    }
+    env.project_pending().await?;
     env.drain_queue("TagQueue").await?;
     Ok(env)
 }

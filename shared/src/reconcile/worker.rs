@@ -392,19 +392,30 @@ impl Worker {
             .map(|(id, _)| id)
             .collect();
         for chunk in candidates.chunks(self.page_size.max(1) as usize) {
-            let products = self.sources.products(chunk).await?;
-            let orphans: Vec<ProductId> = chunk
-                .iter()
-                .filter(|id| matches!(products.get(*id), Some(Ok(None)) | None))
-                .cloned()
-                .collect();
-            for id in &orphans {
-                tracing::info!(product_id = %id, discrepancy = ?Discrepancy::Orphan, "discrepancy");
-                report.record(Some(&Discrepancy::Orphan));
-            }
-            if !share.dry_run {
-                self.repair(&orphans, report).await?;
-            }
+            self.confirm_orphans(share, chunk, report).await?;
+        }
+        Ok(())
+    }
+
+    /// Counts (and repairs) the `candidates` whose product is gone, read consistently.
+    async fn confirm_orphans(
+        &self,
+        share: &Share,
+        candidates: &[ProductId],
+        report: &mut Report,
+    ) -> Result<(), Fault> {
+        let products = self.sources.products(candidates).await?;
+        let orphans: Vec<ProductId> = candidates
+            .iter()
+            .filter(|id| matches!(products.get(*id), Some(Ok(None)) | None))
+            .cloned()
+            .collect();
+        for id in &orphans {
+            tracing::info!(product_id = %id, discrepancy = ?Discrepancy::Orphan, "discrepancy");
+            report.record(Some(&Discrepancy::Orphan));
+        }
+        if !share.dry_run {
+            self.repair(&orphans, report).await?;
         }
         Ok(())
     }
@@ -425,19 +436,7 @@ impl Worker {
             .filter_map(|item| item.get("productId")?.as_s().ok())
             .filter_map(|id| ProductId::parse(id.as_str()).ok())
             .collect();
-        let products = self.sources.products(&live).await?;
-        let orphans: Vec<ProductId> = live
-            .into_iter()
-            .filter(|id| matches!(products.get(id), Some(Ok(None)) | None))
-            .collect();
-        for id in &orphans {
-            tracing::info!(product_id = %id, discrepancy = ?Discrepancy::Orphan, "discrepancy");
-            report.record(Some(&Discrepancy::Orphan));
-        }
-        if !share.dry_run {
-            self.repair(&orphans, report).await?;
-        }
-        Ok(())
+        self.confirm_orphans(share, &live, report).await
     }
 
     /// Repairs through the projector's protocol (so a newer write is never overwritten), then
