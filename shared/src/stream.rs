@@ -3,6 +3,8 @@
 //! The projector never trusts an image for content: an image may be older than the row it
 //! describes. It only takes the key, then recomputes from the current rows.
 
+use std::collections::BTreeMap;
+
 use aws_lambda_events::event::dynamodb::EventRecord;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -42,6 +44,38 @@ pub fn decode(record: &EventRecord) -> Result<Change, String> {
         sequence_number,
         event_time: record.change.approximate_creation_date_time,
     })
+}
+
+/// A batch's records sorted by the product they touch.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Grouped {
+    /// Each product once, in order of first appearance.
+    pub ids: Vec<ProductId>,
+    /// The indices of each product's records, in batch order.
+    pub records_of: BTreeMap<ProductId, Vec<usize>>,
+    /// Records that can never be processed, with the reason.
+    pub undecodable: Vec<(usize, String)>,
+}
+
+/// Groups a batch by product, so each product is refreshed once however many records it has.
+pub fn group(records: &[EventRecord]) -> Grouped {
+    let mut grouped = Grouped::default();
+    for (i, record) in records.iter().enumerate() {
+        match decode(record) {
+            Ok(change) => {
+                let indices = grouped
+                    .records_of
+                    .entry(change.product_id.clone())
+                    .or_default();
+                if indices.is_empty() {
+                    grouped.ids.push(change.product_id);
+                }
+                indices.push(i);
+            }
+            Err(reason) => grouped.undecodable.push((i, reason)),
+        }
+    }
+    grouped
 }
 
 /// Orders DynamoDB stream sequence numbers, which are decimal strings of up to 40 digits.
@@ -88,6 +122,24 @@ mod tests {
             assert!(decode(&event(keys, Some("1")).records[0]).is_err());
         }
         assert!(decode(&event(json!({"productId": {"S": "p1"}}), None).records[0]).is_err());
+    }
+
+    #[test]
+    fn groups_records_by_product_in_first_seen_order() {
+        let key = |id: &str| json!({"productId": {"S": id}});
+        let mut records = Vec::new();
+        for (i, keys) in [key("b"), key("a"), json!({}), key("b")]
+            .into_iter()
+            .enumerate()
+        {
+            records.extend(event(keys, Some(&(i + 1).to_string())).records);
+        }
+        let grouped = group(&records);
+        let ids: Vec<&str> = grouped.ids.iter().map(ProductId::as_str).collect();
+        assert_eq!(ids, ["b", "a"]);
+        assert_eq!(grouped.records_of[&ProductId::parse("b").unwrap()], [0, 3]);
+        assert_eq!(grouped.undecodable.len(), 1);
+        assert_eq!(grouped.undecodable[0].0, 2);
     }
 
     #[test]

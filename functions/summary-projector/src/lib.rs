@@ -12,7 +12,7 @@ use catalog::ids::ProductId;
 use catalog::queue::{ParkedRecord, ParkingLot, TagPublisher};
 use catalog::refresh::{Change, Refreshed, Refresher};
 use catalog::store::{SourceStore, SummaryStore};
-use catalog::stream::{self, sequence_cmp};
+use catalog::stream::{self, sequence_cmp, Grouped};
 use catalog::tags::TagSet;
 use catalog::telemetry;
 
@@ -55,64 +55,31 @@ impl Projector {
     /// parked with their reason, and the rest of the batch goes on.
     pub async fn handle(&self, event: Event) -> Result<DynamoDbEventResponse, Unreportable> {
         let records = &event.records;
-        let mut to_park: Vec<(usize, String)> = Vec::new();
-        let mut by_product: BTreeMap<ProductId, Vec<usize>> = BTreeMap::new();
-        let mut ids = Vec::new();
-        for (i, record) in records.iter().enumerate() {
-            match stream::decode(record) {
-                Ok(change) => {
-                    let indices = by_product.entry(change.product_id.clone()).or_default();
-                    if indices.is_empty() {
-                        ids.push(change.product_id);
-                    }
-                    indices.push(i);
-                }
-                Err(reason) => to_park.push((i, reason)),
-            }
-        }
+        let Grouped {
+            ids,
+            records_of,
+            undecodable: mut to_park,
+        } = stream::group(records);
 
         let mut failed: Vec<usize> = Vec::new();
         let mut refreshed: Vec<Refreshed> = Vec::new();
-        for outcome in self.refresher.refresh(&ids).await.into_iter().zip(&ids) {
+        for (outcome, id) in self.refresher.refresh(&ids).await.into_iter().zip(&ids) {
             match outcome {
-                (Ok(r), _) => refreshed.push(r),
-                (Err(err), id) if err.is_transient() => {
+                Ok(r) => refreshed.push(r),
+                Err(err) if err.is_transient() => {
                     tracing::warn!(product_id = %id, error = %err, "refresh failed; will retry");
-                    failed.extend(&by_product[id]);
+                    failed.extend(&records_of[id]);
                 }
-                (Err(err), id) => {
+                Err(err) => {
                     tracing::error!(product_id = %id, error = %err, "refresh can never succeed; parking");
-                    to_park.extend(by_product[id].iter().map(|&i| (i, err.to_string())));
+                    to_park.extend(records_of[id].iter().map(|&i| (i, err.to_string())));
                 }
             }
         }
 
-        let with_tags: Vec<&Refreshed> = refreshed.iter().filter(|r| !r.tags.is_empty()).collect();
-        let tags: TagSet = with_tags
-            .iter()
-            .flat_map(|r| r.tags.iter().cloned())
-            .collect();
-        let event_time = earliest(
-            records,
-            with_tags.iter().flat_map(|r| &by_product[&r.product_id]),
-        );
-        match self
-            .publisher
-            .publish(&tags, event_time.unwrap_or_else(Utc::now))
-            .await
-        {
-            Ok(()) => {
-                if let Err(fault) = self.refresher.tags_queued(&with_tags).await {
-                    // The tags went out; leaving them pending only means a harmless resend.
-                    tracing::warn!(error = %fault, "could not clear queued tags from the outbox");
-                }
-            }
-            Err(fault) => {
-                tracing::warn!(error = %fault, "queueing tags failed; will retry");
-                failed.extend(with_tags.iter().flat_map(|r| &by_product[&r.product_id]));
-            }
-        }
-
+        let event_time = self
+            .queue_tags(records, &records_of, &refreshed, &mut failed)
+            .await;
         let parked = self.park(records, &to_park).await;
         if let Err(fault) = &parked {
             tracing::error!(error = %fault, "parking failed; will retry");
@@ -128,6 +95,45 @@ impl Projector {
             event_time,
         );
         first_failure(records, &failed)
+    }
+
+    /// Queues the batch's tags (deduplicated) as one send, then clears them from the
+    /// summaries' outboxes. If the send fails, the records of every product with tags are
+    /// marked failed: their retry finds the tags still pending and sends them. Returns the
+    /// earliest change time the tags cover.
+    async fn queue_tags(
+        &self,
+        records: &[EventRecord],
+        records_of: &BTreeMap<ProductId, Vec<usize>>,
+        refreshed: &[Refreshed],
+        failed: &mut Vec<usize>,
+    ) -> Option<DateTime<Utc>> {
+        let with_tags: Vec<&Refreshed> = refreshed.iter().filter(|r| !r.tags.is_empty()).collect();
+        let tags: TagSet = with_tags
+            .iter()
+            .flat_map(|r| r.tags.iter().cloned())
+            .collect();
+        let event_time = earliest(
+            records,
+            with_tags.iter().flat_map(|r| &records_of[&r.product_id]),
+        );
+        match self
+            .publisher
+            .publish(&tags, event_time.unwrap_or_else(Utc::now))
+            .await
+        {
+            Ok(()) => {
+                if let Err(fault) = self.refresher.tags_queued(&with_tags).await {
+                    // The tags went out; leaving them pending only means a harmless resend.
+                    tracing::warn!(error = %fault, "could not clear queued tags from the outbox");
+                }
+            }
+            Err(fault) => {
+                tracing::warn!(error = %fault, "queueing tags failed; will retry");
+                failed.extend(with_tags.iter().flat_map(|r| &records_of[&r.product_id]));
+            }
+        }
+        event_time
     }
 
     async fn park(
