@@ -288,24 +288,34 @@ impl TestEnv {
 
     /// The Products stream records written since the last call, as one Lambda event.
     pub async fn products_event(&self) -> Result<Event> {
+        decode_event(&self.products_event_json().await?)
+    }
+
+    /// The same, as the JSON Lambda sends.
+    pub async fn products_event_json(&self) -> Result<serde_json::Value> {
         let streams = self
             .streams
             .as_ref()
             .context("tables made without streams")?;
         let mut reader = streams.products.lock().await;
         let records = reader.drain().await?;
-        decode_event(&lambda_event(&records, reader.stream_arn()))
+        Ok(lambda_event(&records, reader.stream_arn()))
     }
 
     /// The Inventory stream records written since the last call, as one Lambda event.
     pub async fn inventory_event(&self) -> Result<Event> {
+        decode_event(&self.inventory_event_json().await?)
+    }
+
+    /// The same, as the JSON Lambda sends.
+    pub async fn inventory_event_json(&self) -> Result<serde_json::Value> {
         let streams = self
             .streams
             .as_ref()
             .context("tables made without streams")?;
         let mut reader = streams.inventory.lock().await;
         let records = reader.drain().await?;
-        decode_event(&lambda_event(&records, reader.stream_arn()))
+        Ok(lambda_event(&records, reader.stream_arn()))
     }
 
     /// Hands whatever both streams hold now to the real projector, Products first, and fails
