@@ -7,6 +7,7 @@
 //! cargo run --profile bench-fast -p bench -- reconciler [--products 20000] [--locations 2]
 //! ```
 
+mod init;
 mod listing;
 mod projector;
 mod reconciler;
@@ -15,7 +16,7 @@ mod seed;
 use anyhow::{bail, Result};
 
 fn usage() -> &'static str {
-    "usage: bench projector [--records N] [--products P] [--seed S]\n       bench listing [--stores S] [--per-store N] [--rounds R]\n       bench reconciler [--products N] [--locations L]"
+    "usage: bench projector [--records N] [--products P] [--seed S]\n       bench listing [--stores S] [--per-store N] [--rounds R]\n       bench reconciler [--products N] [--locations L] [--page P]\n       bench init [--runs R]"
 }
 
 /// `--name value` flags into a lookup.
@@ -54,6 +55,7 @@ async fn dispatch() -> Result<()> {
         Some("projector") => projector::run(&flags).await,
         Some("listing") => listing::run(&flags).await,
         Some("reconciler") => reconciler::run(&flags).await,
+        Some("init") => init::run(&flags).await,
         _ => bail!("{}", usage()),
     }
 }

@@ -50,6 +50,15 @@ wait $child
 "#;
 
 fn spawn_watched(program: &Path, args: &[String], log: &Path) -> Result<Child> {
+    spawn_watched_with(program, args, &[], log)
+}
+
+fn spawn_watched_with(
+    program: &Path,
+    args: &[String],
+    envs: &[(String, String)],
+    log: &Path,
+) -> Result<Child> {
     let log_file = std::fs::File::create(log).with_context(|| format!("creating {log:?}"))?;
     Command::new("sh")
         .arg("-c")
@@ -57,6 +66,7 @@ fn spawn_watched(program: &Path, args: &[String], log: &Path) -> Result<Child> {
         .arg("sh")
         .arg(program)
         .args(args)
+        .envs(envs.iter().map(|(k, v)| (k, v)))
         .env("PARENT_PID", std::process::id().to_string())
         .stdin(Stdio::null())
         .stdout(log_file.try_clone()?)
@@ -103,6 +113,25 @@ pub fn dynamodb_local_dir(root: &Path) -> Result<PathBuf> {
     dirs.sort();
     dirs.pop()
         .with_context(|| format!("no DynamoDBLocal.jar under {lib:?}: run scripts/setup first"))
+}
+
+/// Starts `program` as a service listening on `port` on loopback, with `envs` added to its
+/// environment, logging to `log`; waits up to `timeout` for the port to open.
+pub fn start(
+    program: &Path,
+    args: &[String],
+    envs: &[(String, String)],
+    port: u16,
+    log: &Path,
+    timeout: Duration,
+) -> Result<Service> {
+    let child = spawn_watched_with(program, args, envs, log)?;
+    let service = Service {
+        endpoint: format!("http://127.0.0.1:{port}"),
+        watchdog: Some(child),
+    };
+    wait_for_port(port, timeout, &program.display().to_string(), log)?;
+    Ok(service)
 }
 
 /// Starts DynamoDB Local (in memory, one shared database) on a free port, or uses the one at

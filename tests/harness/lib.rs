@@ -52,6 +52,15 @@ fn services() -> &'static Services {
     })
 }
 
+/// The endpoints of the shared DynamoDB Local and SQS emulator (started on first use).
+pub fn endpoints() -> (String, String) {
+    let services = services();
+    (
+        services.dynamodb.endpoint.clone(),
+        services.sqs.endpoint.clone(),
+    )
+}
+
 /// One test's own tables, queues and stream readers on the shared local services.
 pub struct TestEnv {
     pub dynamodb: aws_sdk_dynamodb::Client,

@@ -1,0 +1,79 @@
+//! Cold-start init time of each function: from exec to the binary's first request for an
+//! event on a minimal local Runtime API (what Lambda reports as Init Duration, less the
+//! sandbox's own start). Host builds with the release profile the bootstraps use: the arm64
+//! bootstraps themselves cannot run on this machine.
+//!
+//! ```text
+//! cargo build --release -p summary-projector -p listing-api -p reconciler
+//! cargo run --profile bench-fast -p bench -- init
+//! ```
+
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context, Result};
+
+use crate::Flags;
+
+const FUNCTIONS: [&str; 3] = ["summary-projector", "listing-api", "reconciler"];
+
+pub async fn run(flags: &Flags) -> Result<()> {
+    let runs: usize = flags.get("runs", 20)?;
+    let dir = catalog_local::workspace_root().join("target/release");
+    println!("init benchmark: exec to first GET /runtime/invocation/next, host build (release profile), {runs} cold starts each");
+    for function in FUNCTIONS {
+        let binary = dir.join(function);
+        ensure!(
+            binary.exists(),
+            "{binary:?} missing: cargo build --profile bench-fast -p {function}"
+        );
+        let mut samples = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            samples.push(cold_start(&binary)?);
+        }
+        samples.sort();
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        println!(
+            "  {function:<18} p50 {:>6.1} ms   max {:>6.1} ms",
+            ms(samples[samples.len() / 2]),
+            ms(samples[samples.len() - 1])
+        );
+    }
+    Ok(())
+}
+
+fn cold_start(binary: &std::path::Path) -> Result<Duration> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let api = listener.local_addr()?.to_string();
+    let start = Instant::now();
+    let mut child = Command::new(binary)
+        .env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", &api)
+        .env("AWS_LAMBDA_FUNCTION_NAME", "init-bench")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "init-bench")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "init-bench")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "local")
+        .env("AWS_SECRET_ACCESS_KEY", "local")
+        .env("PRODUCTS_TABLE", "Products")
+        .env("INVENTORY_TABLE", "Inventory")
+        .env("SUMMARIES_TABLE", "Summaries")
+        .env("TAG_QUEUE_URL", "http://127.0.0.1:1/tags")
+        .env("PARKED_RECORDS_QUEUE_URL", "http://127.0.0.1:1/parked")
+        .env("RECONCILE_QUEUE_URL", "http://127.0.0.1:1/reconcile")
+        .env("CURSOR_SECRET", "init-bench-cursor-secret-0123456789")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {binary:?}"))?;
+    // The first connection is the runtime asking for its first event: init is over.
+    let accepted = listener.accept();
+    let took = start.elapsed();
+    let _ = child.kill();
+    let _ = child.wait();
+    accepted.context("the function never asked for an event")?;
+    Ok(took)
+}
