@@ -177,3 +177,35 @@ fn the_listing_api_only_reads_summaries() -> Result<()> {
     assert_eq!(actions, reads);
     Ok(())
 }
+
+#[test]
+fn every_queue_where_failures_land_has_an_alarm_that_notifies() -> Result<()> {
+    let t = template()?;
+    let resources = t.document["Resources"].as_mapping().context("Resources")?;
+    let alarmed: HashSet<String> = resources
+        .values()
+        .filter(|r| r["Type"].as_str() == Some("AWS::CloudWatch::Alarm"))
+        .filter(|r| r["Properties"].get("AlarmActions").is_some())
+        .filter_map(|r| match &r["Properties"]["Dimensions"][0]["Value"] {
+            Value::Tagged(tag) => tag
+                .value
+                .as_str()
+                .and_then(|s| s.split('.').next())
+                .map(str::to_owned),
+            _ => None,
+        })
+        .collect();
+    for queue in [
+        "ParkedRecordsQueue",
+        "StreamFailureQueue",
+        "TagDeadLetterQueue",
+        "ReconcileDeadLetterQueue",
+    ] {
+        assert!(alarmed.contains(queue), "no alarm on {queue}: {alarmed:?}");
+    }
+    assert!(
+        alarmed.contains("SummaryProjectorFunction"),
+        "projector alarms: {alarmed:?}"
+    );
+    Ok(())
+}
