@@ -73,6 +73,13 @@ pub struct TestEnv {
     streams: Option<Streams>,
 }
 
+/// Everything a stream reader has now, as the JSON event Lambda sends.
+async fn drain_json(reader: &tokio::sync::Mutex<StreamReader>) -> Result<serde_json::Value> {
+    let mut reader = reader.lock().await;
+    let records = reader.drain().await?;
+    Ok(lambda_event(&records, reader.stream_arn()))
+}
+
 struct Streams {
     products: tokio::sync::Mutex<StreamReader>,
     inventory: tokio::sync::Mutex<StreamReader>,
@@ -306,9 +313,7 @@ impl TestEnv {
             .streams
             .as_ref()
             .context("tables made without streams")?;
-        let mut reader = streams.products.lock().await;
-        let records = reader.drain().await?;
-        Ok(lambda_event(&records, reader.stream_arn()))
+        drain_json(&streams.products).await
     }
 
     /// The Inventory stream records written since the last call, as one Lambda event.
@@ -322,9 +327,7 @@ impl TestEnv {
             .streams
             .as_ref()
             .context("tables made without streams")?;
-        let mut reader = streams.inventory.lock().await;
-        let records = reader.drain().await?;
-        Ok(lambda_event(&records, reader.stream_arn()))
+        drain_json(&streams.inventory).await
     }
 
     /// Hands whatever both streams hold now to the real projector, Products first, and fails

@@ -28,7 +28,7 @@ use crate::model::{InventoryRow, Product};
 use crate::projection::project;
 use crate::queue::TagPublisher;
 use crate::refresh::{Change, Refreshed, Refresher};
-use crate::store::{Corrupt, ReadError, SourceStore, Stored, TableNames};
+use crate::store::{product_id_of, Corrupt, ReadError, SourceStore, Stored, TableNames};
 use crate::tags::TagSet;
 
 /// Which share of the catalog a worker reconciles, and how.
@@ -372,10 +372,7 @@ impl Worker {
                 to_repair.push(id);
             }
         }
-        if !share.dry_run {
-            self.repair(&to_repair, report).await?;
-        }
-        Ok(())
+        self.repair(share, &to_repair, report).await
     }
 
     /// Orphan candidates: summaries of the segment that no product of the segment claimed.
@@ -414,10 +411,7 @@ impl Worker {
             tracing::info!(product_id = %id, discrepancy = ?Discrepancy::Orphan, "discrepancy");
             report.record(Some(&Discrepancy::Orphan));
         }
-        if !share.dry_run {
-            self.repair(&orphans, report).await?;
-        }
-        Ok(())
+        self.repair(share, &orphans, report).await
     }
 
     async fn check_orphans(
@@ -433,16 +427,20 @@ impl Worker {
                     .get("deleted")
                     .is_some_and(|d| d.as_bool().is_ok_and(|b| *b))
             })
-            .filter_map(|item| item.get("productId")?.as_s().ok())
-            .filter_map(|id| ProductId::parse(id.as_str()).ok())
+            .filter_map(product_id_of)
             .collect();
         self.confirm_orphans(share, &live, report).await
     }
 
     /// Repairs through the projector's protocol (so a newer write is never overwritten), then
-    /// queues the tags of what changed.
-    async fn repair(&self, ids: &[ProductId], report: &mut Report) -> Result<(), Fault> {
-        if ids.is_empty() {
+    /// queues the tags of what changed. A dry run repairs nothing.
+    async fn repair(
+        &self,
+        share: &Share,
+        ids: &[ProductId],
+        report: &mut Report,
+    ) -> Result<(), Fault> {
+        if share.dry_run || ids.is_empty() {
             return Ok(());
         }
         let mut done: Vec<Refreshed> = Vec::new();

@@ -47,6 +47,12 @@ fn key(product_id: &crate::ids::ProductId) -> Item {
     )])
 }
 
+/// The `productId` of an item, if it has a valid one.
+pub fn product_id_of(item: &Item) -> Option<crate::ids::ProductId> {
+    let id = item.get("productId")?.as_s().ok()?;
+    crate::ids::ProductId::parse(id.as_str()).ok()
+}
+
 /// Decodes a row of `table` that belongs to product `id`. The reason names the field that
 /// failed (`price: Failed to parse '19.99' as an integer`), so a parked record says what to fix.
 pub(crate) fn decode<T: serde::de::DeserializeOwned>(

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::Client;
 use serde::{Deserialize, Serialize};
 
 use super::batch_get::{batch_get, projection, ReadMode, CONSISTENT};
-use super::{decode, key, Corrupt, ReadError};
+use super::{decode, key, product_id_of, Corrupt, ReadError};
 use crate::fault::{classify, Fault};
 use crate::ids::{ProductId, StoreId};
 use crate::model::{MinorUnits, ProductSummary, SummaryRecord};
@@ -277,11 +277,7 @@ impl SummaryStore {
                 .await
                 .map_err(|e| classify("Scan summaries", e))?;
             for item in output.items.unwrap_or_default() {
-                let id = item
-                    .get("productId")
-                    .and_then(|v| v.as_s().ok())
-                    .and_then(|s| ProductId::parse(s.as_str()).ok());
-                if let Some(id) = id {
+                if let Some(id) = product_id_of(&item) {
                     let stored = self.decode(&id, item);
                     found.insert(id, stored);
                 }
@@ -344,11 +340,7 @@ impl SummaryStore {
                 .await
                 .map_err(|e| classify("Query listing", e))?;
             for item in output.items.unwrap_or_default() {
-                let id = item
-                    .get("productId")
-                    .and_then(|v| v.as_s().ok())
-                    .and_then(|s| ProductId::parse(s.as_str()).ok());
-                let id = id.ok_or_else(|| Corrupt {
+                let id = product_id_of(&item).ok_or_else(|| Corrupt {
                     table: self.table.clone(),
                     product_id: "?".into(),
                     reason: "listing item without a valid productId".into(),
