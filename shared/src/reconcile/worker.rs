@@ -316,11 +316,17 @@ impl Worker {
                 Some(found) => {
                     rows.insert(p.product_id.clone(), found);
                 }
-                None => unjoined.push(&p.product_id),
+                None => unjoined.push(p.product_id.clone()),
             }
         }
+        // Owned ids: a closure over borrowed ones makes this future not `Send` for every
+        // lifetime (rust-lang/rust#102211), and the local stack runs it on a multi-thread runtime.
+        let sources = &self.sources;
         let queried = stream::iter(unjoined)
-            .map(|id| async move { (id.clone(), self.sources.inventory(id).await) })
+            .map(|id| async move {
+                let found = sources.inventory(&id).await;
+                (id, found)
+            })
             .buffer_unordered(self.concurrency)
             .collect::<Vec<_>>()
             .await;
