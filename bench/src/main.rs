@@ -5,8 +5,10 @@
 //! cargo run --profile bench-fast -p bench -- projector [--records 5000] [--products 250]
 //! cargo run --profile bench-fast -p bench -- listing [--stores 20] [--per-store 100]
 //! cargo run --profile bench-fast -p bench -- reconciler [--products 20000] [--locations 2]
+//! cargo run --profile bench-fast -p bench -- freshness [--writes 300] [--poll-ms 250]
 //! ```
 
+mod freshness;
 mod init;
 mod listing;
 mod projector;
@@ -16,7 +18,7 @@ mod seed;
 use anyhow::{bail, Result};
 
 fn usage() -> &'static str {
-    "usage: bench projector [--records N] [--products P] [--seed S]\n       bench listing [--stores S] [--per-store N] [--rounds R]\n       bench reconciler [--products N] [--locations L] [--page P]\n       bench init [--runs R]"
+    "usage: bench projector [--records N] [--products P] [--seed S]\n       bench listing [--stores S] [--per-store N] [--rounds R]\n       bench reconciler [--products N] [--locations L] [--page P]\n       bench init [--runs R]\n       bench freshness [--writes M] [--products P] [--poll-ms MS]"
 }
 
 /// `--name value` flags into a lookup.
@@ -56,6 +58,7 @@ async fn dispatch() -> Result<()> {
         Some("listing") => listing::run(&flags).await,
         Some("reconciler") => reconciler::run(&flags).await,
         Some("init") => init::run(&flags).await,
+        Some("freshness") => freshness::run(&flags).await,
         _ => bail!("{}", usage()),
     }
 }

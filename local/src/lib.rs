@@ -1,9 +1,22 @@
 //! catalog-sync on one machine, with no Docker and no AWS account: the services
-//! ([`services`]), the tables and queues of template.yaml ([`template`]), and DynamoDB
-//! Streams read into the exact event Lambda would send ([`streams`]).
+//! ([`services`]), the tables and queues of template.yaml ([`template`]) and the triggers it
+//! gives each function ([`event_sources`]), emulated: stream mappings ([`stream_mapping`]),
+//! queue mappings ([`queue_mapping`]), the schedule ([`schedule`]) and the HTTP API
+//! ([`http_api`]), all wired together by [`stack`].
 
 pub mod apigw;
+pub mod demo;
+pub mod edits;
+pub mod event_sources;
+pub mod function;
+pub mod http_api;
+pub mod queue_mapping;
+pub mod schedule;
 pub mod services;
+pub mod shutdown;
+pub mod stack;
+pub mod stats;
+pub mod stream_mapping;
 pub mod streams;
 pub mod template;
 
@@ -13,5 +26,16 @@ use std::path::PathBuf;
 pub fn workspace_root() -> PathBuf {
     std::env::var_os("CATALOG_ROOT")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .unwrap_or_else(|| {
+            let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+            root.canonicalize().unwrap_or(root)
+        })
+}
+
+/// Where the local stack keeps its state and logs: `CATALOG_LOCAL_DIR`, else `.local` under
+/// the root (git-ignored).
+pub fn local_dir(root: &std::path::Path) -> PathBuf {
+    std::env::var_os("CATALOG_LOCAL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join(".local"))
 }

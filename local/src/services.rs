@@ -24,6 +24,16 @@ pub struct Service {
     watchdog: Option<Child>,
 }
 
+impl Service {
+    /// A service someone else runs at `endpoint`.
+    pub fn existing(endpoint: &str) -> Self {
+        Self {
+            endpoint: endpoint.to_owned(),
+            watchdog: None,
+        }
+    }
+}
+
 impl Drop for Service {
     fn drop(&mut self) {
         if let Some(child) = &mut self.watchdog {
@@ -87,12 +97,12 @@ fn wait_for_port(port: u16, timeout: Duration, what: &str, log: &Path) -> Result
     bail!("{what} did not listen on port {port} within {timeout:?}; its log {log:?}:\n{tail}")
 }
 
-/// Where logs of local services go: `CATALOG_LOG_DIR`, else `.local/logs` under the root
+/// Where logs of local services go: `CATALOG_LOG_DIR`, else `logs` in [`crate::local_dir`]
 /// (outside every crate, so `cargo lambda watch` does not rebuild on a log line).
 pub fn log_dir(root: &Path) -> Result<PathBuf> {
     let dir = std::env::var_os("CATALOG_LOG_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| root.join(".local").join("logs"));
+        .unwrap_or_else(|| crate::local_dir(root).join("logs"));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {dir:?}"))?;
     Ok(dir)
 }

@@ -116,8 +116,20 @@ impl StreamReader {
 
     /// One GetRecords call per open shard: what is there now, in each shard's order.
     pub async fn poll(&mut self) -> Result<Vec<Record>> {
+        Ok(self
+            .poll_shards()
+            .await?
+            .into_iter()
+            .flat_map(|(_, records)| records)
+            .collect())
+    }
+
+    /// The same, kept by shard: (shard id, its new records in order) for every shard that had
+    /// any.
+    pub async fn poll_shards(&mut self) -> Result<Vec<(String, Vec<Record>)>> {
         let mut records = Vec::new();
-        let ids: Vec<String> = self.shards.keys().cloned().collect();
+        let mut ids: Vec<String> = self.shards.keys().cloned().collect();
+        ids.sort();
         for id in ids {
             let Some(current) = self.shards[&id].iterator.clone() else {
                 continue;
@@ -153,7 +165,9 @@ impl StreamReader {
                 position.read_any |= !fetched.is_empty();
                 position.iterator = output.next_shard_iterator;
             }
-            records.extend(fetched);
+            if !fetched.is_empty() {
+                records.push((id, fetched));
+            }
         }
         Ok(records)
     }

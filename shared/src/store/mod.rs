@@ -15,7 +15,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 pub type Item = HashMap<String, AttributeValue>;
 
 /// The names of the three tables, read from the environment at cold start.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TableNames {
     pub products: String,
     pub inventory: String,

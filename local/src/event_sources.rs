@@ -1,0 +1,202 @@
+//! The event sources template.yaml gives each function (its stream and queue mappings and its
+//! schedule), read from the same file `sam deploy` uses, so the local stack triggers functions
+//! with the settings AWS would.
+
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_yaml_ng::Value;
+
+use crate::template::Template;
+
+/// A DynamoDB stream event source mapping.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamSource {
+    /// The event's name in the template (`ProductsStream`).
+    pub name: String,
+    /// Logical id of the table whose stream it reads.
+    pub table: String,
+    /// `TRIM_HORIZON` or `LATEST`.
+    pub starting_position: String,
+    pub batch_size: usize,
+    pub batching_window: Duration,
+    /// `None`: retry until the record expires (the template should never say so).
+    pub max_retries: Option<u32>,
+    pub max_record_age: Option<Duration>,
+    pub bisect_on_error: bool,
+    pub report_item_failures: bool,
+    /// Logical id of the SQS queue that receives batches that ran out of retries.
+    pub on_failure_queue: Option<String>,
+}
+
+/// An SQS event source mapping.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueSource {
+    pub name: String,
+    /// Logical id of the queue.
+    pub queue: String,
+    pub batch_size: usize,
+    pub batching_window: Duration,
+    pub report_item_failures: bool,
+}
+
+/// A schedule (EventBridge Scheduler or rule) that invokes a function with a fixed input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScheduleSource {
+    pub name: String,
+    /// `cron(...)` or `rate(...)`, as written.
+    pub expression: String,
+    /// The event the schedule sends.
+    pub input: serde_json::Value,
+}
+
+/// Everything that triggers one function.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct EventSources {
+    pub streams: Vec<StreamSource>,
+    pub queues: Vec<QueueSource>,
+    pub schedules: Vec<ScheduleSource>,
+}
+
+fn get<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+    v.as_mapping()?.get(key)
+}
+
+/// The logical id a `!GetAtt X.Attr` names.
+fn get_att(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::Tagged(t) if t.tag == "GetAtt" => t
+            .value
+            .as_str()
+            .and_then(|s| s.split('.').next())
+            .map(str::to_owned),
+        _ => None,
+    }
+}
+
+fn seconds(v: Option<&Value>) -> Duration {
+    Duration::from_secs(v.and_then(Value::as_u64).unwrap_or(0))
+}
+
+fn reports_item_failures(props: &Value) -> bool {
+    get(props, "FunctionResponseTypes")
+        .and_then(Value::as_sequence)
+        .is_some_and(|s| {
+            s.iter()
+                .any(|t| t.as_str() == Some("ReportBatchItemFailures"))
+        })
+}
+
+impl Template {
+    /// The event sources of the function with this logical id.
+    pub fn event_sources(&self, function: &str) -> Result<EventSources> {
+        let resource = get(&self.document, "Resources")
+            .and_then(|r| get(r, function))
+            .ok_or_else(|| anyhow!("template.yaml has no resource {function}"))?;
+        let mut sources = EventSources::default();
+        let Some(events) = get(resource, "Properties")
+            .and_then(|p| get(p, "Events"))
+            .and_then(Value::as_mapping)
+        else {
+            return Ok(sources);
+        };
+        for (name, event) in events {
+            let name = name.as_str().unwrap_or_default().to_owned();
+            let props = get(event, "Properties").cloned().unwrap_or(Value::Null);
+            let context = || format!("{function}.Events.{name}");
+            match get(event, "Type").and_then(Value::as_str) {
+                Some("DynamoDB") => sources.streams.push(StreamSource {
+                    table: get_att(get(&props, "Stream"))
+                        .with_context(|| format!("{}: Stream must be !GetAtt", context()))?,
+                    starting_position: get(&props, "StartingPosition")
+                        .and_then(Value::as_str)
+                        .unwrap_or("LATEST")
+                        .to_owned(),
+                    batch_size: get(&props, "BatchSize")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(100) as usize,
+                    batching_window: seconds(get(&props, "MaximumBatchingWindowInSeconds")),
+                    max_retries: get(&props, "MaximumRetryAttempts")
+                        .and_then(Value::as_i64)
+                        .filter(|n| *n >= 0)
+                        .map(|n| n as u32),
+                    max_record_age: get(&props, "MaximumRecordAgeInSeconds")
+                        .and_then(Value::as_i64)
+                        .filter(|n| *n > 0)
+                        .map(|n| Duration::from_secs(n as u64)),
+                    bisect_on_error: get(&props, "BisectBatchOnFunctionError")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false),
+                    report_item_failures: reports_item_failures(&props),
+                    on_failure_queue: get_att(
+                        get(&props, "DestinationConfig")
+                            .and_then(|d| get(d, "OnFailure"))
+                            .and_then(|d| get(d, "Destination")),
+                    ),
+                    name,
+                }),
+                Some("SQS") => sources.queues.push(QueueSource {
+                    queue: get_att(get(&props, "Queue"))
+                        .with_context(|| format!("{}: Queue must be !GetAtt", context()))?,
+                    batch_size: get(&props, "BatchSize")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(10) as usize,
+                    batching_window: seconds(get(&props, "MaximumBatchingWindowInSeconds")),
+                    report_item_failures: reports_item_failures(&props),
+                    name,
+                }),
+                Some("Schedule" | "ScheduleV2") => {
+                    let input = match get(&props, "Input").and_then(Value::as_str) {
+                        Some(text) => serde_json::from_str(text)
+                            .with_context(|| format!("{}: Input is not JSON", context()))?,
+                        None => serde_json::json!({}),
+                    };
+                    sources.schedules.push(ScheduleSource {
+                        expression: get(&props, "ScheduleExpression")
+                            .and_then(Value::as_str)
+                            .with_context(|| format!("{}: no ScheduleExpression", context()))?
+                            .to_owned(),
+                        input,
+                        name,
+                    });
+                }
+                Some(other) => bail!("{}: event type {other} is not emulated", context()),
+                None => bail!("{}: no Type", context()),
+            }
+        }
+        sources.streams.sort_by(|a, b| a.name.cmp(&b.name));
+        sources.queues.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(sources)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_projector_and_reconciler_sources() {
+        let template = Template::load(&crate::workspace_root()).unwrap();
+        let projector = template.event_sources("SummaryProjectorFunction").unwrap();
+        let tables: Vec<&str> = projector.streams.iter().map(|s| s.table.as_str()).collect();
+        assert_eq!(tables, ["InventoryTable", "ProductsTable"]);
+        let products = &projector.streams[1];
+        assert_eq!(products.starting_position, "TRIM_HORIZON");
+        assert_eq!(products.batch_size, 100);
+        assert_eq!(products.max_retries, Some(10));
+        assert!(products.bisect_on_error && products.report_item_failures);
+        assert_eq!(
+            products.on_failure_queue.as_deref(),
+            Some("StreamFailureQueue")
+        );
+
+        let reconciler = template.event_sources("ReconcilerFunction").unwrap();
+        assert_eq!(reconciler.queues[0].queue, "ReconcileQueue");
+        assert_eq!(reconciler.queues[0].batch_size, 1);
+        assert!(reconciler.schedules[0].expression.starts_with("cron("));
+        assert_eq!(
+            reconciler.schedules[0].input["detail-type"],
+            "Scheduled Event"
+        );
+    }
+}

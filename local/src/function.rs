@@ -1,0 +1,83 @@
+//! The functions the local stack invokes, in process, through the same handler each binary's
+//! `main` hands to `lambda_runtime`.
+//!
+//! An invocation takes the event as JSON and decodes it with serde exactly as the runtime does,
+//! so a handler sees what AWS would send; the answer is serialized back to JSON, and a handler
+//! error becomes a function error, as the runtime reports it. Running the built binaries under
+//! `cargo lambda watch` instead would add an HTTP hop and a rebuild on every file change to
+//! each invocation; the binaries themselves are exercised with every sample event by
+//! tests/tests/lambda_binaries.rs.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use aws_lambda_events::event::dynamodb::Event;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// A function error: what Lambda reports as `errorMessage` when a handler fails.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct FunctionError(pub String);
+
+/// The future of one invocation.
+pub type Invocation<'a> = Pin<Box<dyn Future<Output = Result<Value, FunctionError>> + Send + 'a>>;
+
+/// Something the stack can invoke with an event, as Lambda invokes a function.
+pub trait Function: Send + Sync {
+    /// Handles one event.
+    fn invoke(&self, event: Value) -> Invocation<'_>;
+}
+
+fn decode<T: DeserializeOwned>(event: Value) -> Result<T, FunctionError> {
+    serde_json::from_value(event).map_err(|e| FunctionError(format!("decoding the event: {e}")))
+}
+
+fn encode(answer: impl serde::Serialize) -> Result<Value, FunctionError> {
+    serde_json::to_value(answer).map_err(|e| FunctionError(format!("encoding the answer: {e}")))
+}
+
+impl Function for summary_projector::Projector {
+    fn invoke(&self, event: Value) -> Invocation<'_> {
+        Box::pin(async move {
+            let event: Event = decode(event)?;
+            let response = self
+                .handle(event)
+                .await
+                .map_err(|e| FunctionError(e.to_string()))?;
+            encode(response)
+        })
+    }
+}
+
+/// The reconciler, with the 15-minute deadline its template timeout gives each invocation.
+#[derive(Debug, Clone)]
+pub struct Reconciler {
+    pub handler: reconciler::Reconciler,
+    pub timeout: Duration,
+}
+
+impl Function for Reconciler {
+    fn invoke(&self, event: Value) -> Invocation<'_> {
+        Box::pin(async move {
+            let deadline = Instant::now() + self.timeout;
+            let answer = self
+                .handler
+                .handle(event, deadline)
+                .await
+                .map_err(|e| FunctionError(e.to_string()))?;
+            Ok(answer)
+        })
+    }
+}
+
+impl Function for listing_api::ListingApi {
+    fn invoke(&self, event: Value) -> Invocation<'_> {
+        Box::pin(async move {
+            let request: ApiGatewayV2httpRequest = decode(event)?;
+            encode(self.handle(request).await)
+        })
+    }
+}

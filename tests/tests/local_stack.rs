@@ -1,0 +1,386 @@
+//! The local stack (catalog-local) end to end: real stream polling, the real projector behind
+//! the emulated event source mappings, the tag queue, the listing API over HTTP, and the
+//! `catalog-local` binary and CLI as the README runs them.
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use catalog::ids::{LocationId, ProductId};
+use catalog::model::{MinorUnits, ProductSummary};
+use catalog::projection::project;
+use catalog::queue::TagMessage;
+use catalog::store::{SourceStore, SummaryStore};
+use catalog::testing::product;
+use catalog_local::edits::Editor;
+use catalog_local::function::{Function, FunctionError, Invocation};
+use catalog_local::stack::{queue_depth, Options, Stack, Wrap};
+use serde_json::{json, Value};
+
+static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// A stack on the test binary's shared services, under a prefix of its own.
+async fn stack(wrap: Option<Wrap>) -> Result<Stack> {
+    let (dynamodb, sqs) = catalog_tests::endpoints();
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    Stack::start(
+        &catalog_local::workspace_root(),
+        Options {
+            prefix: format!("ls{}-{n}-", std::process::id()),
+            wrap_projector: wrap,
+            endpoints: Some((dynamodb, sqs)),
+            ..Options::default()
+        },
+    )
+    .await
+}
+
+fn editor(stack: &Stack) -> Editor {
+    Editor::new(stack.dynamodb.clone(), stack.endpoints.tables.clone())
+}
+
+async fn summary(stack: &Stack, id: &str) -> Result<Option<ProductSummary>> {
+    let store = SummaryStore::new(
+        stack.dynamodb.clone(),
+        stack.endpoints.tables.summaries.clone(),
+    );
+    Ok(store
+        .get_card(&ProductId::parse(id)?)
+        .await?
+        .map(|r| r.summary))
+}
+
+/// The projection of `id`'s current source rows.
+async fn expected(stack: &Stack, id: &str) -> Result<Option<ProductSummary>> {
+    let sources = SourceStore::new(stack.dynamodb.clone(), &stack.endpoints.tables);
+    let id = ProductId::parse(id)?;
+    let product = sources
+        .products(std::slice::from_ref(&id))
+        .await?
+        .remove(&id);
+    let rows = sources.inventory(&id).await?;
+    Ok(project(product.transpose()?.flatten().as_ref(), &rows))
+}
+
+/// Waits (at most `limit`) until `check` holds.
+async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bool>>,
+{
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if check().await? {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("{what}: not within {limit:?}")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stock_change_reaches_the_summary_and_the_tag_queue() -> Result<()> {
+    let stack = stack(None).await?;
+    let edit = editor(&stack);
+    edit.put_product(product("p1", "s1")).await?;
+    let (p1, l1) = (ProductId::parse("p1")?, LocationId::parse("l1")?);
+    edit.set_stock(&p1, &l1, 5, None).await?;
+    eventually(Duration::from_secs(10), "first summary", || async {
+        Ok(summary(&stack, "p1")
+            .await?
+            .and_then(|s| s.inventory_available)
+            == Some(5))
+    })
+    .await?;
+    let tag_queue = stack.endpoints.queues["TagQueue"].clone();
+    // Drain what the create queued, then change stock and expect exactly its tag.
+    drain_tags(&stack, &tag_queue).await?;
+
+    edit.set_stock(&p1, &l1, 9, None).await?;
+    eventually(Duration::from_secs(10), "stock change", || async {
+        Ok(summary(&stack, "p1")
+            .await?
+            .and_then(|s| s.inventory_available)
+            == Some(9))
+    })
+    .await?;
+    let mut tags = Vec::new();
+    let start = Instant::now();
+    while tags.is_empty() {
+        ensure!(start.elapsed() < Duration::from_secs(10), "no tag message");
+        tags.extend(drain_tags(&stack, &tag_queue).await?);
+    }
+    // Eager stock policy: the listing shows stock, so the store page is invalidated too.
+    assert_eq!(tags, ["inventory:p1", "store:s1:products"]);
+    assert_eq!(summary(&stack, "p1").await?, expected(&stack, "p1").await?);
+
+    let status = stack.status().await?;
+    assert_eq!(status.triggers["ProductsStream"].records, 1);
+    assert_eq!(status.triggers["InventoryStream"].records, 2);
+    assert_eq!(status.triggers["InventoryStream"].retries, 0);
+    stack.stop().await
+}
+
+async fn drain_tags(stack: &Stack, queue: &str) -> Result<Vec<String>> {
+    let mut tags = Vec::new();
+    loop {
+        let messages = stack
+            .sqs
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10)
+            .send()
+            .await?
+            .messages
+            .unwrap_or_default();
+        if messages.is_empty() {
+            return Ok(tags);
+        }
+        for m in messages {
+            let body: TagMessage = serde_json::from_str(m.body().unwrap_or_default())?;
+            tags.extend(body.tags.iter().map(|t| t.to_string()));
+            stack
+                .sqs
+                .delete_message()
+                .queue_url(queue)
+                .set_receipt_handle(m.receipt_handle)
+                .send()
+                .await?;
+        }
+    }
+}
+
+/// How the wrapper below fails the projector, once.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Fault {
+    /// Handle the first half of the first batch of 4+ records, report the rest failed.
+    PartialBatch,
+    /// Fail the whole first batch of 4+ records with a function error.
+    FunctionError,
+}
+
+/// Per stream ARN, the (sequence number, product id) of each record the real handler got.
+type Handled = Arc<Mutex<BTreeMap<String, Vec<(String, String)>>>>;
+
+/// The real projector, made to fail one batch on purpose; records every sequence number it
+/// lets through to the real handler, per stream.
+struct Faulty {
+    inner: Arc<dyn Function>,
+    fault: Fault,
+    fired: Mutex<bool>,
+    handled: Handled,
+}
+
+impl Function for Faulty {
+    fn invoke(&self, event: Value) -> Invocation<'_> {
+        Box::pin(async move {
+            let records = event["Records"].as_array().cloned().unwrap_or_default();
+            let fire =
+                records.len() >= 4 && !std::mem::replace(&mut *self.fired.lock().unwrap(), true);
+            let (pass, failed_from) = match (fire, self.fault) {
+                (false, _) => (records.clone(), None),
+                (true, Fault::FunctionError) => {
+                    return Err(FunctionError("injected function error".into()))
+                }
+                (true, Fault::PartialBatch) => {
+                    let half = records.len() / 2;
+                    (records[..half].to_vec(), Some(records[half].clone()))
+                }
+            };
+            let answer = self.inner.invoke(json!({ "Records": pass })).await?;
+            {
+                let mut handled = self.handled.lock().unwrap();
+                for r in &pass {
+                    let stream = r["eventSourceARN"].as_str().unwrap_or_default().to_owned();
+                    let seq = r["dynamodb"]["SequenceNumber"].as_str().unwrap_or_default();
+                    let key = r["dynamodb"]["Keys"]["productId"]["S"]
+                        .as_str()
+                        .unwrap_or_default();
+                    handled
+                        .entry(stream)
+                        .or_default()
+                        .push((seq.to_owned(), key.to_owned()));
+                }
+            }
+            match failed_from {
+                None => Ok(answer),
+                Some(first) => Ok(json!({"batchItemFailures": [
+                    {"itemIdentifier": first["dynamodb"]["SequenceNumber"]}
+                ]})),
+            }
+        })
+    }
+}
+
+async fn retried_without_loss(fault: Fault) -> Result<()> {
+    let handled: Handled = Arc::new(Mutex::new(BTreeMap::new()));
+    let wrap: Wrap = {
+        let handled = handled.clone();
+        Arc::new(move |inner| {
+            Arc::new(Faulty {
+                inner,
+                fault,
+                fired: Mutex::new(false),
+                handled: handled.clone(),
+            }) as Arc<dyn Function>
+        })
+    };
+    let mut options_stack = stack(Some(wrap)).await?;
+    let stack = &mut options_stack;
+    let edit = editor(stack);
+    // Writes land faster than a poll, so the stream hands over batches of several records.
+    let ids = ["p1", "p2", "p3"];
+    for id in ids {
+        edit.put_product(product(id, "s1")).await?;
+    }
+    for round in 1..=6u64 {
+        for id in ids {
+            edit.set_price(&ProductId::parse(id)?, MinorUnits::new(1000 + round)?)
+                .await?;
+        }
+    }
+    let written = 3 + 18;
+    eventually(Duration::from_secs(20), "every record handled", || async {
+        Ok(stack.status().await?.triggers["ProductsStream"].records == written)
+    })
+    .await?;
+    for id in ids {
+        let s = summary(stack, id).await?.context("a summary")?;
+        assert_eq!(s.price.get(), 1006, "{id} ends at its last price");
+        assert_eq!(Some(s), expected(stack, id).await?);
+    }
+    let status = stack.status().await?;
+    let products = status.triggers["ProductsStream"];
+    assert!(
+        products.retries >= 1,
+        "the failed batch was retried: {products:?}"
+    );
+    assert_eq!(products.given_up, 0);
+    if fault == Fault::FunctionError {
+        assert_eq!(products.errors, 1);
+    }
+    // Every record reached the real handler exactly once, in stream order: nothing lost,
+    // nothing repeated, nothing reordered.
+    let handled = handled.lock().unwrap().clone();
+    let seqs: Vec<&(String, String)> = handled.values().flatten().collect();
+    assert_eq!(seqs.len() as u64, written, "{handled:?}");
+    for records in handled.values() {
+        for pair in records.windows(2) {
+            ensure!(
+                catalog::stream::sequence_cmp(&pair[0].0, &pair[1].0).is_lt(),
+                "out of order or repeated: {pair:?}"
+            );
+        }
+    }
+    ensure!(queue_depth(&stack.sqs, &stack.endpoints.queues["StreamFailureQueue"]).await? == 0);
+    options_stack.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_partial_batch_failure_is_retried_from_the_failed_record() -> Result<()> {
+    retried_without_loss(Fault::PartialBatch).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_function_error_is_bisected_and_retried() -> Result<()> {
+    retried_without_loss(Fault::FunctionError).await
+}
+
+/// A `catalog-local` process, stopped (SIGINT, as Ctrl-C) when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+fn catalog_local(dir: &std::path::Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO"));
+    command
+        .current_dir(catalog_local::workspace_root())
+        .args(["run", "-q", "-p", "catalog-local", "--"])
+        .args(args)
+        .env("CATALOG_LOCAL_DIR", dir)
+        .env_remove("DYNAMODB_ENDPOINT")
+        .env_remove("SQS_ENDPOINT");
+    command
+}
+
+fn read(path: &std::path::Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+#[test]
+fn the_run_command_and_the_cli_work_together() -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("catalog-local-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let out = dir.join("up.out");
+    let child = catalog_local(&dir, &["up", "--products", "20", "--stores", "2"])
+        .stdout(std::fs::File::create(&out)?)
+        .stderr(std::fs::File::create(dir.join("up.err"))?)
+        .stdin(Stdio::null())
+        .spawn()?;
+    let running = Running(child);
+    let start = Instant::now();
+    while !read(&out).contains("ready") {
+        ensure!(
+            start.elapsed() < Duration::from_secs(180),
+            "the stack did not start: {}\n{}",
+            read(&out),
+            read(&dir.join("up.err"))
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let cli = |args: &[&str]| -> Result<String> {
+        let output = catalog_local(&dir, args).output()?;
+        ensure!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok(String::from_utf8(output.stdout)?)
+    };
+    cli(&["stock", "p-00003", "loc-2", "500"])?;
+    let start = Instant::now();
+    let summary: Value = loop {
+        let text = cli(&["summary", "p-00003"]).unwrap_or_default();
+        if let Ok(summary) = serde_json::from_str::<Value>(&text) {
+            if summary["inventoryAvailable"].as_u64().unwrap_or(0) >= 500 {
+                break summary;
+            }
+        }
+        ensure!(
+            start.elapsed() < Duration::from_secs(30),
+            "summary never showed the stock"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(summary["productId"], "p-00003");
+    let listing: Value = serde_json::from_str(&cli(&["list", "store-2", "--limit", "5"])?)?;
+    assert!(listing["items"].as_array().is_some_and(|i| !i.is_empty()));
+
+    // 20 products + 60 stock rows from the demo loader, then the CLI's stock change.
+    let start = Instant::now();
+    while !read(&out).contains("records 81 (products 20, inventory 61)") {
+        ensure!(
+            start.elapsed() < Duration::from_secs(10),
+            "the status screen never showed the record: {}",
+            read(&out)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(running);
+    let log = read(&out);
+    assert!(log.contains("stopped."), "no clean stop: {log}");
+    assert!(
+        !dir.join("stack.json").exists(),
+        "the endpoints file outlived the stack"
+    );
+    Ok(())
+}
