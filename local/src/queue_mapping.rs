@@ -16,6 +16,9 @@ use crate::services::REGION;
 use crate::shutdown::Shutdown;
 use crate::stats::Stats;
 
+/// How long one receive waits for a message (short, so a stop is noticed within it).
+const LONG_POLL_SECS: i32 = 1;
+
 /// One queue's mapping to one function.
 pub struct QueueMapping {
     pub source: QueueSource,
@@ -23,20 +26,18 @@ pub struct QueueMapping {
     pub queue_arn: String,
     pub function: Arc<dyn Function>,
     pub sqs: aws_sdk_sqs::Client,
-    /// Wait between receives from an empty queue.
+    /// Wait between receives while a batching window is open.
     pub poll_interval: Duration,
     pub stats: Arc<Stats>,
 }
 
 impl QueueMapping {
     /// Receives and invokes until `shutdown`; the batch in hand is finished first.
-    pub async fn run(self, mut shutdown: Shutdown) -> Result<()> {
+    pub async fn run(self, shutdown: Shutdown) -> Result<()> {
         while !shutdown.is_stopping() {
+            // Long polls, as Lambda's pollers do: an empty answer has already waited.
             let messages = self.receive().await?;
             if messages.is_empty() {
-                if !shutdown.sleep(self.poll_interval).await {
-                    break;
-                }
                 continue;
             }
             self.handle(&messages).await?;
@@ -55,6 +56,11 @@ impl QueueMapping {
                 .receive_message()
                 .queue_url(&self.queue_url)
                 .max_number_of_messages(wanted.clamp(1, 10) as i32)
+                .wait_time_seconds(if messages.is_empty() {
+                    LONG_POLL_SECS
+                } else {
+                    0
+                })
                 .message_system_attribute_names(MessageSystemAttributeName::All)
                 .message_attribute_names("All")
                 .send()
@@ -84,7 +90,7 @@ impl QueueMapping {
     async fn handle(&self, messages: &[Message]) -> Result<()> {
         Stats::add(&self.stats.invocations, 1);
         let event = json!({
-            "Records": messages.iter().map(|m| self.record(m)).collect::<Vec<_>>()
+            "Records": messages.iter().map(|m| lambda_record(m, &self.queue_arn)).collect::<Vec<_>>()
         });
         let failed: Vec<String> = match self.function.invoke(event).await {
             Err(e) => {
@@ -142,27 +148,27 @@ impl QueueMapping {
         }
         Ok(())
     }
+}
 
-    /// One message as Lambda's SQS event record.
-    fn record(&self, message: &Message) -> Value {
-        let attributes: Map<String, Value> = message
-            .attributes
-            .iter()
-            .flatten()
-            .map(|(k, v)| (k.as_str().to_owned(), Value::from(v.clone())))
-            .collect();
-        json!({
-            "messageId": message.message_id,
-            "receiptHandle": message.receipt_handle,
-            "body": message.body.clone().unwrap_or_default(),
-            "attributes": attributes,
-            "messageAttributes": {},
-            "md5OfBody": message.md5_of_body,
-            "eventSource": "aws:sqs",
-            "eventSourceARN": self.queue_arn,
-            "awsRegion": REGION,
-        })
-    }
+/// One message as Lambda's SQS event record (receive it with every system attribute).
+pub fn lambda_record(message: &Message, queue_arn: &str) -> Value {
+    let attributes: Map<String, Value> = message
+        .attributes
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.as_str().to_owned(), Value::from(v.clone())))
+        .collect();
+    json!({
+        "messageId": message.message_id,
+        "receiptHandle": message.receipt_handle,
+        "body": message.body.clone().unwrap_or_default(),
+        "attributes": attributes,
+        "messageAttributes": {},
+        "md5OfBody": message.md5_of_body,
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": REGION,
+    })
 }
 
 fn sent_ms(message: &Message) -> Option<u64> {

@@ -98,6 +98,80 @@ impl ReconcilerConfig {
     }
 }
 
+/// Where the tag-revalidator's signing secret comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// `REVALIDATE_SECRET_ARN`: a Secrets Manager secret (as template.yaml sets it).
+    SecretsManager(String),
+    /// `REVALIDATE_SECRET`: the secret itself, for local runs only.
+    Value(String),
+}
+
+/// The tag-revalidator's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevalidatorConfig {
+    /// `REVALIDATE_ENDPOINTS`: comma-separated URLs of every storefront's revalidate route.
+    pub endpoints: Vec<String>,
+    pub secret: SecretSource,
+    /// `TAG_QUEUE_URL`: to delay a failed message's next delivery (backoff, `Retry-After`).
+    pub tag_queue_url: String,
+    /// `REVALIDATE_TIMEOUT_MS`: per call (default 5000).
+    pub timeout_ms: u64,
+    /// `REVALIDATE_MAX_TAGS`: tags per call (default and maximum 128, Next.js's limit).
+    pub max_tags_per_call: usize,
+}
+
+impl RevalidatorConfig {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads variables through `get`.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let endpoints: Vec<String> = required(&get, "REVALIDATE_ENDPOINTS")?
+            .split(',')
+            .map(|e| e.trim().to_owned())
+            .filter(|e| !e.is_empty())
+            .collect();
+        for endpoint in &endpoints {
+            if !(endpoint.starts_with("https://") || endpoint.starts_with("http://")) {
+                return Err(ConfigError::Invalid {
+                    name: "REVALIDATE_ENDPOINTS",
+                    reason: format!("{endpoint:?} is not an http(s) URL"),
+                });
+            }
+        }
+        let secret = match (
+            get("REVALIDATE_SECRET_ARN").filter(|v| !v.trim().is_empty()),
+            get("REVALIDATE_SECRET").filter(|v| !v.is_empty()),
+        ) {
+            (Some(arn), _) => SecretSource::SecretsManager(arn),
+            (None, Some(value)) => SecretSource::Value(value),
+            (None, None) => return Err(ConfigError::Missing("REVALIDATE_SECRET_ARN")),
+        };
+        let number = |name: &'static str, default: u64, range: std::ops::RangeInclusive<u64>| {
+            match get(name).filter(|v| !v.trim().is_empty()) {
+                None => Ok(default),
+                Some(v) => match v.trim().parse::<u64>() {
+                    Ok(n) if range.contains(&n) => Ok(n),
+                    _ => Err(ConfigError::Invalid {
+                        name,
+                        reason: format!("{v:?} is not a whole number in {range:?}"),
+                    }),
+                },
+            }
+        };
+        Ok(Self {
+            endpoints,
+            secret,
+            tag_queue_url: required(&get, "TAG_QUEUE_URL")?,
+            timeout_ms: number("REVALIDATE_TIMEOUT_MS", 5000, 100..=60_000)?,
+            max_tags_per_call: number("REVALIDATE_MAX_TAGS", 128, 1..=128)? as usize,
+        })
+    }
+}
+
 /// Reads `STOCK_TAG_POLICY`: `eager` (the default) or `quiet`.
 fn stock_tag_policy(get: &impl Fn(&str) -> Option<String>) -> Result<StockTagPolicy, ConfigError> {
     match get("STOCK_TAG_POLICY").filter(|v| !v.trim().is_empty()) {
@@ -147,6 +221,38 @@ mod tests {
         let config = ProjectorConfig::from_lookup(env(FULL)).unwrap();
         assert_eq!(config.tables.summaries, "S");
         assert_eq!(config.stock_tag_policy, StockTagPolicy::Eager);
+    }
+
+    #[test]
+    fn revalidator_settings_name_what_is_wrong() {
+        let base = [
+            (
+                "REVALIDATE_ENDPOINTS",
+                "https://a.example/api/revalidate, http://b:3000/api/revalidate",
+            ),
+            ("REVALIDATE_SECRET", "s3cret"),
+            ("TAG_QUEUE_URL", "http://q/tags"),
+        ];
+        let config = RevalidatorConfig::from_lookup(env(&base)).unwrap();
+        assert_eq!(config.endpoints.len(), 2);
+        assert_eq!(config.secret, SecretSource::Value("s3cret".into()));
+        assert_eq!((config.timeout_ms, config.max_tags_per_call), (5000, 128));
+        let mut arn = base.to_vec();
+        arn.push(("REVALIDATE_SECRET_ARN", "arn:aws:secretsmanager:x"));
+        assert!(matches!(
+            RevalidatorConfig::from_lookup(env(&arn)).unwrap().secret,
+            SecretSource::SecretsManager(_)
+        ));
+        let mut bad = base.to_vec();
+        bad.push(("REVALIDATE_MAX_TAGS", "500"));
+        let err = RevalidatorConfig::from_lookup(env(&bad)).unwrap_err();
+        assert!(err.to_string().contains("REVALIDATE_MAX_TAGS"));
+        let err = RevalidatorConfig::from_lookup(env(&base[1..])).unwrap_err();
+        assert_eq!(err, ConfigError::Missing("REVALIDATE_ENDPOINTS"));
+        let err = RevalidatorConfig::from_lookup(env(&[base[0], base[2]])).unwrap_err();
+        assert_eq!(err, ConfigError::Missing("REVALIDATE_SECRET_ARN"));
+        let ftp = [("REVALIDATE_ENDPOINTS", "ftp://x"), base[1], base[2]];
+        assert!(RevalidatorConfig::from_lookup(env(&ftp)).is_err());
     }
 
     #[test]

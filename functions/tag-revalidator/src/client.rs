@@ -1,0 +1,190 @@
+//! Signed revalidate calls over HTTP(S), each with a timeout, and what their answers mean.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{Request, StatusCode};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+use crate::signature;
+
+/// How a call went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// 2xx: the tags were revalidated.
+    Done,
+    /// 5xx, 429, a timeout or a connection error: worth retrying, after `after` if the
+    /// endpoint said (`Retry-After`).
+    Retry {
+        reason: String,
+        after: Option<Duration>,
+    },
+    /// Any other 4xx: the endpoint refuses the call (bad secret, wrong URL); retrying will not
+    /// help until someone fixes the configuration.
+    Refused { status: u16, reason: String },
+}
+
+/// Makes revalidate calls.
+#[derive(Clone)]
+pub struct RevalidateClient {
+    http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    secret: Vec<u8>,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for RevalidateClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secret.
+        f.debug_struct("RevalidateClient")
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// A nonce unique to this process's calls: the start time, the process id and a counter.
+fn nonce() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    static START: std::sync::OnceLock<u128> = std::sync::OnceLock::new();
+    let start = START.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default()
+    });
+    format!(
+        "{start:x}-{:x}-{:x}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// `Retry-After` as seconds (the HTTP-date form is read as "later", without a time).
+fn retry_after(value: Option<&hyper::header::HeaderValue>) -> Option<Duration> {
+    let text = value?.to_str().ok()?.trim();
+    Some(Duration::from_secs(text.parse::<u64>().ok().unwrap_or(60)))
+}
+
+impl RevalidateClient {
+    /// A client signing with `secret`, giving each call `timeout`.
+    pub fn new(secret: &[u8], timeout: Duration) -> Result<Self, std::io::Error> {
+        let provider = rustls::crypto::aws_lc_rs::default_provider();
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_native_roots(provider)?
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let http = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(https);
+        Ok(Self {
+            http,
+            secret: secret.to_vec(),
+            timeout,
+        })
+    }
+
+    /// POSTs `{"tags": [...]}` to `endpoint`, signed.
+    pub async fn revalidate(&self, endpoint: &str, tags: &[catalog::tags::Tag]) -> Answer {
+        let tags: Vec<&str> = tags.iter().map(|t| t.as_str()).collect();
+        let body = serde_json::json!({ "tags": tags }).to_string();
+        let signed = signature::sign(
+            &self.secret,
+            chrono::Utc::now().timestamp(),
+            &nonce(),
+            body.as_bytes(),
+        );
+        let request = match Request::post(endpoint)
+            .header("content-type", "application/json")
+            .header("x-catalog-timestamp", signed.timestamp.to_string())
+            .header("x-catalog-nonce", &signed.nonce)
+            .header("x-catalog-signature", &signed.signature)
+            .body(Full::new(Bytes::from(body)))
+        {
+            Ok(r) => r,
+            Err(e) => {
+                return Answer::Refused {
+                    status: 0,
+                    reason: format!("bad endpoint URL: {e}"),
+                }
+            }
+        };
+        let call = async {
+            let response = self.http.request(request).await?;
+            let status = response.status();
+            let after = retry_after(response.headers().get(hyper::header::RETRY_AFTER));
+            // The body is read (and capped) only to name the reason in the log.
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let text = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
+            Ok::<_, hyper_util::client::legacy::Error>((status, after, text))
+        };
+        match tokio::time::timeout(self.timeout, call).await {
+            Err(_) => Answer::Retry {
+                reason: format!("no answer within {:?}", self.timeout),
+                after: None,
+            },
+            Ok(Err(e)) => Answer::Retry {
+                reason: format!("connection failed: {e}"),
+                after: None,
+            },
+            Ok(Ok((status, after, text))) => classify(status, after, text),
+        }
+    }
+}
+
+fn classify(status: StatusCode, after: Option<Duration>, text: String) -> Answer {
+    if status.is_success() {
+        Answer::Done
+    } else if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+        Answer::Retry {
+            reason: format!("{status}: {text}"),
+            after,
+        }
+    } else {
+        Answer::Refused {
+            status: status.as_u16(),
+            reason: format!("{status}: {text}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_mean_what_the_issue_says() {
+        assert_eq!(classify(StatusCode::OK, None, String::new()), Answer::Done);
+        assert!(matches!(
+            classify(StatusCode::TOO_MANY_REQUESTS, Some(Duration::from_secs(3)), String::new()),
+            Answer::Retry { after: Some(d), .. } if d == Duration::from_secs(3)
+        ));
+        assert!(matches!(
+            classify(StatusCode::BAD_GATEWAY, None, String::new()),
+            Answer::Retry { .. }
+        ));
+        assert!(matches!(
+            classify(StatusCode::UNAUTHORIZED, None, String::new()),
+            Answer::Refused { status: 401, .. }
+        ));
+        let header = hyper::header::HeaderValue::from_static("7");
+        assert_eq!(retry_after(Some(&header)), Some(Duration::from_secs(7)));
+        let date = hyper::header::HeaderValue::from_static("Wed, 21 Oct 2026 07:28:00 GMT");
+        assert_eq!(retry_after(Some(&date)), Some(Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn nonces_do_not_repeat() {
+        let a: std::collections::HashSet<String> = (0..1000).map(|_| nonce()).collect();
+        assert_eq!(a.len(), 1000);
+    }
+}

@@ -1,0 +1,260 @@
+//! The tag-revalidator's handler: read a batch of tag messages, revalidate every tag once at
+//! every storefront endpoint, and report the messages whose tags did not all go through, so
+//! SQS delivers them again (and, after `maxReceiveCount`, parks them in the dead-letter queue).
+//!
+//! The SQS trigger must enable `ReportBatchItemFailures`, or a partial failure would be taken
+//! as success.
+
+pub mod client;
+pub mod plan;
+pub mod signature;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry;
+use chrono::{DateTime, Utc};
+use futures::stream::{self, StreamExt};
+
+use crate::client::{Answer, RevalidateClient};
+use crate::plan::{plan, Incoming};
+
+const FUNCTION: &str = "tag-revalidator";
+/// Calls in flight at once.
+const CONCURRENCY: usize = 8;
+/// The longest wait for a retry inside one invocation; longer waits go back to the queue.
+const MAX_INLINE_WAIT: Duration = Duration::from_secs(1);
+/// The longest a failed message is held back before its next delivery.
+const MAX_BACKOFF: Duration = Duration::from_secs(900);
+
+/// Everything the handler needs, built once at cold start.
+#[derive(Debug, Clone)]
+pub struct Revalidator {
+    endpoints: Vec<String>,
+    client: RevalidateClient,
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    max_tags: usize,
+}
+
+/// What one batch came to, for the metrics and the tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub tags_revalidated: usize,
+    pub calls: usize,
+    pub failed_calls: usize,
+    pub config_errors: usize,
+}
+
+impl Revalidator {
+    /// A revalidator calling `endpoints` through `client`, `max_tags` tags a call; failed
+    /// messages of the queue at `queue_url` are held back through `sqs`.
+    pub fn new(
+        endpoints: Vec<String>,
+        client: RevalidateClient,
+        sqs: aws_sdk_sqs::Client,
+        queue_url: impl Into<String>,
+        max_tags: usize,
+    ) -> Self {
+        Self {
+            endpoints,
+            client,
+            sqs,
+            queue_url: queue_url.into(),
+            max_tags,
+        }
+    }
+
+    /// Handles one SQS batch.
+    pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
+        self.handle_tallied(event).await.0
+    }
+
+    /// The same, with what it did.
+    pub async fn handle_tallied(&self, event: SqsEvent) -> (SqsBatchResponse, Tally) {
+        let incoming: Vec<Incoming> = event
+            .records
+            .iter()
+            .filter_map(|r| {
+                Some(Incoming {
+                    message_id: r.message_id.as_deref()?,
+                    body: r.body.as_deref().unwrap_or_default(),
+                })
+            })
+            .collect();
+        let plan = plan(&incoming, self.max_tags);
+        for (id, reason) in &plan.unreadable {
+            tracing::error!(message_id = %id, %reason, "unreadable tag message; it goes to the dead-letter queue after its retries");
+        }
+
+        // Owned jobs: a closure over borrowed ones makes this future not `Send` for every
+        // lifetime (rust-lang/rust#102211).
+        let jobs: Vec<(usize, String, Vec<catalog::tags::Tag>)> = plan
+            .calls
+            .iter()
+            .enumerate()
+            .flat_map(|(i, tags)| {
+                self.endpoints
+                    .iter()
+                    .map(move |e| (i, e.clone(), tags.clone()))
+            })
+            .collect();
+        let answers: Vec<(usize, String, Answer)> = stream::iter(jobs)
+            .map(|(i, endpoint, tags)| async move {
+                let answer = self.call(&endpoint, &tags).await;
+                (i, endpoint, answer)
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+
+        let mut tally = Tally {
+            calls: answers.len(),
+            ..Tally::default()
+        };
+        let mut failed_calls: BTreeSet<usize> = BTreeSet::new();
+        let mut retry_after: Option<Duration> = None;
+        for (i, endpoint, answer) in &answers {
+            match answer {
+                Answer::Done => {}
+                Answer::Retry { reason, after } => {
+                    tally.failed_calls += 1;
+                    failed_calls.insert(*i);
+                    retry_after = retry_after.max(*after);
+                    tracing::warn!(%endpoint, %reason, tags = plan.calls[*i].len(), "revalidation failed; will retry");
+                }
+                Answer::Refused { status, reason } => {
+                    tally.failed_calls += 1;
+                    tally.config_errors += 1;
+                    failed_calls.insert(*i);
+                    tracing::error!(%endpoint, status, %reason, "CONFIGURATION ERROR: the storefront refuses revalidate calls (check REVALIDATE_ENDPOINTS and the shared secret); messages are retried and then dead-lettered");
+                }
+            }
+        }
+        tally.tags_revalidated = plan
+            .calls
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !failed_calls.contains(i))
+            .map(|(_, tags)| tags.len())
+            .sum();
+        let failed: BTreeSet<&String> = failed_calls
+            .iter()
+            .flat_map(|i| plan.waiting[*i].iter())
+            .collect();
+        let unreadable: BTreeSet<&String> = plan.unreadable.iter().map(|(id, _)| id).collect();
+
+        let now = Utc::now();
+        let lag = |field: fn(&catalog::queue::TagMessage) -> &str| {
+            plan.messages
+                .iter()
+                .filter(|(id, _)| !failed.contains(id))
+                .filter_map(|(_, m)| DateTime::parse_from_rfc3339(field(m)).ok())
+                .map(|t| (now - t.with_timezone(&Utc)).num_milliseconds().max(0) as f64)
+                .fold(None, |max: Option<f64>, v| {
+                    Some(max.map_or(v, |m| m.max(v)))
+                })
+        };
+        let mut metrics = vec![
+            ("TagsRevalidated", tally.tags_revalidated as f64, "Count"),
+            ("RevalidateCalls", tally.calls as f64, "Count"),
+            ("RevalidateFailures", tally.failed_calls as f64, "Count"),
+            (
+                "RevalidateConfigErrors",
+                tally.config_errors as f64,
+                "Count",
+            ),
+            ("UnreadableMessages", unreadable.len() as f64, "Count"),
+        ];
+        if let Some(ms) = lag(|m| &m.event_time) {
+            metrics.push(("RevalidationLag", ms, "Milliseconds"));
+        }
+        if let Some(ms) = lag(|m| &m.enqueued_at) {
+            metrics.push(("QueueLag", ms, "Milliseconds"));
+        }
+        catalog::telemetry::emit(FUNCTION, &metrics);
+
+        // Hold failed messages back: as the endpoint asked, else exponentially by delivery
+        // count. Unreadable ones come back at once, to reach the dead-letter queue soon.
+        let mut delays = Vec::new();
+        let mut reported = Vec::new();
+        for record in &event.records {
+            let Some(id) = record.message_id.as_ref() else {
+                continue;
+            };
+            let delay = if unreadable.contains(id) {
+                Duration::ZERO
+            } else if failed.contains(id) {
+                let received: u32 = record
+                    .attributes
+                    .get("ApproximateReceiveCount")
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(1);
+                retry_after
+                    .unwrap_or_else(|| Duration::from_secs(1 << received.clamp(1, 10)))
+                    .min(MAX_BACKOFF)
+            } else {
+                continue;
+            };
+            reported.push(id.clone());
+            if let Some(handle) = &record.receipt_handle {
+                delays.push((handle.clone(), delay));
+            }
+        }
+        self.hold_back(&delays).await;
+
+        let batch_item_failures = reported
+            .into_iter()
+            .map(|id| {
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = id;
+                failure
+            })
+            .collect();
+        let mut response = SqsBatchResponse::default();
+        response.batch_item_failures = batch_item_failures;
+        (response, tally)
+    }
+
+    /// One call, retried once inside the invocation when a short wait may fix it.
+    async fn call(&self, endpoint: &str, tags: &[catalog::tags::Tag]) -> Answer {
+        let first = self.client.revalidate(endpoint, tags).await;
+        match &first {
+            Answer::Retry { after, .. } if after.unwrap_or_default() <= MAX_INLINE_WAIT => {
+                tokio::time::sleep(after.unwrap_or(Duration::from_millis(100))).await;
+                self.client.revalidate(endpoint, tags).await
+            }
+            _ => first,
+        }
+    }
+
+    /// Sets each failed message's visibility timeout to its delay. If this fails, the queue's
+    /// own visibility timeout applies: the message still comes back.
+    async fn hold_back(&self, delays: &[(String, Duration)]) {
+        for chunk in delays.chunks(10) {
+            let entries: Vec<_> = chunk
+                .iter()
+                .enumerate()
+                .filter_map(|(i, (handle, delay))| {
+                    ChangeMessageVisibilityBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(handle)
+                        .visibility_timeout(delay.as_secs() as i32)
+                        .build()
+                        .ok()
+                })
+                .collect();
+            if let Err(e) = self
+                .sqs
+                .change_message_visibility_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+            {
+                tracing::warn!(error = %e, "could not hold failed messages back; the queue's visibility timeout applies");
+            }
+        }
+    }
+}

@@ -1,0 +1,377 @@
+//! tag-revalidator against a local HTTP stand-in for the storefront's revalidate route and the
+//! real tag queue (moto, from template.yaml, with its redrive policy): deduplication, chunking,
+//! signatures, retries, Retry-After, partial batch failures and the dead-letter queue.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use aws_lambda_events::event::sqs::SqsEvent;
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use catalog_local::queue_mapping::lambda_record;
+use catalog_tests::storefront_stub::{Reply, StorefrontStub};
+use catalog_tests::TestEnv;
+use serde_json::json;
+use tag_revalidator::client::RevalidateClient;
+use tag_revalidator::{Revalidator, Tally};
+
+const SECRET: &str = "test-revalidate-secret";
+
+fn revalidator(
+    env: &TestEnv,
+    endpoints: &[&str],
+    secret: &str,
+    timeout_ms: u64,
+    max_tags: usize,
+) -> Result<Revalidator> {
+    Ok(Revalidator::new(
+        endpoints.iter().map(|e| e.to_string()).collect(),
+        RevalidateClient::new(secret.as_bytes(), Duration::from_millis(timeout_ms))?,
+        env.sqs.clone(),
+        env.queues["TagQueue"].clone(),
+        max_tags,
+    ))
+}
+
+/// Queues one tag message per entry of `messages`.
+async fn queue(env: &TestEnv, messages: &[Vec<String>]) -> Result<()> {
+    for tags in messages {
+        let body = json!({"version": 1, "tags": tags, "eventTime": chrono::Utc::now().to_rfc3339(), "enqueuedAt": chrono::Utc::now().to_rfc3339()});
+        env.sqs
+            .send_message()
+            .queue_url(&env.queues["TagQueue"])
+            .message_body(body.to_string())
+            .send()
+            .await?;
+    }
+    Ok(())
+}
+
+/// Receives what is visible on `logical` queue now, as Lambda's SQS event.
+async fn receive(env: &TestEnv, logical: &str) -> Result<SqsEvent> {
+    let url = &env.queues[logical];
+    let arn = env
+        .sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await?
+        .attributes
+        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+        .context("no queue ARN")?;
+    let messages = env
+        .sqs
+        .receive_message()
+        .queue_url(url)
+        .max_number_of_messages(10)
+        .message_system_attribute_names(MessageSystemAttributeName::All)
+        .send()
+        .await?
+        .messages
+        .unwrap_or_default();
+    let records: Vec<_> = messages.iter().map(|m| lambda_record(m, &arn)).collect();
+    Ok(serde_json::from_value(json!({ "Records": records }))?)
+}
+
+fn failed_ids(response: &aws_lambda_events::event::sqs::SqsBatchResponse) -> BTreeSet<String> {
+    response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect()
+}
+
+fn ids(event: &SqsEvent) -> Vec<String> {
+    event
+        .records
+        .iter()
+        .filter_map(|r| r.message_id.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_batch_is_deduplicated_and_chunked_to_the_endpoint_limit() -> Result<()> {
+    let env = TestEnv::new().await?;
+    let stub = StorefrontStub::start(SECRET).await?;
+    // 3 messages, 300 distinct tags, 100 of them carried twice.
+    let tag = |i: usize| format!("product:p{i:03}");
+    queue(
+        &env,
+        &[
+            (0..150).map(tag).collect(),
+            (100..250).map(tag).collect(),
+            (250..300).map(tag).collect(),
+        ],
+    )
+    .await?;
+    let event = receive(&env, "TagQueue").await?;
+    assert_eq!(event.records.len(), 3);
+    let (response, tally) = revalidator(&env, &[&stub.url], SECRET, 2000, 128)?
+        .handle_tallied(event)
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(
+        tally,
+        Tally {
+            tags_revalidated: 300,
+            calls: 3,
+            failed_calls: 0,
+            config_errors: 0
+        }
+    );
+    let calls = stub.received();
+    assert_eq!(calls.len(), 3);
+    assert!(
+        calls.iter().all(|c| c.tags.len() <= 128),
+        "a call over Next.js's 128 tags"
+    );
+    let tags = stub.tags();
+    let unique: BTreeSet<&String> = tags.iter().collect();
+    assert_eq!(
+        (tags.len(), unique.len()),
+        (300, 300),
+        "every tag exactly once"
+    );
+    assert_eq!(stub.refused(), 0, "every call was signed correctly");
+    Ok(())
+}
+
+#[tokio::test]
+async fn every_endpoint_gets_every_tag() -> Result<()> {
+    let env = TestEnv::new().await?;
+    let (a, b) = (
+        StorefrontStub::start(SECRET).await?,
+        StorefrontStub::start(SECRET).await?,
+    );
+    queue(
+        &env,
+        &[vec!["product:p1".into(), "store:s1:products".into()]],
+    )
+    .await?;
+    let event = receive(&env, "TagQueue").await?;
+    let response = revalidator(&env, &[&a.url, &b.url], SECRET, 2000, 128)?
+        .handle(event)
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(a.tags(), ["product:p1", "store:s1:products"]);
+    assert_eq!(b.tags(), a.tags());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_wrong_secret_is_refused_and_counted_as_a_configuration_error() -> Result<()> {
+    let env = TestEnv::new().await?;
+    let stub = StorefrontStub::start(SECRET).await?;
+    queue(&env, &[vec!["product:p1".into()]]).await?;
+    let event = receive(&env, "TagQueue").await?;
+    let all = ids(&event);
+    let (response, tally) = revalidator(&env, &[&stub.url], "not-the-secret", 2000, 128)?
+        .handle_tallied(event)
+        .await;
+    assert_eq!(failed_ids(&response), all.into_iter().collect());
+    assert_eq!((tally.config_errors, stub.refused()), (1, 1));
+    assert!(stub.tags().is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_5xx_is_retried_once_inline_then_the_message_is_held_back() -> Result<()> {
+    let env = TestEnv::new().await?;
+    let stub = StorefrontStub::start(SECRET).await?;
+    queue(&env, &[vec!["product:p1".into()]]).await?;
+    let revalidator = revalidator(&env, &[&stub.url], SECRET, 2000, 128)?;
+
+    // One 503: the inline retry succeeds.
+    stub.script([Reply::Status(503)]);
+    let response = revalidator.handle(receive(&env, "TagQueue").await?).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!((stub.requests(), stub.tags().len()), (2, 1));
+
+    // Two 500s: the message fails, and comes back only after its backoff (2 s on the
+    // first delivery), not at once and not after the 180 s visibility timeout.
+    queue(&env, &[vec!["product:p2".into()]]).await?;
+    stub.script([Reply::Status(500), Reply::Status(500)]);
+    let event = receive(&env, "TagQueue").await?;
+    let failed = ids(&event);
+    let response = revalidator.handle(event).await;
+    assert_eq!(failed_ids(&response), failed.iter().cloned().collect());
+    let held = Instant::now();
+    assert!(
+        receive(&env, "TagQueue").await?.records.is_empty(),
+        "held back"
+    );
+    let again = loop {
+        let event = receive(&env, "TagQueue").await?;
+        if !event.records.is_empty() {
+            break event;
+        }
+        anyhow::ensure!(held.elapsed() < Duration::from_secs(10), "never came back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        held.elapsed() >= Duration::from_millis(1500),
+        "came back after {:?}",
+        held.elapsed()
+    );
+    assert_eq!(ids(&again), failed);
+    assert!(revalidator
+        .handle(again)
+        .await
+        .batch_item_failures
+        .is_empty());
+    assert_eq!(stub.tags(), ["product:p1", "product:p2"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_timeout_fails_the_call_within_the_timeout() -> Result<()> {
+    let env = TestEnv::new().await?;
+    let stub = StorefrontStub::start(SECRET).await?;
+    queue(&env, &[vec!["product:p1".into()]]).await?;
+    stub.script([
+        Reply::Hang(Duration::from_secs(3)),
+        Reply::Hang(Duration::from_secs(3)),
+    ]);
+    let event = receive(&env, "TagQueue").await?;
+    let start = Instant::now();
+    let (response, tally) = revalidator(&env, &[&stub.url], SECRET, 300, 128)?
+        .handle_tallied(event)
+        .await;
+    assert_eq!(response.batch_item_failures.len(), 1);
+    assert_eq!(tally.failed_calls, 1);
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        start.elapsed()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_inline_when_short_and_by_the_queue_when_long() -> Result<()> {
+    let env = TestEnv::new().await?;
+    let stub = StorefrontStub::start(SECRET).await?;
+    let revalidator = revalidator(&env, &[&stub.url], SECRET, 2000, 128)?;
+
+    queue(&env, &[vec!["product:p1".into()]]).await?;
+    stub.script([Reply::RetryAfter(1)]);
+    let start = Instant::now();
+    let response = revalidator.handle(receive(&env, "TagQueue").await?).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert!(
+        start.elapsed() >= Duration::from_millis(900),
+        "waited the second it was told"
+    );
+
+    queue(&env, &[vec!["product:p2".into()]]).await?;
+    stub.script([Reply::RetryAfter(4)]);
+    let response = revalidator.handle(receive(&env, "TagQueue").await?).await;
+    assert_eq!(response.batch_item_failures.len(), 1);
+    let held = Instant::now();
+    loop {
+        if !receive(&env, "TagQueue").await?.records.is_empty() {
+            break;
+        }
+        anyhow::ensure!(held.elapsed() < Duration::from_secs(15), "never came back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        held.elapsed() >= Duration::from_secs(3),
+        "came back after {:?}, before Retry-After",
+        held.elapsed()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn only_the_messages_behind_a_failed_call_are_reported() -> Result<()> {
+    let env = TestEnv::new().await?;
+    let stub = StorefrontStub::start(SECRET).await?;
+    queue(
+        &env,
+        &[
+            vec!["product:a".into()],
+            vec!["product:b".into()],
+            vec!["product:c".into(), "product:b".into()],
+            vec!["bad tag with spaces".into()],
+        ],
+    )
+    .await?;
+    let mut event = receive(&env, "TagQueue").await?;
+    // A body that is not a tag message at all, beside them.
+    let mut garbage = event.records[0].clone();
+    garbage.message_id = Some("not-a-tag-message".into());
+    garbage.body = Some("{\"hello\":".into());
+    garbage.receipt_handle = None;
+    event.records.push(garbage);
+    let id_of = |tag: &str| {
+        event
+            .records
+            .iter()
+            .find(|r| r.body.as_deref().unwrap_or_default().contains(tag))
+            .and_then(|r| r.message_id.clone())
+            .unwrap()
+    };
+    let (a, b, c, bad) = (
+        id_of("product:a"),
+        id_of("\"product:b\"]"),
+        id_of("product:c"),
+        id_of("spaces"),
+    );
+    stub.fail_tag("product:b");
+    // One tag a call, so each tag's fate is its own.
+    let response = revalidator(&env, &[&stub.url], SECRET, 2000, 1)?
+        .handle(event)
+        .await;
+    let failed = failed_ids(&response);
+    assert!(!failed.contains(&a), "a went through");
+    assert!(
+        failed.contains(&b) && failed.contains(&c),
+        "both messages carrying b fail"
+    );
+    assert!(
+        failed.contains(&bad) && failed.contains("not-a-tag-message"),
+        "unreadable ones are reported, not dropped"
+    );
+    let tags: BTreeSet<String> = stub.tags().into_iter().collect();
+    assert_eq!(tags, ["product:a", "product:c"].map(String::from).into());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_message_that_keeps_failing_lands_in_the_dead_letter_queue() -> Result<()> {
+    let env = TestEnv::new().await?;
+    let stub = StorefrontStub::start(SECRET).await?;
+    queue(&env, &[vec!["product:doomed".into()]]).await?;
+    // Retry-After: 0 both times: the message is failed and made visible again at once.
+    stub.script(std::iter::repeat_n(Reply::RetryAfter(0), 20));
+    let revalidator = revalidator(&env, &[&stub.url], SECRET, 2000, 128)?;
+    let mut deliveries = 0;
+    let start = Instant::now();
+    loop {
+        let event = receive(&env, "TagQueue").await?;
+        if event.records.is_empty() {
+            if !receive_dead(&env).await?.is_empty() {
+                break;
+            }
+            anyhow::ensure!(
+                start.elapsed() < Duration::from_secs(20),
+                "never dead-lettered"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        deliveries += 1;
+        assert_eq!(revalidator.handle(event).await.batch_item_failures.len(), 1);
+    }
+    // template.yaml: maxReceiveCount 5.
+    assert_eq!(deliveries, 5);
+    assert!(stub.tags().is_empty());
+    Ok(())
+}
+
+async fn receive_dead(env: &TestEnv) -> Result<Vec<String>> {
+    let event = receive(env, "TagDeadLetterQueue").await?;
+    Ok(event.records.into_iter().filter_map(|r| r.body).collect())
+}
