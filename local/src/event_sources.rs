@@ -50,12 +50,46 @@ pub struct ScheduleSource {
     pub input: serde_json::Value,
 }
 
+/// A route of an HTTP API (`Type: HttpApi`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRoute {
+    pub name: String,
+    /// `GET`, `POST`, ...
+    pub method: String,
+    /// With `{param}` segments, as in the template.
+    pub path: String,
+    /// `AWS_IAM` or another authorizer's name; `None` for a public route.
+    pub authorizer: Option<String>,
+}
+
+impl HttpRoute {
+    /// Whether a request for `method` `path` takes this route.
+    pub fn matches(&self, method: &str, path: &str) -> bool {
+        if !self.method.eq_ignore_ascii_case(method) && self.method != "ANY" {
+            return false;
+        }
+        let pattern: Vec<&str> = self.path.split('/').collect();
+        let actual: Vec<&str> = path.split('/').collect();
+        pattern.len() == actual.len()
+            && pattern.iter().zip(&actual).all(|(p, a)| {
+                if let (Some(prefix), true) =
+                    (p.split('{').next(), p.ends_with('}') && p.contains('{'))
+                {
+                    a.starts_with(prefix) && a.len() > prefix.len()
+                } else {
+                    p == a
+                }
+            })
+    }
+}
+
 /// Everything that triggers one function.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct EventSources {
     pub streams: Vec<StreamSource>,
     pub queues: Vec<QueueSource>,
     pub schedules: Vec<ScheduleSource>,
+    pub routes: Vec<HttpRoute>,
 }
 
 fn get<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
@@ -160,12 +194,28 @@ impl Template {
                         name,
                     });
                 }
+                Some("HttpApi") => sources.routes.push(HttpRoute {
+                    method: get(&props, "Method")
+                        .and_then(Value::as_str)
+                        .with_context(|| format!("{}: no Method", context()))?
+                        .to_uppercase(),
+                    path: get(&props, "Path")
+                        .and_then(Value::as_str)
+                        .with_context(|| format!("{}: no Path", context()))?
+                        .to_owned(),
+                    authorizer: get(&props, "Auth")
+                        .and_then(|a| get(a, "Authorizer"))
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
+                    name,
+                }),
                 Some(other) => bail!("{}: event type {other} is not emulated", context()),
                 None => bail!("{}: no Type", context()),
             }
         }
         sources.streams.sort_by(|a, b| a.name.cmp(&b.name));
         sources.queues.sort_by(|a, b| a.name.cmp(&b.name));
+        sources.routes.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(sources)
     }
 }
@@ -198,5 +248,25 @@ mod tests {
             reconciler.schedules[0].input["detail-type"],
             "Scheduled Event"
         );
+        let admin = &reconciler.routes[0];
+        assert_eq!(admin.authorizer.as_deref(), Some("AWS_IAM"));
+        assert!(admin.matches("POST", "/admin/products/p-1/revalidate"));
+        assert!(!admin.matches("GET", "/admin/products/p-1/revalidate"));
+        assert!(!admin.matches("POST", "/admin/products//revalidate"));
+
+        let listing = template.event_sources("ListingApiFunction").unwrap();
+        let batch_get = listing
+            .routes
+            .iter()
+            .find(|r| r.name == "BatchGet")
+            .unwrap();
+        assert!(batch_get.matches("POST", "/products:batchGet"));
+        let get = listing
+            .routes
+            .iter()
+            .find(|r| r.name == "GetProduct")
+            .unwrap();
+        assert!(get.matches("GET", "/products/p-1") && !get.matches("GET", "/products/p-1/x"));
+        assert!(listing.routes.iter().all(|r| r.authorizer.is_none()));
     }
 }

@@ -1,6 +1,7 @@
-//! An HTTP server on localhost that stands in for API Gateway's HTTP API: each request becomes
-//! the payload-format-2.0 event API Gateway would send, and the function's answer becomes the
-//! response.
+//! An HTTP server on localhost that stands in for API Gateway's HTTP API: each request takes
+//! the first template route it matches, becomes the payload-format-2.0 event API Gateway
+//! would send, and the function's answer becomes the response. Authorizers are not emulated:
+//! the server listens on loopback only.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -15,6 +16,7 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 
 use crate::apigw::http_request;
+use crate::event_sources::HttpRoute;
 use crate::function::Function;
 use crate::shutdown::Shutdown;
 use crate::stats::Stats;
@@ -22,10 +24,13 @@ use crate::stats::Stats;
 /// API Gateway's payload limit (10 MB); larger bodies get 413 as there.
 const MAX_BODY: usize = 10 * 1024 * 1024;
 
-/// Serves `function` on `listener` until `shutdown`; requests in flight are answered first.
+/// The routes of the API and the function behind each.
+pub type Routes = Arc<Vec<(HttpRoute, Arc<dyn Function>)>>;
+
+/// Serves `routes` on `listener` until `shutdown`; requests in flight are answered first.
 pub async fn serve(
     listener: TcpListener,
-    function: Arc<dyn Function>,
+    routes: Routes,
     stats: Arc<Stats>,
     mut shutdown: Shutdown,
 ) -> Result<()> {
@@ -35,10 +40,10 @@ pub async fn serve(
             accepted = listener.accept() => accepted.context("accepting a connection")?,
             _ = shutdown.stopped() => break,
         };
-        let (function, stats) = (function.clone(), stats.clone());
+        let (routes, stats) = (routes.clone(), stats.clone());
         let service = hyper::service::service_fn(move |request| {
-            let (function, stats) = (function.clone(), stats.clone());
-            async move { Ok::<_, Infallible>(answer(request, function.as_ref(), &stats).await) }
+            let (routes, stats) = (routes.clone(), stats.clone());
+            async move { Ok::<_, Infallible>(answer(request, &routes, &stats).await) }
         });
         let mut conn_shutdown = shutdown.clone();
         connections.spawn(async move {
@@ -69,10 +74,16 @@ pub async fn bind(port: u16) -> Result<(TcpListener, SocketAddr)> {
 
 async fn answer(
     request: Request<Incoming>,
-    function: &dyn Function,
+    routes: &[(HttpRoute, Arc<dyn Function>)],
     stats: &Stats,
 ) -> Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
+    let Some((_, function)) = routes
+        .iter()
+        .find(|(route, _)| route.matches(parts.method.as_str(), parts.uri.path()))
+    else {
+        return plain(StatusCode::NOT_FOUND, "{\"message\":\"Not Found\"}");
+    };
     let body = match Limited::new(body, MAX_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large"),
@@ -102,7 +113,7 @@ async fn answer(
         }
         Err(e) => {
             Stats::add(&stats.errors, 1);
-            tracing::error!(error = %e, "listing-api failed");
+            tracing::error!(error = %e, path = %parts.uri.path(), "the function failed");
             plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
         }
     }

@@ -13,6 +13,7 @@ pub mod projection;
 pub mod queue;
 pub mod reconcile;
 pub mod refresh;
+pub mod revalidate;
 pub mod store;
 pub mod stream;
 pub mod tags;

@@ -241,3 +241,83 @@ async fn reconciler_events_start_runs_and_run_segments() -> Result<()> {
     env.assert_converged("p-1002").await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn the_admin_route_event_queues_a_products_tags() -> Result<()> {
+    let env = TestEnv::new().await?;
+    env.put_product(&product("p-1002", "store-7")).await?;
+    let mut request = catalog_local::apigw::http_request(
+        "POST",
+        "/admin/products/p-1002/revalidate",
+        &[("content-length", "0")],
+        None,
+    );
+    request["routeKey"] = json!("POST /admin/products/{productId}/revalidate");
+    request["requestContext"]["routeKey"] = request["routeKey"].clone();
+    request["pathParameters"] = json!({"productId": "p-1002"});
+    let event = check("reconciler/revalidate-product.json", &request)?;
+    let answer = env
+        .reconciler()
+        .handle(event, std::time::Instant::now())
+        .await?;
+    assert_eq!(answer["statusCode"], 202, "{answer}");
+    assert_eq!(
+        env.queued_tags().await?,
+        [
+            "inventory:p-1002",
+            "product:p-1002",
+            "store:store-7:products"
+        ]
+    );
+    Ok(())
+}
+
+/// The tag-revalidator's sample: an SQS batch of two tag messages, as the projector writes
+/// them, with a tag in common.
+pub fn tag_batch() -> Value {
+    let message = |id: &str, tags: &[&str]| {
+        json!({
+            "messageId": id,
+            "receiptHandle": format!("AQEB{id}..."),
+            "body": json!({"version": 1, "tags": tags, "eventTime": "2026-11-26T04:15:00.000Z", "enqueuedAt": "2026-11-26T04:15:00.180Z"}).to_string(),
+            "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1795667700180",
+                           "SenderId": "AROAEXAMPLE:summary-projector", "ApproximateFirstReceiveTimestamp": "1795667700200"},
+            "messageAttributes": {}, "md5OfBody": "0f8b1f6c9d0e4b7e8a1c2d3e4f506172",
+            "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:catalog-sync-TagQueue",
+            "awsRegion": "us-east-1"
+        })
+    };
+    json!({"Records": [
+        message("6d0f1b7e-1c3a-4e59-9d1f-000000000001", &["product:p-1001", "store:store-7:products"]),
+        message("6d0f1b7e-1c3a-4e59-9d1f-000000000002", &["inventory:p-1002", "store:store-7:products"]),
+    ]})
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_tag_batch_event_revalidates_each_tag_once() -> Result<()> {
+    let env = TestEnv::new().await?;
+    let stub = catalog_tests::storefront_stub::StorefrontStub::start("sample-secret").await?;
+    let event = check("tag-revalidator/tag-batch.json", &tag_batch())?;
+    let revalidator = tag_revalidator::Revalidator::new(
+        vec![stub.url.clone()],
+        tag_revalidator::client::RevalidateClient::new(
+            b"sample-secret",
+            std::time::Duration::from_secs(2),
+        )?,
+        env.sqs.clone(),
+        env.queues["TagQueue"].clone(),
+        128,
+    );
+    let response = revalidator.handle(serde_json::from_value(event)?).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(
+        stub.tags(),
+        [
+            "inventory:p-1002",
+            "product:p-1001",
+            "store:store-7:products"
+        ]
+    );
+    Ok(())
+}

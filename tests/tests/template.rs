@@ -209,3 +209,65 @@ fn every_queue_where_failures_land_has_an_alarm_that_notifies() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn the_revalidator_gets_every_variable_it_reads_and_no_plain_secret() -> Result<()> {
+    let t = template()?;
+    let names = env_names(&t, "TagRevalidatorFunction")?;
+    let config = catalog::config::RevalidatorConfig::from_lookup(|name| {
+        names.contains(name).then(|| match name {
+            "REVALIDATE_ENDPOINTS" => "https://shop.example/api/revalidate".to_owned(),
+            "REVALIDATE_TIMEOUT_MS" => "5000".to_owned(),
+            _ => "set".to_owned(),
+        })
+    });
+    assert!(config.is_ok(), "{config:?}");
+    // The secret comes from Secrets Manager, never from the template in plain text.
+    assert!(names.contains("REVALIDATE_SECRET_ARN"));
+    assert!(!names.contains("REVALIDATE_SECRET"));
+    Ok(())
+}
+
+#[test]
+fn the_tag_queue_suits_the_revalidator() -> Result<()> {
+    let t = template()?;
+    let sources = t.event_sources("TagRevalidatorFunction")?;
+    let tags = &sources.queues[0];
+    assert_eq!(tags.queue, "TagQueue");
+    assert!(tags.report_item_failures);
+    let timeout = t.document["Resources"]["TagRevalidatorFunction"]["Properties"]
+        .get("Timeout")
+        .or_else(|| t.document["Globals"]["Function"].get("Timeout"))
+        .and_then(Value::as_i64)
+        .context("a timeout")?;
+    let queue = t.queue("TagQueue")?;
+    assert!(
+        queue.visibility_timeout.unwrap_or(30) >= 6 * timeout,
+        "visibility >= 6x timeout"
+    );
+    assert_eq!(
+        queue.redrive.as_ref().map(|r| r.0.as_str()),
+        Some("TagDeadLetterQueue")
+    );
+    Ok(())
+}
+
+#[test]
+fn the_admin_route_is_iam_authorized_and_the_listing_routes_are_public() -> Result<()> {
+    let t = template()?;
+    let resources = &t.document["Resources"];
+    let admin =
+        &resources["ReconcilerFunction"]["Properties"]["Events"]["RevalidateProduct"]["Properties"];
+    assert_eq!(
+        admin["Path"].as_str(),
+        Some("/admin/products/{productId}/revalidate")
+    );
+    assert_eq!(admin["Auth"]["Authorizer"].as_str(), Some("AWS_IAM"));
+    let api = &resources["ListingHttpApi"]["Properties"]["Auth"];
+    assert_eq!(api["EnableIamAuthorizer"].as_bool(), Some(true));
+    assert!(
+        api.get("DefaultAuthorizer").is_none(),
+        "listing routes must stay public"
+    );
+    Ok(())
+}

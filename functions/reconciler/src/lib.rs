@@ -1,11 +1,15 @@
-//! The reconciler's handler. Two triggers, told apart by shape:
+//! The reconciler's handler. Three triggers, told apart by shape:
 //! - an EventBridge event (the daily schedule, or an on-demand run / backfill with the same
 //!   shape) fans a run out into one message per segment on the reconcile queue;
 //! - a batch of those SQS messages runs each segment until the invocation's deadline, then
-//!   queues a continuation from its checkpoint, so a long segment resumes instead of restarting.
+//!   queues a continuation from its checkpoint, so a long segment resumes instead of restarting;
+//! - an HTTP API request to the admin route queues one product's tags now ([`admin`]).
+
+pub mod admin;
 
 use std::time::{Duration, Instant};
 
+use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use aws_lambda_events::sqs::BatchItemFailure;
 use chrono::Utc;
@@ -67,6 +71,7 @@ pub enum ReconcileError {
 #[derive(Debug, Clone)]
 pub struct Reconciler {
     worker: Worker,
+    admin: admin::Admin,
     sqs: aws_sdk_sqs::Client,
     queue_url: String,
     default_segments: u32,
@@ -85,7 +90,13 @@ impl Reconciler {
             config.stock_tag_policy,
         );
         let publisher = TagPublisher::new(sqs.clone(), &config.tag_queue_url);
+        let admin = admin::Admin {
+            sources: SourceStore::new(dynamodb.clone(), &config.tables),
+            summaries: SummaryStore::new(dynamodb.clone(), &config.tables.summaries),
+            publisher: publisher.clone(),
+        };
         Self {
+            admin,
             worker: Worker::new(dynamodb, config.tables.clone(), refresher, publisher),
             sqs,
             queue_url: config.reconcile_queue_url.clone(),
@@ -100,6 +111,12 @@ impl Reconciler {
 
     /// Handles either trigger; `deadline` is the invocation's.
     pub async fn handle(&self, payload: Value, deadline: Instant) -> Result<Value, ReconcileError> {
+        if payload.pointer("/requestContext/http").is_some() {
+            let request: ApiGatewayV2httpRequest = serde_json::from_value(payload)
+                .map_err(|e| ReconcileError::BadRequest(format!("not an HTTP API request: {e}")))?;
+            let response = self.admin.handle(&request).await;
+            return Ok(serde_json::to_value(response).expect("a response serializes"));
+        }
         if payload.get("Records").is_some() {
             let event: SqsEvent = serde_json::from_value(payload)
                 .map_err(|e| ReconcileError::BadRequest(format!("not an SQS event: {e}")))?;
