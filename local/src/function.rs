@@ -81,3 +81,12 @@ impl Function for listing_api::ListingApi {
         })
     }
 }
+
+impl Function for tag_revalidator::Revalidator {
+    fn invoke(&self, event: Value) -> Invocation<'_> {
+        Box::pin(async move {
+            let event: aws_lambda_events::event::sqs::SqsEvent = decode(event)?;
+            encode(self.handle(event).await)
+        })
+    }
+}

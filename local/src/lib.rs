@@ -16,6 +16,7 @@ pub mod services;
 pub mod shutdown;
 pub mod stack;
 pub mod stats;
+pub mod storefront;
 pub mod stream_mapping;
 pub mod streams;
 pub mod template;

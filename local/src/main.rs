@@ -18,7 +18,9 @@ catalog-local: catalog-sync on this machine (DynamoDB Local, an SQS emulator, ev
 
 Run the stack (Ctrl-C stops it):
   up [--products N] [--stores S] [--locations L] [--seed X] [--poll-ms MS] [--port P]
+     [--storefront] [--revalidate-endpoint URL]...
      demo data defaults: 200 products, 5 stores, 3 locations, seed 1; --products 0 for none
+     --storefront also runs examples/storefront (Next.js) and revalidates it
 
 Against the running stack:
   product <id> --store S --title T --price MINOR [--draft]   create or replace a product
@@ -26,6 +28,7 @@ Against the running stack:
   stock <id> <location> <on-hand> [--reserved R]            set the stock at a location
   archive <id> | unarchive <id> | delete <id>
   summary <id>                                              the product's summary
+  revalidate <id>                                           queue all of a product's tags now
   list <store> [--limit N]                                  a listing page, via the listing API
   reconcile [--dry-run] [--store S]                         start a reconciliation run now
   status                                                    the running stack's counters
@@ -191,11 +194,24 @@ async fn run(command: &str, mut args: Args) -> Result<()> {
                 None => bail!("no summary for {product_id} (yet)"),
             }
         }
+        "revalidate" => {
+            let product_id = id(&mut args)?;
+            args.done()?;
+            let body = http(
+                "POST",
+                &endpoints.listing_api,
+                &format!("/admin/products/{product_id}/revalidate"),
+            )
+            .await?;
+            println!("{body}");
+            Ok(())
+        }
         "list" => {
             let store = StoreId::parse(&args.positional("store id")?)?;
             let limit: usize = args.parsed("--limit", 24)?;
             args.done()?;
-            let body = http_get(
+            let body = http(
+                "GET",
                 &endpoints.listing_api,
                 &format!("/stores/{store}/products?limit={limit}"),
             )
@@ -247,21 +263,21 @@ fn status_path(root: &Path) -> std::path::PathBuf {
     catalog_local::local_dir(root).join("status.json")
 }
 
-/// A plain HTTP/1.1 GET of `path` on the local listing API.
-async fn http_get(base: &str, path: &str) -> Result<String> {
+/// A plain HTTP/1.1 request for `path` on the local HTTP API; the body of a 2xx answer.
+async fn http(method: &str, base: &str, path: &str) -> Result<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let host = base.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(host)
         .await
         .with_context(|| format!("connecting to the listing API at {base}"))?;
     let request =
-        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: application/json\r\nConnection: close\r\n\r\n");
+        format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nAccept: application/json\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await?;
     let mut response = String::new();
     stream.read_to_string(&mut response).await?;
     let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
     let status = head.lines().next().unwrap_or_default();
-    if !status.contains(" 200 ") {
+    if !(status.contains(" 200 ") || status.contains(" 202 ")) {
         bail!("{status}\n{body}");
     }
     Ok(body.to_owned())
@@ -274,9 +290,16 @@ async fn up(root: &Path, mut args: Args) -> Result<()> {
         locations: args.parsed("--locations", 3)?,
         seed: args.parsed("--seed", 1)?,
     };
+    let storefront = args.flag("--storefront");
+    let mut revalidate_endpoints = Vec::new();
+    while let Some(url) = args.option("--revalidate-endpoint")? {
+        revalidate_endpoints.push(url);
+    }
     let options = Options {
         poll_interval: Duration::from_millis(args.parsed("--poll-ms", 250)?),
         listing_port: args.parsed("--port", 0)?,
+        storefront,
+        revalidate_endpoints,
         ..Options::default()
     };
     args.done()?;
@@ -300,6 +323,18 @@ async fn up(root: &Path, mut args: Args) -> Result<()> {
         "  listing API  {}/stores/store-1/products",
         endpoints.listing_api
     );
+    match &endpoints.storefront {
+        Some(url) => println!("  storefront   {url}/stores/store-1"),
+        None => println!("  storefront   not started (--storefront runs examples/storefront)"),
+    }
+    if endpoints.revalidate_endpoints.is_empty() {
+        println!("  revalidator  off: no revalidate endpoint, tag messages wait in the tag queue");
+    } else {
+        println!(
+            "  revalidator  -> {}",
+            endpoints.revalidate_endpoints.join(", ")
+        );
+    }
     println!(
         "  tables       {}, {}, {}",
         endpoints.tables.products, endpoints.tables.inventory, endpoints.tables.summaries
@@ -370,7 +405,7 @@ fn status_line(status: &Status) -> String {
     let (products, inventory) = (t("ProductsStream"), t("InventoryStream"));
     let q = |name: &str| status.queue_depths.get(name).copied().unwrap_or_default();
     format!(
-        "records {} (products {}, inventory {}) | retried batches {} | gave up {} | parked {} | last lag {} ms | tag queue {} | reconcile segments {} | api requests {}",
+        "records {} (products {}, inventory {}) | retried batches {} | gave up {} | parked {} | last lag {} ms | tag queue {} | tag messages revalidated {} | reconcile segments {} | api requests {}",
         products.records + inventory.records,
         products.records,
         inventory.records,
@@ -379,6 +414,7 @@ fn status_line(status: &Status) -> String {
         q("ParkedRecordsQueue"),
         products.last_lag_ms.max(inventory.last_lag_ms),
         q("TagQueue"),
+        t("Tags").records,
         t("Segments").records,
         t("ListingApi").invocations,
     )

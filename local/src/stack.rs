@@ -15,7 +15,7 @@ use catalog::tags::StockTagPolicy;
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 
-use crate::event_sources::QueueSource;
+use crate::event_sources::{HttpRoute, QueueSource};
 use crate::function::{self, Function};
 use crate::queue_mapping::QueueMapping;
 use crate::services::{self, Service};
@@ -44,6 +44,15 @@ pub struct Options {
     pub cursor_secret: String,
     /// DynamoDB and SQS endpoints already running, to use instead of starting services.
     pub endpoints: Option<(String, String)>,
+    /// Revalidate routes the tag-revalidator calls (besides the storefront's, if started).
+    /// With none and no storefront, tag messages wait in the tag queue.
+    pub revalidate_endpoints: Vec<String>,
+    /// Start examples/storefront (Next.js) against the local listing API.
+    pub storefront: bool,
+    /// The secret revalidate calls are signed with (`REVALIDATE_SECRET` locally).
+    pub revalidate_secret: String,
+    /// Per-call timeout of the tag-revalidator.
+    pub revalidate_timeout: Duration,
 }
 
 impl Default for Options {
@@ -56,6 +65,10 @@ impl Default for Options {
             wrap_projector: None,
             cursor_secret: "local-cursor-secret-not-for-production".into(),
             endpoints: None,
+            revalidate_endpoints: Vec::new(),
+            storefront: false,
+            revalidate_secret: "local-revalidate-secret-not-for-production".into(),
+            revalidate_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -67,6 +80,10 @@ pub struct Endpoints {
     pub dynamodb: String,
     pub sqs: String,
     pub listing_api: String,
+    /// The example storefront, when started.
+    pub storefront: Option<String>,
+    /// Where the tag-revalidator sends tags.
+    pub revalidate_endpoints: Vec<String>,
     pub tables: TableNames,
     /// Logical id (as in template.yaml) -> queue URL.
     pub queues: BTreeMap<String, String>,
@@ -100,8 +117,8 @@ pub struct Stack {
     pub endpoints: Endpoints,
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
-    /// Counters per trigger: `ProductsStream`, `InventoryStream`, `ReconcileQueue`,
-    /// `Schedule`, `ListingApi`.
+    /// Counters per trigger, by event name in template.yaml (`ProductsStream`,
+    /// `InventoryStream`, `Segments`, `Daily`, `Tags`), and `ListingApi` for the HTTP API.
     pub stats: BTreeMap<String, Arc<Stats>>,
     reconciler: Arc<function::Reconciler>,
     stopper: Stopper,
@@ -216,7 +233,7 @@ impl Stack {
         }
 
         let reconciler_sources = template.event_sources("ReconcilerFunction")?;
-        for source in reconciler_sources.queues {
+        for source in reconciler_sources.queues.clone() {
             let counters = Arc::new(Stats::default());
             stats.insert(source.name.clone(), counters.clone());
             let mapping = queue_mapping(
@@ -230,7 +247,7 @@ impl Stack {
             .await?;
             tasks.spawn(mapping.run(shutdown.clone()));
         }
-        for source in reconciler_sources.schedules {
+        for source in reconciler_sources.schedules.clone() {
             let counters = Arc::new(Stats::default());
             stats.insert(source.name.clone(), counters.clone());
             tasks.spawn(run_schedule(
@@ -242,21 +259,74 @@ impl Stack {
             ));
         }
 
+        let mut routes: Vec<(HttpRoute, Arc<dyn Function>)> = Vec::new();
+        for route in template.event_sources("ListingApiFunction")?.routes {
+            routes.push((route, listing.clone()));
+        }
+        for route in reconciler_sources.routes {
+            routes.push((route, reconciler.clone() as Arc<dyn Function>));
+        }
         let (listener, addr) = http_api::bind(options.listing_port).await?;
         let counters = Arc::new(Stats::default());
         stats.insert("ListingApi".into(), counters.clone());
         tasks.spawn(http_api::serve(
             listener,
-            listing,
+            Arc::new(routes),
             counters,
             shutdown.clone(),
         ));
 
+        let listing_api = format!("http://{addr}");
+        let mut revalidate_endpoints = options.revalidate_endpoints.clone();
+        let mut storefront = None;
+        let mut services = vec![dynamodb_service, sqs_service];
+        if options.storefront {
+            let (root, api, secret) = (
+                root.to_owned(),
+                listing_api.clone(),
+                options.revalidate_secret.clone(),
+            );
+            let (service, route) =
+                tokio::task::spawn_blocking(move || crate::storefront::start(&root, &api, &secret))
+                    .await??;
+            storefront = Some(service.endpoint.clone());
+            revalidate_endpoints.push(route);
+            services.push(service);
+        }
+        if !revalidate_endpoints.is_empty() {
+            let revalidator: Arc<dyn Function> = Arc::new(tag_revalidator::Revalidator::new(
+                revalidate_endpoints.clone(),
+                tag_revalidator::client::RevalidateClient::new(
+                    options.revalidate_secret.as_bytes(),
+                    options.revalidate_timeout,
+                )?,
+                sqs.clone(),
+                queues["TagQueue"].clone(),
+                128,
+            ));
+            for source in template.event_sources("TagRevalidatorFunction")?.queues {
+                let counters = Arc::new(Stats::default());
+                stats.insert(source.name.clone(), counters.clone());
+                let mapping = queue_mapping(
+                    &sqs,
+                    &queues,
+                    source,
+                    revalidator.clone(),
+                    &options,
+                    counters,
+                )
+                .await?;
+                tasks.spawn(mapping.run(shutdown.clone()));
+            }
+        }
+
         Ok(Self {
             endpoints: Endpoints {
-                dynamodb: dynamodb_service.endpoint.clone(),
-                sqs: sqs_service.endpoint.clone(),
-                listing_api: format!("http://{addr}"),
+                dynamodb: services[0].endpoint.clone(),
+                sqs: services[1].endpoint.clone(),
+                listing_api,
+                storefront,
+                revalidate_endpoints,
                 tables,
                 queues: queues.into_iter().collect(),
             },
@@ -266,7 +336,7 @@ impl Stack {
             reconciler,
             stopper,
             tasks,
-            _services: vec![dynamodb_service, sqs_service],
+            _services: services,
         })
     }
 

@@ -58,6 +58,7 @@ async fn every_sample_event_runs_on_the_real_binaries() -> Result<()> {
     env.put_stock(&stock("p-1002", "paris", 1, 0)).await?;
 
     let (dynamodb, sqs) = catalog_tests::endpoints();
+    let stub = catalog_tests::storefront_stub::StorefrontStub::start("sample-secret").await?;
     let vars = [
         ("AWS_REGION", "us-east-1".to_owned()),
         ("AWS_ACCESS_KEY_ID", "local".to_owned()),
@@ -78,6 +79,8 @@ async fn every_sample_event_runs_on_the_real_binaries() -> Result<()> {
             "CURSOR_SECRET",
             "local-cursor-secret-at-least-16-bytes".to_owned(),
         ),
+        ("REVALIDATE_ENDPOINTS", stub.url.clone()),
+        ("REVALIDATE_SECRET", "sample-secret".to_owned()),
         ("RUST_LOG", "warn".to_owned()),
     ];
     let port = services::free_port()?;
@@ -102,7 +105,7 @@ async fn every_sample_event_runs_on_the_real_binaries() -> Result<()> {
         Duration::from_secs(300),
     )?;
 
-    let cases: [(&str, &str, &str); 11] = [
+    let cases: [(&str, &str, &str); 13] = [
         (
             "summary-projector",
             "summary-projector/products-stream.json",
@@ -126,6 +129,12 @@ async fn every_sample_event_runs_on_the_real_binaries() -> Result<()> {
             "1 segments",
         ),
         ("reconciler", "reconciler/segment-batch.json", "no failures"),
+        ("reconciler", "reconciler/revalidate-product.json", "202"),
+        (
+            "tag-revalidator",
+            "tag-revalidator/tag-batch.json",
+            "no failures",
+        ),
     ];
     for (binary, event, expected) in cases {
         let answer = invoke(&cargo_lambda, port, binary, event)?;
@@ -148,6 +157,15 @@ async fn every_sample_event_runs_on_the_real_binaries() -> Result<()> {
     assert_eq!(
         env.summary("p-1002").await?.unwrap().inventory_available,
         Some(1)
+    );
+    // The revalidator's binary signed its call: the stub accepted it.
+    assert_eq!(
+        stub.tags(),
+        [
+            "inventory:p-1002",
+            "product:p-1001",
+            "store:store-7:products"
+        ]
     );
     Ok(())
 }

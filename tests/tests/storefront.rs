@@ -1,0 +1,271 @@
+//! The whole pipeline in a real browser: the local stack with the example Next.js storefront,
+//! DynamoDB Local streams -> summary-projector -> tag queue -> tag-revalidator -> the
+//! storefront's signed revalidate route -> `revalidateTag(tag, { expire: 0 })`, and Debian's
+//! Chromium (driven by playwright-core) reloading the pages.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use aws_sdk_dynamodb::types::AttributeValue;
+use catalog::ids::{LocationId, ProductId};
+use catalog::model::MinorUnits;
+use catalog_local::demo::{self, DemoSize};
+use catalog_local::edits::Editor;
+use catalog_local::stack::{queue_depth, Options, Stack};
+use serde_json::Value;
+use tag_revalidator::signature::sign;
+
+/// `node examples/storefront/e2e/browser.mjs`: one URL in, one JSON line out.
+struct Browser {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Browser {
+    fn start() -> Result<Self> {
+        let script = catalog_local::storefront::dir(&catalog_local::workspace_root())
+            .join("e2e/browser.mjs");
+        let mut child = Command::new("node")
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting node e2e/browser.mjs")?;
+        let stdin = child.stdin.take().context("stdin")?;
+        let stdout = BufReader::new(child.stdout.take().context("stdout")?);
+        let mut browser = Self {
+            child,
+            stdin,
+            stdout,
+        };
+        let ready = browser.line()?;
+        ensure!(ready["ready"] == true, "browser did not start: {ready}");
+        Ok(browser)
+    }
+
+    fn line(&mut self) -> Result<Value> {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line)?;
+        ensure!(!line.is_empty(), "the browser exited");
+        Ok(serde_json::from_str(&line)?)
+    }
+
+    /// Loads `url` afresh; the products it shows, by id.
+    fn load(&mut self, url: &str) -> Result<Value> {
+        writeln!(self.stdin, "{url}")?;
+        let page = self.line()?;
+        ensure!(page["status"] == 200, "{url}: {page}");
+        Ok(page)
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The card of `id` on a loaded page.
+fn card<'a>(page: &'a Value, id: &str) -> Result<&'a Value> {
+    page["products"]
+        .as_array()
+        .and_then(|p| p.iter().find(|c| c["id"] == id))
+        .with_context(|| format!("{id} is not on the page: {page}"))
+}
+
+/// A raw POST to the storefront's revalidate route, signed or not as the caller made it.
+async fn post(url: &str, headers: &[(&str, String)], body: &str) -> Result<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.trim_start_matches("http://");
+    let (host, path) = rest.split_once('/').context("url")?;
+    let mut stream = tokio::net::TcpStream::connect(host).await?;
+    let mut request = format!(
+        "POST /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .context("no status")?;
+    Ok(status)
+}
+
+fn signed_headers(
+    secret: &str,
+    timestamp: i64,
+    nonce: &str,
+    body: &str,
+) -> Vec<(&'static str, String)> {
+    let signed = sign(secret.as_bytes(), timestamp, nonce, body.as_bytes());
+    vec![
+        ("x-catalog-timestamp", signed.timestamp.to_string()),
+        ("x-catalog-nonce", signed.nonce),
+        ("x-catalog-signature", signed.signature),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shopper_sees_new_prices_and_stock_after_a_reload_and_other_stores_stay_cached(
+) -> Result<()> {
+    let (dynamodb, sqs) = catalog_tests::endpoints();
+    let options = Options {
+        prefix: format!("sf{}-", std::process::id()),
+        endpoints: Some((dynamodb, sqs)),
+        storefront: true,
+        ..Options::default()
+    };
+    let secret = options.revalidate_secret.clone();
+    let stack = Stack::start(&catalog_local::workspace_root(), options).await?;
+    let size = DemoSize {
+        products: 10,
+        stores: 2,
+        locations: 2,
+        seed: 3,
+    };
+    let loaded = demo::load(&stack.dynamodb, &stack.endpoints.tables, size, |_, _| {}).await?;
+    let tag_queue = stack.endpoints.queues["TagQueue"].clone();
+    let start = Instant::now();
+    loop {
+        let status = stack.status().await?;
+        let t = &status.triggers;
+        let done = t["ProductsStream"].records + t["InventoryStream"].records;
+        if done == loaded as u64 && queue_depth(&stack.sqs, &tag_queue).await? == 0 {
+            break;
+        }
+        ensure!(
+            start.elapsed() < Duration::from_secs(30),
+            "demo data never settled: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let storefront = stack.endpoints.storefront.clone().context("storefront")?;
+    let (store1, store2) = (
+        format!("{storefront}/stores/store-1"),
+        format!("{storefront}/stores/store-2"),
+    );
+    // p-00000 is in store-1, p-00001 in store-2 (demo data puts product i in store i % 2).
+    let (a, b) = ("p-00000", "p-00001");
+    let mut browser = Browser::start()?;
+    let before = browser.load(&store1)?;
+    let b_before = card(&browser.load(&store2)?, b)?.clone();
+    ensure!(card(&before, a)?["price"] != "$12.34", "pick another price");
+
+    // Change B's summary behind the pipeline's back: no stream, no tags. Store-2's page must
+    // keep showing the cached title until something revalidates store-2.
+    stack
+        .dynamodb
+        .update_item()
+        .table_name(&stack.endpoints.tables.summaries)
+        .key("productId", AttributeValue::S(b.into()))
+        .update_expression("SET title = :t")
+        .expression_attribute_values(":t", AttributeValue::S("Sneaky Title".into()))
+        .send()
+        .await?;
+
+    // A shopper-visible change in store-1: a price and a stock level.
+    let editor = Editor::new(stack.dynamodb.clone(), stack.endpoints.tables.clone());
+    let a_id = ProductId::parse(a)?;
+    let changed = Instant::now();
+    editor.set_price(&a_id, MinorUnits::new(1234)?).await?;
+    editor
+        .set_stock(&a_id, &LocationId::parse("loc-1")?, 500, Some(0))
+        .await?;
+    let rows = catalog::store::SourceStore::new(stack.dynamodb.clone(), &stack.endpoints.tables)
+        .inventory(&a_id)
+        .await?;
+    let expected_stock = rows
+        .iter()
+        .map(|r| (r.on_hand - r.reserved).max(0))
+        .sum::<i64>();
+    let fresh = loop {
+        let page = browser.load(&store1)?;
+        let shown = card(&page, a)?;
+        if shown["price"] == "$12.34" && shown["stock"] == format!("{expected_stock} in stock") {
+            break changed.elapsed();
+        }
+        if changed.elapsed() > Duration::from_secs(10) {
+            bail!("store-1 never showed the change: {shown}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    println!("store-1 page fresh in the browser {fresh:?} after the writes");
+    let product_page = browser.load(&format!("{storefront}/products/{a}"))?;
+    assert_eq!(card(&product_page, a)?["price"], "$12.34");
+
+    // Store-2 was not revalidated: still the cached card.
+    let b_after = card(&browser.load(&store2)?, b)?.clone();
+    assert_eq!(
+        b_after, b_before,
+        "store-2 was revalidated by a store-1 change"
+    );
+
+    // ...and the check above can fail: revalidating B (the admin route) shows the title.
+    let admin = format!(
+        "{}/admin/products/{b}/revalidate",
+        stack.endpoints.listing_api
+    );
+    assert_eq!(post(&admin, &[], "").await?, 202);
+    let start = Instant::now();
+    loop {
+        if card(&browser.load(&store2)?, b)?["title"] == "Sneaky Title" {
+            break;
+        }
+        ensure!(
+            start.elapsed() < Duration::from_secs(10),
+            "revalidateProduct did not reach store-2"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The real route refuses what is not a genuine call.
+    let route = format!("{storefront}/api/revalidate");
+    let body = r#"{"tags":["store:store-2:products"]}"#;
+    let now = chrono::Utc::now().timestamp();
+    assert_eq!(post(&route, &[], body).await?, 401, "unsigned");
+    assert_eq!(
+        post(&route, &signed_headers("wrong", now, "f1", body), body).await?,
+        401,
+        "forged"
+    );
+    let tampered = signed_headers(&secret, now, "t1", body);
+    assert_eq!(
+        post(&route, &tampered, r#"{"tags":["store:store-1:products"]}"#).await?,
+        401,
+        "tampered"
+    );
+    assert_eq!(
+        post(
+            &route,
+            &signed_headers(&secret, now - 3600, "e1", body),
+            body
+        )
+        .await?,
+        401,
+        "expired"
+    );
+    let genuine = signed_headers(&secret, now, "g1", body);
+    assert_eq!(post(&route, &genuine, body).await?, 200, "genuine");
+    assert_eq!(post(&route, &genuine, body).await?, 401, "replayed");
+    let bad = r#"{"tags":"store:store-2:products"}"#;
+    assert_eq!(
+        post(&route, &signed_headers(&secret, now, "b1", bad), bad).await?,
+        400,
+        "malformed"
+    );
+
+    stack.stop().await
+}
