@@ -6,11 +6,13 @@
 //! cargo run --profile bench-fast -p bench -- listing [--stores 20] [--per-store 100]
 //! cargo run --profile bench-fast -p bench -- reconciler [--products 20000] [--locations 2]
 //! cargo run --profile bench-fast -p bench -- freshness [--writes 300] [--poll-ms 250]
+//! cargo run --profile bench-fast -p bench -- pipeline [--updates 150]
 //! ```
 
 mod freshness;
 mod init;
 mod listing;
+mod pipeline;
 mod projector;
 mod reconciler;
 mod seed;
@@ -18,7 +20,7 @@ mod seed;
 use anyhow::{bail, Result};
 
 fn usage() -> &'static str {
-    "usage: bench projector [--records N] [--products P] [--seed S]\n       bench listing [--stores S] [--per-store N] [--rounds R]\n       bench reconciler [--products N] [--locations L] [--page P]\n       bench init [--runs R]\n       bench freshness [--writes M] [--products P] [--poll-ms MS]"
+    "usage: bench projector [--records N] [--products P] [--seed S]\n       bench listing [--stores S] [--per-store N] [--rounds R]\n       bench reconciler [--products N] [--locations L] [--page P]\n       bench init [--runs R]\n       bench freshness [--writes M] [--products P] [--poll-ms MS]\n       bench pipeline [--updates N] [--products P]"
 }
 
 /// `--name value` flags into a lookup.
@@ -59,6 +61,7 @@ async fn dispatch() -> Result<()> {
         Some("reconciler") => reconciler::run(&flags).await,
         Some("init") => init::run(&flags).await,
         Some("freshness") => freshness::run(&flags).await,
+        Some("pipeline") => pipeline::run(&flags).await,
         _ => bail!("{}", usage()),
     }
 }
