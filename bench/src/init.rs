@@ -4,7 +4,7 @@
 //! bootstraps themselves cannot run on this machine.
 //!
 //! ```text
-//! cargo build --release -p summary-projector -p listing-api -p reconciler
+//! cargo build --release -p summary-projector -p listing-api -p reconciler -p tag-revalidator
 //! cargo run --profile bench-fast -p bench -- init
 //! ```
 
@@ -16,7 +16,12 @@ use anyhow::{ensure, Context, Result};
 
 use crate::Flags;
 
-const FUNCTIONS: [&str; 3] = ["summary-projector", "listing-api", "reconciler"];
+const FUNCTIONS: [&str; 4] = [
+    "summary-projector",
+    "listing-api",
+    "reconciler",
+    "tag-revalidator",
+];
 
 pub async fn run(flags: &Flags) -> Result<()> {
     let runs: usize = flags.get("runs", 20)?;
@@ -65,6 +70,8 @@ fn cold_start(binary: &std::path::Path) -> Result<Duration> {
         .env("PARKED_RECORDS_QUEUE_URL", "http://127.0.0.1:1/parked")
         .env("RECONCILE_QUEUE_URL", "http://127.0.0.1:1/reconcile")
         .env("CURSOR_SECRET", "init-bench-cursor-secret-0123456789")
+        .env("REVALIDATE_ENDPOINTS", "http://127.0.0.1:1/api/revalidate")
+        .env("REVALIDATE_SECRET", "init-bench-revalidate-secret")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
