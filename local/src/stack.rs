@@ -53,6 +53,8 @@ pub struct Options {
     pub revalidate_secret: String,
     /// Per-call timeout of the tag-revalidator.
     pub revalidate_timeout: Duration,
+    /// Throttles the functions' DynamoDB calls (chaos runs); the stack's own client is spared.
+    pub throttling: Option<Arc<crate::faults::Throttling>>,
 }
 
 impl Default for Options {
@@ -69,6 +71,7 @@ impl Default for Options {
             storefront: false,
             revalidate_secret: "local-revalidate-secret-not-for-production".into(),
             revalidate_timeout: Duration::from_secs(5),
+            throttling: None,
         }
     }
 }
@@ -157,6 +160,20 @@ impl Stack {
         let dynamodb = aws_sdk_dynamodb::Client::new(&dynamodb_config);
         let streams = aws_sdk_dynamodbstreams::Client::new(&dynamodb_config);
         let sqs = aws_sdk_sqs::Client::new(&services::sdk_config(&sqs_service.endpoint).await);
+        // What the functions use: the same endpoint, throttled in chaos runs.
+        let functions_dynamodb = match &options.throttling {
+            Some(throttling) => {
+                // Local endpoints are plain HTTP.
+                let http = aws_smithy_http_client::Builder::new().build_http();
+                aws_sdk_dynamodb::Client::new(
+                    &dynamodb_config
+                        .to_builder()
+                        .http_client(throttling.wrap(http))
+                        .build(),
+                )
+            }
+            None => dynamodb.clone(),
+        };
 
         let tables = TableNames {
             products: format!("{}Products", options.prefix),
@@ -181,7 +198,7 @@ impl Stack {
                 parked_queue_url: queues["ParkedRecordsQueue"].clone(),
                 stock_tag_policy: options.stock_tag_policy,
             },
-            dynamodb.clone(),
+            functions_dynamodb.clone(),
             sqs.clone(),
         ));
         let projector = match &options.wrap_projector {
@@ -197,13 +214,13 @@ impl Stack {
                     default_segments: 4,
                     stock_tag_policy: options.stock_tag_policy,
                 },
-                dynamodb.clone(),
+                functions_dynamodb.clone(),
                 sqs.clone(),
             ),
             timeout: Duration::from_secs(900),
         });
         let listing: Arc<dyn Function> = Arc::new(listing_api::ListingApi::new(
-            SummaryStore::new(dynamodb.clone(), tables.summaries.clone()),
+            SummaryStore::new(functions_dynamodb.clone(), tables.summaries.clone()),
             listing_api::cursor::CursorKey::new(options.cursor_secret.as_bytes())?,
         ));
 
@@ -233,20 +250,17 @@ impl Stack {
         }
 
         let reconciler_sources = template.event_sources("ReconcilerFunction")?;
-        for source in reconciler_sources.queues.clone() {
-            let counters = Arc::new(Stats::default());
-            stats.insert(source.name.clone(), counters.clone());
-            let mapping = queue_mapping(
-                &sqs,
-                &queues,
-                source,
-                reconciler.clone(),
-                &options,
-                counters,
-            )
+        let mut queue_triggers = QueueTriggers {
+            sqs: &sqs,
+            queues: &queues,
+            poll_interval: options.poll_interval,
+            stats: &mut stats,
+            tasks: &mut tasks,
+            shutdown: &shutdown,
+        };
+        queue_triggers
+            .spawn(reconciler_sources.queues.clone(), reconciler.clone())
             .await?;
-            tasks.spawn(mapping.run(shutdown.clone()));
-        }
         for source in reconciler_sources.schedules.clone() {
             let counters = Arc::new(Stats::default());
             stats.insert(source.name.clone(), counters.clone());
@@ -304,20 +318,17 @@ impl Stack {
                 queues["TagQueue"].clone(),
                 128,
             ));
-            for source in template.event_sources("TagRevalidatorFunction")?.queues {
-                let counters = Arc::new(Stats::default());
-                stats.insert(source.name.clone(), counters.clone());
-                let mapping = queue_mapping(
-                    &sqs,
-                    &queues,
-                    source,
-                    revalidator.clone(),
-                    &options,
-                    counters,
-                )
-                .await?;
-                tasks.spawn(mapping.run(shutdown.clone()));
+            let sources = template.event_sources("TagRevalidatorFunction")?.queues;
+            QueueTriggers {
+                sqs: &sqs,
+                queues: &queues,
+                poll_interval: options.poll_interval,
+                stats: &mut stats,
+                tasks: &mut tasks,
+                shutdown: &shutdown,
             }
+            .spawn(sources, revalidator)
+            .await?;
         }
 
         Ok(Self {
@@ -407,36 +418,54 @@ async fn create_table_if_missing(
     Ok(())
 }
 
-async fn queue_mapping(
-    sqs: &aws_sdk_sqs::Client,
-    queues: &HashMap<String, String>,
-    source: QueueSource,
-    function: Arc<dyn Function>,
-    options: &Options,
-    stats: Arc<Stats>,
-) -> Result<QueueMapping> {
-    let queue_url = queues
-        .get(&source.queue)
-        .ok_or_else(|| anyhow!("{}: unknown queue {}", source.name, source.queue))?
-        .clone();
-    let queue_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await?
-        .attributes
-        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
-        .ok_or_else(|| anyhow!("no QueueArn for {queue_url}"))?;
-    Ok(QueueMapping {
-        source,
-        queue_url,
-        queue_arn,
-        function,
-        sqs: sqs.clone(),
-        poll_interval: options.poll_interval,
-        stats,
-    })
+/// What starting a function's SQS triggers needs.
+struct QueueTriggers<'a> {
+    sqs: &'a aws_sdk_sqs::Client,
+    queues: &'a HashMap<String, String>,
+    poll_interval: Duration,
+    stats: &'a mut BTreeMap<String, Arc<Stats>>,
+    tasks: &'a mut JoinSet<Result<()>>,
+    shutdown: &'a Shutdown,
+}
+
+impl QueueTriggers<'_> {
+    /// Starts `function` behind each of `sources`, counted under each source's name.
+    async fn spawn(
+        &mut self,
+        sources: Vec<QueueSource>,
+        function: Arc<dyn Function>,
+    ) -> Result<()> {
+        for source in sources {
+            let queue_url = self
+                .queues
+                .get(&source.queue)
+                .ok_or_else(|| anyhow!("{}: unknown queue {}", source.name, source.queue))?
+                .clone();
+            let queue_arn = self
+                .sqs
+                .get_queue_attributes()
+                .queue_url(&queue_url)
+                .attribute_names(QueueAttributeName::QueueArn)
+                .send()
+                .await?
+                .attributes
+                .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+                .ok_or_else(|| anyhow!("no QueueArn for {queue_url}"))?;
+            let counters = Arc::new(Stats::default());
+            self.stats.insert(source.name.clone(), counters.clone());
+            let mapping = QueueMapping {
+                source,
+                queue_url,
+                queue_arn,
+                function: function.clone(),
+                sqs: self.sqs.clone(),
+                poll_interval: self.poll_interval,
+                stats: counters,
+            };
+            self.tasks.spawn(mapping.run(self.shutdown.clone()));
+        }
+        Ok(())
+    }
 }
 
 /// Messages in a queue, visible or in flight.

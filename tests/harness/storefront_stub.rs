@@ -34,8 +34,35 @@ pub struct Received {
     pub at: Instant,
 }
 
+/// Random misbehaviour, for chaos runs: percentages of calls answered 5xx, 429 with
+/// `Retry-After: 1`, or only after `hang` (longer than the caller's timeout).
+#[derive(Debug, Clone)]
+pub struct Chaos {
+    pub server_errors: u64,
+    pub too_many: u64,
+    pub hangs: u64,
+    pub hang: Duration,
+    pub seed: u64,
+}
+
+/// Next.js's page cache, emulated: each page is cached with its tags; a revalidation of any of
+/// its tags refetches it from the listing API, as the next request after `revalidateTag`
+/// would.
+#[derive(Default)]
+struct Pages {
+    listing_api: String,
+    /// path -> (tags, fetch sequence of the cached copy, cached body)
+    cached: std::collections::BTreeMap<String, (Vec<String>, u64, String)>,
+    next_fetch: u64,
+}
+
 #[derive(Default)]
 struct State {
+    pages: Pages,
+    chaos: Option<(Chaos, catalog_local::demo::Rng)>,
+    down: bool,
+    /// Faults injected, by kind.
+    injected: std::collections::BTreeMap<&'static str, usize>,
     script: VecDeque<Reply>,
     /// Calls carrying any of these tags get 500.
     failing: HashSet<String>,
@@ -87,9 +114,69 @@ impl StorefrontStub {
         self.state.lock().unwrap().failing.insert(tag.to_owned());
     }
 
-    /// Stops failing any tag.
+    /// Stops failing any tag, ends chaos and comes back up.
     pub fn heal(&self) {
-        self.state.lock().unwrap().failing.clear();
+        let mut state = self.state.lock().unwrap();
+        state.failing.clear();
+        state.chaos = None;
+        state.down = false;
+    }
+
+    /// Misbehaves at random from now on (until [`StorefrontStub::heal`]).
+    pub fn chaos(&self, chaos: Chaos) {
+        let rng = catalog_local::demo::Rng::new(chaos.seed);
+        self.state.lock().unwrap().chaos = Some((chaos, rng));
+    }
+
+    /// Answers every call 503 while down, as a storefront that is being redeployed.
+    pub fn set_down(&self, down: bool) {
+        self.state.lock().unwrap().down = down;
+    }
+
+    /// Caches `pages` (path on the listing API, tags) now, and refreshes each when one of its
+    /// tags is revalidated.
+    pub async fn cache_pages(
+        &self,
+        listing_api: &str,
+        pages: Vec<(String, Vec<String>)>,
+    ) -> Result<()> {
+        self.state.lock().unwrap().pages.listing_api = listing_api.to_owned();
+        for (path, tags) in pages {
+            let body = get(listing_api, &path).await?;
+            self.state
+                .lock()
+                .unwrap()
+                .pages
+                .cached
+                .insert(path, (tags, 0, body));
+        }
+        Ok(())
+    }
+
+    /// Cached pages that differ from what the listing API serves now.
+    pub async fn stale_pages(&self) -> Result<Vec<String>> {
+        let (base, pages): (String, Vec<(String, String)>) = {
+            let state = self.state.lock().unwrap();
+            let pages = state
+                .pages
+                .cached
+                .iter()
+                .map(|(path, (_, _, body))| (path.clone(), body.clone()))
+                .collect();
+            (state.pages.listing_api.clone(), pages)
+        };
+        let mut stale = Vec::new();
+        for (path, body) in pages {
+            if get(&base, &path).await? != body {
+                stale.push(path);
+            }
+        }
+        Ok(stale)
+    }
+
+    /// Faults injected so far, by kind.
+    pub fn injected(&self) -> std::collections::BTreeMap<&'static str, usize> {
+        self.state.lock().unwrap().injected.clone()
     }
 
     /// The calls accepted so far.
@@ -125,7 +212,7 @@ fn reply(status: u16, retry_after: Option<u64>) -> Response<Full<Bytes>> {
 
 async fn answer(
     request: Request<Incoming>,
-    state: &Mutex<State>,
+    state: &Arc<Mutex<State>>,
     secret: &[u8],
 ) -> Response<Full<Bytes>> {
     let header = |name: &str| {
@@ -168,7 +255,29 @@ async fn answer(
         if tags.iter().any(|t| state.failing.contains(t)) {
             return reply(500, None);
         }
-        let next = state.script.pop_front().unwrap_or(Reply::Ok);
+        if state.down {
+            *state.injected.entry("down (503)").or_default() += 1;
+            return reply(503, None);
+        }
+        let chaotic = state.chaos.as_mut().and_then(|(chaos, rng)| {
+            let roll = rng.below(100);
+            if roll < chaos.server_errors {
+                Some(("5xx", Reply::Status(500 + rng.below(4) as u16)))
+            } else if roll < chaos.server_errors + chaos.too_many {
+                Some(("429 Retry-After", Reply::RetryAfter(1)))
+            } else if roll < chaos.server_errors + chaos.too_many + chaos.hangs {
+                Some(("timeout", Reply::Hang(chaos.hang)))
+            } else {
+                None
+            }
+        });
+        if let Some((kind, _)) = &chaotic {
+            *state.injected.entry(kind).or_default() += 1;
+        }
+        let next = match chaotic {
+            Some((_, reply)) => reply,
+            None => state.script.pop_front().unwrap_or(Reply::Ok),
+        };
         if next == Reply::Ok {
             state.received.push(Received {
                 tags: tags.clone(),
@@ -178,16 +287,70 @@ async fn answer(
         (next, tags)
     };
     match next {
-        (Reply::Ok, _) => reply(200, None),
+        (Reply::Ok, tags) => {
+            tokio::spawn(refresh(state.clone(), tags));
+            reply(200, None)
+        }
         (Reply::Status(status), _) => reply(status, None),
         (Reply::RetryAfter(after), _) => reply(429, Some(after)),
         (Reply::Hang(duration), tags) => {
             tokio::time::sleep(duration).await;
             state.lock().unwrap().received.push(Received {
-                tags,
+                tags: tags.clone(),
                 at: Instant::now(),
             });
+            tokio::spawn(refresh(state.clone(), tags));
             reply(200, None)
         }
     }
+}
+
+/// Refetches every cached page carrying one of `tags`; a slower, older fetch never overwrites
+/// a newer one.
+async fn refresh(state: Arc<Mutex<State>>, tags: Vec<String>) {
+    let (base, due): (String, Vec<(String, u64)>) = {
+        let mut state = state.lock().unwrap();
+        let paths: Vec<String> = state
+            .pages
+            .cached
+            .iter()
+            .filter(|(_, (page_tags, _, _))| page_tags.iter().any(|t| tags.contains(t)))
+            .map(|(path, _)| path.clone())
+            .collect();
+        let mut due = Vec::new();
+        for path in paths {
+            state.pages.next_fetch += 1;
+            due.push((path, state.pages.next_fetch));
+        }
+        (state.pages.listing_api.clone(), due)
+    };
+    for (path, sequence) in due {
+        let Ok(body) = get(&base, &path).await else {
+            continue;
+        };
+        let mut state = state.lock().unwrap();
+        if let Some(entry) = state.pages.cached.get_mut(&path) {
+            if entry.1 < sequence {
+                entry.1 = sequence;
+                entry.2 = body;
+            }
+        }
+    }
+}
+
+/// A plain HTTP/1.1 GET on the listing API: the status line and the body.
+async fn get(base: &str, path: &str) -> Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(host).await?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let status = response.lines().next().unwrap_or_default().to_owned();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok(format!("{status}\n{body}"))
 }

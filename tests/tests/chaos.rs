@@ -1,0 +1,586 @@
+//! Chaos: thousands of random catalog operations through the local stack while faults are
+//! injected everywhere, then the claim "nothing is lost and nothing stale survives", checked.
+//!
+//! Faults: stream batches duplicated, old batches replayed, batches delayed (so the two tables'
+//! records arrive in adversarial relative orders), concurrent invocations for the same
+//! records, a share of the functions' DynamoDB calls throttled, and the revalidate endpoint
+//! answering 5xx, 429 with Retry-After, too slowly (timeouts), or not at all for a while.
+//! Oracles: the source rows themselves (every summary must equal their projection), a
+//! reconciler dry run, and the stand-in storefront's page cache, which works as Next.js's
+//! does (each page cached with its tags, refetched when a tag is revalidated): at the end no
+//! page may differ from what the listing API serves. An in-memory model of the rows, with the
+//! pure `project` and `tags` of shared/, counts the tags whose content changed.
+//!
+//! Seeded and reproducible: `CHAOS_SEED` (default 7), `CHAOS_OPS` (default 3000 in CI; the
+//! figures in docs/RELIABILITY.md are from 10000).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context, Result};
+use aws_sdk_dynamodb::types::AttributeValue;
+use catalog::ids::{LocationId, ProductId, StoreId};
+use catalog::model::{Image, InventoryRow, MinorUnits, Product, ProductStatus, ProductSummary};
+use catalog::projection::project;
+use catalog::store::{SourceStore, SummaryStore};
+use catalog::tags::{tags, StockTagPolicy};
+use catalog_local::demo::Rng;
+use catalog_local::edits::Editor;
+use catalog_local::faults::Throttling;
+use catalog_local::function::{Function, Invocation};
+use catalog_local::stack::{queue_depth, Options, Stack, Wrap};
+use catalog_tests::storefront_stub::{Chaos, StorefrontStub};
+use serde_json::Value;
+
+/// Prints to stderr, which the test harness does not capture: the figures show in CI's log.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+const PRODUCTS: usize = 200;
+const STORES: usize = 5;
+const LOCATIONS: usize = 3;
+const WRITERS: usize = 4;
+const POISON: usize = 5;
+
+fn setting(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The projector, with stream-side faults while `on`.
+struct ChaosProjector {
+    inner: Arc<dyn Function>,
+    on: Arc<AtomicBool>,
+    rng: Mutex<Rng>,
+    history: Mutex<VecDeque<Value>>,
+    injected: Arc<Mutex<BTreeMap<&'static str, u64>>>,
+}
+
+impl ChaosProjector {
+    fn count(&self, kind: &'static str) {
+        *self.injected.lock().unwrap().entry(kind).or_default() += 1;
+    }
+}
+
+impl Function for ChaosProjector {
+    fn invoke(&self, event: Value) -> Invocation<'_> {
+        Box::pin(async move {
+            if !self.on.load(Ordering::SeqCst) {
+                return self.inner.invoke(event).await;
+            }
+            let roll = self.rng.lock().unwrap().below(100);
+            let old = {
+                let mut history = self.history.lock().unwrap();
+                history.push_back(event.clone());
+                if history.len() > 50 {
+                    history.pop_front();
+                }
+                let i = self.rng.lock().unwrap().below(history.len() as u64) as usize;
+                history[i].clone()
+            };
+            match roll {
+                0..=14 => {
+                    self.count("stream batch duplicated");
+                    let _ = self.inner.invoke(event.clone()).await;
+                    self.inner.invoke(event).await
+                }
+                15..=24 => {
+                    self.count("old stream batch replayed");
+                    let _ = self.inner.invoke(old).await;
+                    self.inner.invoke(event).await
+                }
+                25..=34 => {
+                    self.count("concurrent invocation of a batch");
+                    let (first, _) =
+                        futures::join!(self.inner.invoke(event.clone()), self.inner.invoke(event));
+                    first
+                }
+                35..=54 => {
+                    self.count("stream batch delayed (table order)");
+                    let wait = self.rng.lock().unwrap().below(400);
+                    tokio::time::sleep(Duration::from_millis(wait)).await;
+                    self.inner.invoke(event).await
+                }
+                _ => self.inner.invoke(event).await,
+            }
+        })
+    }
+}
+
+/// The rows the test wrote, and when each tag last changed content.
+#[derive(Default)]
+struct Model {
+    products: HashMap<ProductId, Product>,
+    stock: HashMap<ProductId, Vec<InventoryRow>>,
+    deleted: std::collections::HashSet<ProductId>,
+    last_change: HashMap<String, Instant>,
+    ops: BTreeMap<&'static str, u64>,
+}
+
+impl Model {
+    fn summary(&self, id: &ProductId) -> Option<ProductSummary> {
+        project(
+            self.products.get(id),
+            self.stock.get(id).map(Vec::as_slice).unwrap_or_default(),
+        )
+    }
+
+    fn set_stock(&mut self, row: InventoryRow) {
+        let rows = self.stock.entry(row.product_id.clone()).or_default();
+        rows.retain(|r| r.location_id != row.location_id);
+        rows.push(row);
+    }
+}
+
+fn new_product(rng: &mut Rng, id: &ProductId) -> Result<Product> {
+    Ok(Product {
+        product_id: id.clone(),
+        store_id: StoreId::parse(format!("store-{}", rng.below(STORES as u64) + 1))?,
+        name: format!("Chaos {id} {}", rng.below(1000)),
+        slug: id.to_string(),
+        price: MinorUnits::new(100 + rng.below(100_000))?,
+        status: ProductStatus::Active,
+        deleted_at: None,
+        images: vec![Image {
+            url: format!("/images/{id}.webp"),
+            position: 0,
+        }],
+        thumbnail_url: None,
+        track_inventory: !rng.chance(10),
+        version: 1,
+    })
+}
+
+/// One writer: `ops` operations on its own products (so the model's order is the tables').
+async fn writer(
+    editor: Editor,
+    model: Arc<Mutex<Model>>,
+    products: Vec<ProductId>,
+    ops: u64,
+    seed: u64,
+) -> Result<()> {
+    let mut rng = Rng::new(seed);
+    for _ in 0..ops {
+        // Spread the writes over many stream polls, so faults hit many batches.
+        tokio::time::sleep(Duration::from_millis(rng.below(8))).await;
+        let id = rng.pick(&products).clone();
+        let (before, current) = {
+            let m = model.lock().unwrap();
+            (m.summary(&id), m.products.get(&id).cloned())
+        };
+        let kind: &'static str;
+        match current {
+            None => {
+                let product = new_product(&mut rng, &id)?;
+                let recreate = model.lock().unwrap().deleted.contains(&id);
+                kind = if recreate { "re-create" } else { "create" };
+                let written = editor.put_product(product).await?;
+                model.lock().unwrap().products.insert(id.clone(), written);
+            }
+            Some(product) => {
+                let roll = rng.below(100);
+                if roll < 30 {
+                    kind = "price change";
+                    let price = MinorUnits::new(100 + rng.below(100_000))?;
+                    let written = editor.set_price(&id, price).await?;
+                    model.lock().unwrap().products.insert(id.clone(), written);
+                } else if roll < 65 {
+                    kind = "stock adjustment";
+                    let location =
+                        LocationId::parse(format!("loc-{}", rng.below(LOCATIONS as u64) + 1))?;
+                    let on_hand = rng.below(50) as i64 - 5;
+                    let reserved = Some(rng.below(4) as i64);
+                    let row = editor.set_stock(&id, &location, on_hand, reserved).await?;
+                    model.lock().unwrap().set_stock(row);
+                } else if roll < 75 {
+                    let status = if product.status == ProductStatus::Active {
+                        kind = "archive";
+                        ProductStatus::Archived
+                    } else {
+                        kind = "un-archive";
+                        ProductStatus::Active
+                    };
+                    let written = editor.set_status(&id, status).await?;
+                    model.lock().unwrap().products.insert(id.clone(), written);
+                } else if roll < 85 {
+                    kind = "store move";
+                    let mut moved = product.clone();
+                    moved.store_id =
+                        StoreId::parse(format!("store-{}", rng.below(STORES as u64) + 1))?;
+                    let written = editor.put_product(moved).await?;
+                    model.lock().unwrap().products.insert(id.clone(), written);
+                } else {
+                    kind = "delete";
+                    editor.delete_product(&id).await?;
+                    let mut m = model.lock().unwrap();
+                    m.products.remove(&id);
+                    m.deleted.insert(id.clone());
+                }
+            }
+        }
+        let done = Instant::now();
+        let mut m = model.lock().unwrap();
+        let after = m.summary(&id);
+        *m.ops.entry(kind).or_default() += 1;
+        for tag in tags(before.as_ref(), after.as_ref(), StockTagPolicy::Eager) {
+            m.last_change.insert(tag.to_string(), done);
+        }
+    }
+    Ok(())
+}
+
+/// Products whose summary differs from the projection of their current rows.
+async fn discrepancies(stack: &Stack, ids: &[ProductId]) -> Result<Vec<ProductId>> {
+    let sources = SourceStore::new(stack.dynamodb.clone(), &stack.endpoints.tables);
+    let summaries = SummaryStore::new(
+        stack.dynamodb.clone(),
+        stack.endpoints.tables.summaries.clone(),
+    );
+    let products = sources.products(ids).await?;
+    let mut wrong = Vec::new();
+    for id in ids {
+        let product = products.get(id).cloned().transpose()?.flatten();
+        let expected = project(product.as_ref(), &sources.inventory(id).await?);
+        let actual = summaries
+            .get(id)
+            .await?
+            .and_then(|s| s.record)
+            .map(|r| r.summary);
+        if actual != expected {
+            wrong.push(id.clone());
+        }
+    }
+    Ok(wrong)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nothing_is_lost_and_nothing_stale_survives() -> Result<()> {
+    let seed = setting("CHAOS_SEED", 7);
+    let total_ops = setting("CHAOS_OPS", 3000);
+    let started = Instant::now();
+
+    let stub = StorefrontStub::start("chaos-secret").await?;
+    let faults_on = Arc::new(AtomicBool::new(true));
+    let stream_faults: Arc<Mutex<BTreeMap<&'static str, u64>>> = Arc::default();
+    let wrap: Wrap = {
+        let (on, injected) = (faults_on.clone(), stream_faults.clone());
+        Arc::new(move |inner| {
+            Arc::new(ChaosProjector {
+                inner,
+                on: on.clone(),
+                rng: Mutex::new(Rng::new(seed ^ 0xC4A05)),
+                history: Mutex::new(VecDeque::new()),
+                injected: injected.clone(),
+            }) as Arc<dyn Function>
+        })
+    };
+    let throttling = Throttling::new(5, seed ^ 0x7407);
+    let (dynamodb, sqs) = catalog_tests::endpoints();
+    let stack = Stack::start(
+        &catalog_local::workspace_root(),
+        Options {
+            prefix: format!("chaos{}-", std::process::id()),
+            endpoints: Some((dynamodb, sqs)),
+            wrap_projector: Some(wrap),
+            throttling: Some(throttling.clone()),
+            revalidate_endpoints: vec![stub.url.clone()],
+            revalidate_secret: "chaos-secret".into(),
+            revalidate_timeout: Duration::from_millis(300),
+            ..Options::default()
+        },
+    )
+    .await?;
+    // Next.js's page cache, emulated by the stand-in: every product page (tagged product: and
+    // inventory:) and every store page, refetched when one of its tags is revalidated.
+    let ids: Vec<ProductId> = (0..PRODUCTS)
+        .map(|i| ProductId::parse(format!("c-{i:04}")))
+        .collect::<Result<_, _>>()?;
+    let mut pages: Vec<(String, Vec<String>)> = ids
+        .iter()
+        .map(|id| {
+            (
+                format!("/products/{id}"),
+                vec![format!("product:{id}"), format!("inventory:{id}")],
+            )
+        })
+        .collect();
+    for s in 1..=STORES {
+        pages.push((
+            format!("/stores/store-{s}/products?limit=100"),
+            vec![format!("store:store-{s}:products")],
+        ));
+    }
+    stub.cache_pages(&stack.endpoints.listing_api, pages)
+        .await?;
+    stub.chaos(Chaos {
+        server_errors: 15,
+        too_many: 8,
+        hangs: 5,
+        hang: Duration::from_millis(800),
+        seed: seed ^ 0x5708E,
+    });
+
+    // Poison: rows no projector can read. Each must end parked with its reason, and nothing else.
+    for k in 0..POISON {
+        let item: HashMap<String, AttributeValue> = [
+            ("productId", AttributeValue::S(format!("poison-{k}"))),
+            ("storeId", AttributeValue::S("store-1".into())),
+            ("name", AttributeValue::S("Poison".into())),
+            ("price", AttributeValue::S("19.99".into())),
+            ("status", AttributeValue::S("ACTIVE".into())),
+            ("version", AttributeValue::N("1".into())),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        stack
+            .dynamodb
+            .put_item()
+            .table_name(&stack.endpoints.tables.products)
+            .set_item(Some(item))
+            .send()
+            .await?;
+    }
+
+    // The storefront goes down for 1.5 s every 4 s while the writers run.
+    let down_windows = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let writing = Arc::new(AtomicBool::new(true));
+    let outage = {
+        let (stub, writing, windows) = (stub.clone(), writing.clone(), down_windows.clone());
+        tokio::spawn(async move {
+            while writing.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_secs(4)).await;
+                stub.set_down(true);
+                windows.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                stub.set_down(false);
+            }
+        })
+    };
+
+    let model = Arc::new(Mutex::new(Model::default()));
+    let editor = Editor::new(stack.dynamodb.clone(), stack.endpoints.tables.clone());
+    let mut writers = tokio::task::JoinSet::new();
+    for w in 0..WRITERS {
+        let mine: Vec<ProductId> = ids.iter().skip(w).step_by(WRITERS).cloned().collect();
+        writers.spawn(writer(
+            editor.clone(),
+            model.clone(),
+            mine,
+            total_ops / WRITERS as u64,
+            seed.wrapping_add(w as u64),
+        ));
+    }
+    while let Some(done) = writers.join_next().await {
+        done??;
+    }
+    let writes_done = Instant::now();
+    writing.store(false, Ordering::SeqCst);
+    outage.await?;
+
+    // Faults stop; the pipeline drains.
+    faults_on.store(false, Ordering::SeqCst);
+    throttling.set_on(false);
+    stub.heal();
+    let tag_queue = stack.endpoints.queues["TagQueue"].clone();
+    // Every write makes exactly one stream record; drained means each was handled.
+    let (stock_writes, product_writes) = {
+        let m = model.lock().unwrap();
+        let stock = m.ops.get("stock adjustment").copied().unwrap_or_default();
+        (stock, m.ops.values().sum::<u64>() - stock + POISON as u64)
+    };
+    let mut wrong;
+    let mut stale;
+    loop {
+        let status = stack.status().await?;
+        let handled = (
+            status.triggers["ProductsStream"].records,
+            status.triggers["InventoryStream"].records,
+        );
+        let waiting = queue_depth(&stack.sqs, &tag_queue).await?;
+        if handled != (product_writes, stock_writes) || waiting > 0 {
+            if writes_done.elapsed() > Duration::from_secs(180) {
+                anyhow::bail!(
+                    "not drained: handled {handled:?} of {:?}, {waiting} tag messages waiting",
+                    (product_writes, stock_writes)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        }
+        wrong = discrepancies(&stack, &ids).await?;
+        stale = stub.stale_pages().await?;
+        if wrong.is_empty() && stale.is_empty() {
+            break;
+        }
+        if writes_done.elapsed() > Duration::from_secs(180) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let drained = writes_done.elapsed();
+
+    // A reconciler dry run over everything must agree: 0 discrepancies.
+    let reconciler = reconciler::Reconciler::new(
+        &catalog::config::ReconcilerConfig {
+            tables: stack.endpoints.tables.clone(),
+            tag_queue_url: tag_queue.clone(),
+            reconcile_queue_url: stack.endpoints.queues["ReconcileQueue"].clone(),
+            default_segments: 1,
+            stock_tag_policy: StockTagPolicy::Eager,
+        },
+        stack.dynamodb.clone(),
+        stack.sqs.clone(),
+    );
+    let mut message: reconciler::SegmentMessage = serde_json::from_value(serde_json::json!({
+        "version": 1, "runId": "chaos",
+        "share": {"dryRun": true, "storeId": null, "segment": 0, "totalSegments": 1},
+        "checkpoint": {"phase": "products", "startKey": null},
+        "report": {"checked": 0, "missing": 0, "orphans": 0, "drifted": 0, "driftByField": {}, "repaired": 0, "repairFailures": 0},
+        "startedAt": "2026-11-26T00:00:00.000Z"
+    }))?;
+    let report = loop {
+        let (report, next) = reconciler
+            .run_segment(message, Instant::now() + Duration::from_secs(120))
+            .await?;
+        match next {
+            Some(continuation) => message = continuation,
+            None => break report,
+        }
+    };
+
+    // Parked: exactly the poison rows, each with its reason; no other dead letter anywhere.
+    let mut parked = Vec::new();
+    loop {
+        let messages = stack
+            .sqs
+            .receive_message()
+            .queue_url(&stack.endpoints.queues["ParkedRecordsQueue"])
+            .max_number_of_messages(10)
+            .send()
+            .await?
+            .messages
+            .unwrap_or_default();
+        if messages.is_empty() {
+            break;
+        }
+        for m in messages {
+            let record: catalog::queue::ParkedRecord =
+                serde_json::from_str(m.body().unwrap_or_default())?;
+            parked.push(record);
+            stack
+                .sqs
+                .delete_message()
+                .queue_url(&stack.endpoints.queues["ParkedRecordsQueue"])
+                .set_receipt_handle(m.receipt_handle)
+                .send()
+                .await?;
+        }
+    }
+    let mut parked_ids: Vec<String> = parked
+        .iter()
+        .map(|p| {
+            p.keys["productId"]["S"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    parked_ids.sort();
+    parked_ids.dedup();
+    let dead = [
+        "StreamFailureQueue",
+        "TagDeadLetterQueue",
+        "ReconcileDeadLetterQueue",
+    ];
+    let mut dead_letters = BTreeMap::new();
+    for q in dead {
+        dead_letters.insert(
+            q,
+            queue_depth(&stack.sqs, &stack.endpoints.queues[q]).await?,
+        );
+    }
+
+    let status = stack.status().await?;
+    let (ops, changed_tags) = {
+        let m = model.lock().unwrap();
+        (m.ops.clone(), m.last_change.len())
+    };
+    let t = &status.triggers;
+    say!("chaos run: seed {seed}, {} operations over {PRODUCTS} products, {STORES} stores, {LOCATIONS} locations, {WRITERS} writers", ops.values().sum::<u64>());
+    say!("  operations: {:?}", ops);
+    say!("  stream faults: {:?}", stream_faults.lock().unwrap());
+    say!(
+        "  DynamoDB calls throttled: {}",
+        throttling.injected.load(Ordering::Relaxed)
+    );
+    say!(
+        "  revalidate endpoint faults: {:?}, outage windows {}",
+        stub.injected(),
+        down_windows.load(Ordering::SeqCst)
+    );
+    say!(
+        "  retries: stream batches {}, tag batches {}; stream records handled {} of {} written, in {} invocations",
+        t["ProductsStream"].retries + t["InventoryStream"].retries,
+        t.get("Tags").map(|s| s.retries).unwrap_or_default(),
+        t["ProductsStream"].records + t["InventoryStream"].records,
+        product_writes + stock_writes,
+        t["ProductsStream"].invocations + t["InventoryStream"].invocations,
+    );
+    say!(
+        "  drained {:.1} s after the last write; total {:.1} s",
+        drained.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+    say!(
+        "  discrepancies: {} (reconciler dry run: checked {}, missing {}, orphans {}, drifted {})",
+        wrong.len(),
+        report.checked,
+        report.missing,
+        report.orphans,
+        report.drifted
+    );
+    say!(
+        "  lost invalidations: {} stale pages of {} cached ({} distinct tags changed content, per the pure tag diff)",
+        stale.len(),
+        PRODUCTS + STORES,
+        changed_tags
+    );
+    say!("  parked: {parked_ids:?}; other dead letters: {dead_letters:?}");
+
+    ensure!(
+        wrong.is_empty(),
+        "summaries that differ from their rows: {wrong:?}"
+    );
+    ensure!(
+        stale.is_empty(),
+        "pages still stale after the drain: {stale:?}"
+    );
+    ensure!(
+        report.missing + report.orphans + report.drifted == 0,
+        "the reconciler disagrees: {report:?}"
+    );
+    let expected: Vec<String> = (0..POISON).map(|k| format!("poison-{k}")).collect();
+    ensure!(parked_ids == expected, "parked {parked_ids:?}");
+    ensure!(
+        parked.iter().all(|p| p.reason.contains("price")),
+        "every parked record names its reason: {parked:?}"
+    );
+    ensure!(
+        dead_letters.values().all(|n| *n == 0),
+        "unexpected dead letters: {dead_letters:?}"
+    );
+    ensure!(
+        ops.values().sum::<u64>() >= total_ops - WRITERS as u64,
+        "ops ran"
+    );
+    stack.stop().await.context("stopping the stack")
+}
