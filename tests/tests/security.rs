@@ -1,0 +1,163 @@
+//! Security checks docs/SECURITY.md points to: logs carry neither secrets nor request bodies,
+//! every route bounds its input, and no secret value sits in template.yaml.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Result;
+use catalog_tests::storefront_stub::StorefrontStub;
+use catalog_tests::TestEnv;
+use serde_json::json;
+
+/// Everything logged while the guard lives, as JSON lines.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn capture(&self) -> tracing::subscriber::DefaultGuard {
+        let writer = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+#[tokio::test]
+async fn logs_never_carry_the_secret_or_request_bodies() -> Result<()> {
+    let env = TestEnv::new().await?;
+    let logs = Captured::default();
+    let _guard = logs.capture();
+
+    // The revalidator, refused by a storefront with another secret: it logs loudly.
+    let secret = "s3cret-value-that-must-not-leak";
+    let stub = StorefrontStub::start("the-storefront-has-another").await?;
+    let revalidator = tag_revalidator::Revalidator::new(
+        vec![stub.url.clone()],
+        tag_revalidator::client::RevalidateClient::new(secret.as_bytes(), Duration::from_secs(2))?,
+        env.sqs.clone(),
+        env.queues["TagQueue"].clone(),
+        128,
+    );
+    let body = json!({"version": 1, "tags": ["product:body-marker-1"], "eventTime": "2026-11-26T00:00:00Z", "enqueuedAt": "2026-11-26T00:00:00Z"});
+    let event = json!({"Records": [{"messageId": "m1", "receiptHandle": "r1", "body": body.to_string(),
+        "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {}, "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:q", "awsRegion": "us-east-1"}]});
+    let response = revalidator.handle(serde_json::from_value(event)?).await;
+    assert_eq!(response.batch_item_failures.len(), 1);
+    assert!(format!("{revalidator:?}").contains("RevalidateClient"));
+    assert!(
+        !format!("{revalidator:?}").contains(secret),
+        "Debug shows the secret"
+    );
+
+    // listing-api with a body and a cursor that are refused.
+    let marker = "body-marker-2";
+    let big = format!(r#"{{"ids":["{marker}"{}]}}"#, r#","p""#.repeat(200));
+    let reply = env
+        .call_api("POST", "/products:batchGet", &[], Some(&big))
+        .await?;
+    assert_eq!(reply.status, 400);
+
+    let text = logs.text();
+    assert!(
+        text.contains("CONFIGURATION ERROR"),
+        "the refusal was logged: {text}"
+    );
+    assert!(!text.contains(secret), "a log line carries the secret");
+    assert!(
+        !text.contains("body-marker"),
+        "a log line carries a request or message body"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn every_route_bounds_its_input() -> Result<()> {
+    let env = TestEnv::new().await?;
+    let long_id = "p".repeat(129);
+    let cases: Vec<(&str, String, Option<String>, u16)> = vec![
+        ("GET", "/stores/s1/products?limit=101".into(), None, 400),
+        ("GET", format!("/stores/{long_id}/products"), None, 400),
+        ("GET", format!("/products/{long_id}"), None, 400),
+        (
+            "GET",
+            format!("/stores/s1/products?cursor={}", "c".repeat(5000)),
+            None,
+            400,
+        ),
+        (
+            "POST",
+            "/products:batchGet".into(),
+            Some(" ".repeat(33 * 1024)),
+            413,
+        ),
+        (
+            "POST",
+            "/products:batchGet".into(),
+            Some(format!(r#"{{"ids":[{}]}}"#, vec![r#""p""#; 101].join(","))),
+            400,
+        ),
+    ];
+    for (method, target, body, status) in cases {
+        let reply = env.call_api(method, &target, &[], body.as_deref()).await?;
+        assert_eq!(
+            reply.status,
+            status,
+            "{method} {}: {:?}",
+            &target[..target.len().min(60)],
+            reply.body
+        );
+        assert!(reply.body["error"]["code"].is_string());
+    }
+    // The revalidate route (examples/storefront/app/api/revalidate/route.ts) caps a body at
+    // 64 KB and a call at 128 tags of 256 characters; tests/tests/storefront.rs checks its
+    // refusals. The tag-revalidator never sends more: tags are at most 256 characters
+    // (catalog::tags) and calls at most 128 tags (tests/tests/revalidator.rs).
+    Ok(())
+}
+
+#[test]
+fn no_secret_value_is_in_the_template() -> Result<()> {
+    let template = catalog_local::template::Template::load(&catalog_local::workspace_root())?;
+    let mut found = Vec::new();
+    let resources = template.document["Resources"]
+        .as_mapping()
+        .expect("resources");
+    for (id, resource) in resources {
+        let vars = &resource["Properties"]["Environment"]["Variables"];
+        for (name, value) in vars.as_mapping().into_iter().flatten() {
+            let name = name.as_str().unwrap_or_default();
+            if name.contains("SECRET") {
+                found.push(format!("{}.{name}", id.as_str().unwrap_or_default()));
+                assert!(
+                    name.ends_with("_ARN"),
+                    "{name} must name a secret, not hold one"
+                );
+                assert!(
+                    !matches!(value, serde_yaml_ng::Value::String(_)),
+                    "{name} is a literal: {value:?}"
+                );
+            }
+        }
+    }
+    assert_eq!(found.len(), 2, "{found:?}");
+    Ok(())
+}
