@@ -72,21 +72,7 @@ pub async fn run(flags: &Flags) -> Result<()> {
     )
     .await?;
     let tables = stack.endpoints.tables.clone();
-    let loaded = demo::load(&stack.dynamodb, &tables, size, |_, _| {}).await? as u64;
-    let start = Instant::now();
-    loop {
-        let status = stack.status().await?;
-        let done =
-            status.triggers["ProductsStream"].records + status.triggers["InventoryStream"].records;
-        if done >= loaded {
-            break;
-        }
-        ensure!(
-            start.elapsed() < Duration::from_secs(120),
-            "demo data not projected: {done}/{loaded}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    crate::latency::load_and_settle(&stack, size).await?;
     let (products, _) = demo::generate(size)?;
     let tracked: Vec<ProductId> = products
         .iter()
@@ -149,21 +135,9 @@ pub async fn run(flags: &Flags) -> Result<()> {
         "freshness benchmark: {writes} writes (half prices, half stock) to {} tracked products through the local stack, poll every {poll_ms} ms",
         tracked.len()
     );
-    let line = |name: &str, samples: &mut Vec<Duration>| {
-        samples.sort();
-        let pct = |q: f64| ms(samples[((samples.len() as f64 - 1.0) * q).round() as usize]);
-        println!(
-            "  {name:<36} p50 {:>6.1} ms  p95 {:>6.1} ms  p99 {:>6.1} ms  max {:>6.1} ms",
-            pct(0.5),
-            pct(0.95),
-            pct(0.99),
-            ms(*samples.last().expect("samples"))
-        );
-        pct(0.99)
-    };
-    let p99 = line("write -> summary visible", &mut total);
-    line("  write -> projector invoked (poll)", &mut wait);
-    line("  invoked -> summary visible (work)", &mut work);
+    let p99 = crate::latency::print_line("write -> summary visible", &mut total);
+    crate::latency::print_line("  write -> projector invoked (poll)", &mut wait);
+    crate::latency::print_line("  invoked -> summary visible (work)", &mut work);
     println!(
         "  p99 {p99:.1} ms = {:.2} of the {GOAL_MS:.0} ms goal ({:.2} of the original 500 ms target); retried batches {}",
         p99 / GOAL_MS,
@@ -171,8 +145,4 @@ pub async fn run(flags: &Flags) -> Result<()> {
         status.triggers["ProductsStream"].retries + status.triggers["InventoryStream"].retries
     );
     Ok(())
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }

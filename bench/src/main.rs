@@ -11,6 +11,7 @@
 
 mod freshness;
 mod init;
+mod latency;
 mod listing;
 mod pipeline;
 mod projector;

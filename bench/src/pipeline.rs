@@ -13,7 +13,7 @@ use catalog::projection::project;
 use catalog::store::{SourceStore, SummaryStore};
 use catalog_local::demo::{self, DemoSize, Rng};
 use catalog_local::edits::Editor;
-use catalog_local::stack::{queue_depth, Options, Stack};
+use catalog_local::stack::{Options, Stack};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::Flags;
@@ -77,22 +77,7 @@ pub async fn run(flags: &Flags) -> Result<()> {
     )
     .await?;
     let tables = stack.endpoints.tables.clone();
-    let loaded = demo::load(&stack.dynamodb, &tables, size, |_, _| {}).await? as u64;
-    let tag_queue = stack.endpoints.queues["TagQueue"].clone();
-    let start = Instant::now();
-    loop {
-        let status = stack.status().await?;
-        let done =
-            status.triggers["ProductsStream"].records + status.triggers["InventoryStream"].records;
-        if done >= loaded && queue_depth(&stack.sqs, &tag_queue).await? == 0 {
-            break;
-        }
-        ensure!(
-            start.elapsed() < Duration::from_secs(120),
-            "demo data not settled"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    crate::latency::load_and_settle(&stack, size).await?;
     let storefront = stack.endpoints.storefront.clone().context("storefront")?;
     let (products, _) = demo::generate(size)?;
     let tracked: Vec<ProductId> = products
@@ -166,21 +151,9 @@ pub async fn run(flags: &Flags) -> Result<()> {
         "pipeline freshness benchmark: {updates} updates (half prices, half stock) to {} products, page fetched until fresh; stream poll 250 ms, tag queue long-polled",
         tracked.len()
     );
-    let line = |name: &str, samples: &mut Vec<Duration>| {
-        samples.sort();
-        let pct = |q: f64| ms(samples[((samples.len() as f64 - 1.0) * q).round() as usize]);
-        println!(
-            "  {name:<40} p50 {:>6.1} ms  p95 {:>6.1} ms  p99 {:>6.1} ms  max {:>6.1} ms",
-            pct(0.5),
-            pct(0.95),
-            pct(0.99),
-            ms(*samples.last().expect("samples"))
-        );
-        pct(0.99)
-    };
-    let p99 = line("write -> page fresh", &mut total);
-    line("  write -> summary visible", &mut to_summary);
-    line("  summary -> page fresh (tags, Next.js)", &mut to_page);
+    let p99 = crate::latency::print_line("write -> page fresh", &mut total);
+    crate::latency::print_line("  write -> summary visible", &mut to_summary);
+    crate::latency::print_line("  summary -> page fresh (tags, Next.js)", &mut to_page);
     let t = &status.triggers;
     println!(
         "  p99 {p99:.1} ms = {:.2} of the {GOAL_MS:.0} ms goal ({:.3} of the original 5 s target); stale page reads while waiting {stale_reads}; revalidator retries {}",
@@ -189,8 +162,4 @@ pub async fn run(flags: &Flags) -> Result<()> {
         t.get("Tags").map(|s| s.retries).unwrap_or_default()
     );
     Ok(())
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }

@@ -8,6 +8,7 @@ pub mod apigw;
 pub mod demo;
 pub mod edits;
 pub mod event_sources;
+pub mod faults;
 pub mod function;
 pub mod http_api;
 pub mod queue_mapping;
