@@ -45,6 +45,9 @@ pub struct Chaos {
     pub seed: u64,
 }
 
+/// A cached page whose last render failed: the next visit renders it afresh.
+const EXPIRED: &str = "(expired)";
+
 /// Next.js's page cache, emulated: each page is cached with its tags; a revalidation of any of
 /// its tags refetches it from the listing API, as the next request after `revalidateTag`
 /// would.
@@ -153,7 +156,8 @@ impl StorefrontStub {
         Ok(())
     }
 
-    /// Cached pages that differ from what the listing API serves now.
+    /// Cached pages that differ from what the listing API serves now (an expired page is
+    /// rendered afresh on its next visit, so it is never stale).
     pub async fn stale_pages(&self) -> Result<Vec<String>> {
         let (base, pages): (String, Vec<(String, String)>) = {
             let state = self.state.lock().unwrap();
@@ -166,7 +170,7 @@ impl StorefrontStub {
             (state.pages.listing_api.clone(), pages)
         };
         let mut stale = Vec::new();
-        for (path, body) in pages {
+        for (path, body) in pages.into_iter().filter(|(_, body)| body != EXPIRED) {
             if get(&base, &path).await? != body {
                 stale.push(path);
             }
@@ -325,8 +329,22 @@ async fn refresh(state: Arc<Mutex<State>>, tags: Vec<String>) {
         (state.pages.listing_api.clone(), due)
     };
     for (path, sequence) in due {
-        let Ok(body) = get(&base, &path).await else {
-            continue;
+        // A render that fails (the listing API answering 5xx, say while DynamoDB throttles it)
+        // caches nothing: the page stays expired and the next visit renders it afresh, as
+        // Next.js does after `revalidateTag(tag, { expire: 0 })`.
+        let body = match get(&base, &path).await {
+            Ok(body) if body.starts_with("HTTP/1.1 200") || body.starts_with("HTTP/1.1 404") => {
+                body
+            }
+            _ => {
+                *state
+                    .lock()
+                    .unwrap()
+                    .injected
+                    .entry("page render failed (listing API)")
+                    .or_default() += 1;
+                EXPIRED.to_owned()
+            }
         };
         let mut state = state.lock().unwrap();
         if let Some(entry) = state.pages.cached.get_mut(&path) {
