@@ -391,11 +391,11 @@ async fn up(root: &Path, mut args: Args) -> Result<()> {
         }
     }
     println!("\nstopping: finishing the batches in hand...");
-    let status = stack.status().await?;
-    stack.stop().await?;
+    let stopped = stack.stop().await;
     let _ = std::fs::remove_file(Endpoints::path(root));
     let _ = std::fs::remove_file(status_path(root));
-    println!("stopped. {}", status_line(&status));
+    stopped?;
+    println!("stopped. {last_line}");
     Ok(())
 }
 

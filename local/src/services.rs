@@ -70,7 +70,11 @@ fn spawn_watched_with(
     log: &Path,
 ) -> Result<Child> {
     let log_file = std::fs::File::create(log).with_context(|| format!("creating {log:?}"))?;
+    // A process group of its own: a Ctrl-C in the terminal reaches this process, which stops
+    // its triggers first and the services after, instead of killing the services under it.
+    use std::os::unix::process::CommandExt;
     Command::new("sh")
+        .process_group(0)
         .arg("-c")
         .arg(WATCHDOG)
         .arg("sh")

@@ -288,13 +288,14 @@ async fn a_function_error_is_bisected_and_retried() -> Result<()> {
     retried_without_loss(Fault::FunctionError).await
 }
 
-/// A `catalog-local` process, stopped (SIGINT, as Ctrl-C) when dropped.
+/// A `catalog-local` process in a process group of its own, stopped as Ctrl-C in a terminal
+/// stops it: SIGINT to the whole group.
 struct Running(Child);
 
 impl Drop for Running {
     fn drop(&mut self) {
         let _ = Command::new("kill")
-            .args(["-INT", &self.0.id().to_string()])
+            .args(["-INT", "--", &format!("-{}", self.0.id())])
             .status();
         let _ = self.0.wait();
     }
@@ -321,7 +322,9 @@ fn the_run_command_and_the_cli_work_together() -> Result<()> {
     let dir = std::env::temp_dir().join(format!("catalog-local-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let out = dir.join("up.out");
+    use std::os::unix::process::CommandExt;
     let child = catalog_local(&dir, &["up", "--products", "20", "--stores", "2"])
+        .process_group(0)
         .stdout(std::fs::File::create(&out)?)
         .stderr(std::fs::File::create(dir.join("up.err"))?)
         .stdin(Stdio::null())
