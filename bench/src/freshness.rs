@@ -7,8 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
-use catalog::ids::{LocationId, ProductId};
-use catalog::model::MinorUnits;
+use catalog::ids::ProductId;
 use catalog::store::SummaryStore;
 use catalog_local::demo::{self, DemoSize, Rng};
 use catalog_local::edits::Editor;
@@ -94,16 +93,7 @@ pub async fn run(flags: &Flags) -> Result<()> {
         let before = summaries.get_card(&id).await?.map(|c| c.updated_at);
         invoked.lock().expect("not poisoned").remove(id.as_str());
         let written = Instant::now();
-        if i % 2 == 0 {
-            editor
-                .set_price(&id, MinorUnits::new(10_000 + i as u64)?)
-                .await?;
-        } else {
-            let location = LocationId::parse(demo::location_id(rng.below(3) as usize))?;
-            editor
-                .set_stock(&id, &location, 1_000 + i as i64, None)
-                .await?;
-        }
+        crate::latency::write_change(&editor, &mut rng, &id, i, 10_000).await?;
         let mut reads = 0;
         let visible = loop {
             reads += 1;

@@ -4,7 +4,10 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
-use catalog_local::demo::{self, DemoSize};
+use catalog::ids::{LocationId, ProductId};
+use catalog::model::MinorUnits;
+use catalog_local::demo::{self, DemoSize, Rng};
+use catalog_local::edits::Editor;
 use catalog_local::stack::{queue_depth, Stack};
 
 /// Loads the demo catalog of `size` and waits until every record is projected and, when the
@@ -43,4 +46,26 @@ pub fn print_line(name: &str, samples: &mut [Duration]) -> f64 {
         samples.last().map(|d| ms(*d)).unwrap_or_default()
     );
     pct(0.99)
+}
+
+/// Write number `i` of a run: even ones set `id`'s price to `price_base + i`, odd ones its
+/// stock at a random demo location to `1000 + i`, so every write changes the summary.
+pub async fn write_change(
+    editor: &Editor,
+    rng: &mut Rng,
+    id: &ProductId,
+    i: usize,
+    price_base: u64,
+) -> Result<()> {
+    if i.is_multiple_of(2) {
+        editor
+            .set_price(id, MinorUnits::new(price_base + i as u64)?)
+            .await?;
+    } else {
+        let location = LocationId::parse(demo::location_id(rng.below(3) as usize))?;
+        editor
+            .set_stock(id, &location, 1_000 + i as i64, None)
+            .await?;
+    }
+    Ok(())
 }

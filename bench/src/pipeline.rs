@@ -7,8 +7,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use catalog::ids::{LocationId, ProductId};
-use catalog::model::{MinorUnits, ProductSummary};
+use catalog::ids::ProductId;
+use catalog::model::ProductSummary;
 use catalog::projection::project;
 use catalog::store::{SourceStore, SummaryStore};
 use catalog_local::demo::{self, DemoSize, Rng};
@@ -101,16 +101,7 @@ pub async fn run(flags: &Flags) -> Result<()> {
         let id = rng.pick(&tracked).clone();
         let url = format!("{storefront}/products/{id}");
         let written = Instant::now();
-        if i % 2 == 0 {
-            editor
-                .set_price(&id, MinorUnits::new(20_000 + i as u64)?)
-                .await?;
-        } else {
-            let location = LocationId::parse(demo::location_id(rng.below(3) as usize))?;
-            editor
-                .set_stock(&id, &location, 1_000 + i as i64, None)
-                .await?;
-        }
+        crate::latency::write_change(&editor, &mut rng, &id, i, 20_000).await?;
         let product = sources
             .products(std::slice::from_ref(&id))
             .await?

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_yaml_ng::Value;
 
-use crate::template::Template;
+use crate::template::{get, get_att_target, Template};
 
 /// A DynamoDB stream event source mapping.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,20 +92,9 @@ pub struct EventSources {
     pub routes: Vec<HttpRoute>,
 }
 
-fn get<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
-    v.as_mapping()?.get(key)
-}
-
-/// The logical id a `!GetAtt X.Attr` names.
+/// The logical id `v` (a `!GetAtt X.Attr`) names.
 fn get_att(v: Option<&Value>) -> Option<String> {
-    match v? {
-        Value::Tagged(t) if t.tag == "GetAtt" => t
-            .value
-            .as_str()
-            .and_then(|s| s.split('.').next())
-            .map(str::to_owned),
-        _ => None,
-    }
+    v.and_then(get_att_target)
 }
 
 fn seconds(v: Option<&Value>) -> Duration {

@@ -52,7 +52,8 @@ pub struct Template {
     pub document: Value,
 }
 
-fn get<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+/// `v[key]`, if `v` is a mapping that has it.
+pub(crate) fn get<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
     v.as_mapping()?.get(key)
 }
 
@@ -70,7 +71,7 @@ fn pairs(v: Option<&Value>, a: &str, b: &str) -> Result<Vec<(String, String)>> {
 }
 
 /// The logical id a `!GetAtt X.Arn` names.
-fn get_att_target(v: &Value) -> Option<String> {
+pub(crate) fn get_att_target(v: &Value) -> Option<String> {
     match v {
         Value::Tagged(t) if t.tag == "GetAtt" => t
             .value
