@@ -104,3 +104,86 @@ impl HttpConnector for ThrottledConnector {
         self.inner.call(request)
     }
 }
+
+/// Holds back the first DynamoDB call of one operation (`PutItem`, say) until released, so a
+/// test can place another invocation's whole refresh inside one refresh's read-to-write window.
+#[derive(Debug, Default)]
+pub struct Gate {
+    operation: String,
+    armed: AtomicBool,
+    held: tokio::sync::Notify,
+    released: tokio::sync::Notify,
+}
+
+impl Gate {
+    /// A gate for the next call of `operation` (DynamoDB's name, e.g. `PutItem`).
+    pub fn new(operation: &str) -> Arc<Self> {
+        Arc::new(Self {
+            operation: format!("DynamoDB_20120810.{operation}"),
+            armed: AtomicBool::new(true),
+            ..Self::default()
+        })
+    }
+
+    /// Waits until a call is being held.
+    pub async fn held(&self) {
+        self.held.notified().await;
+    }
+
+    /// Lets the held call (or the next one, if none is held yet) through.
+    pub fn release(&self) {
+        self.released.notify_one();
+    }
+
+    /// `inner`, with this gate in front of it.
+    pub fn wrap(self: &Arc<Self>, inner: SharedHttpClient) -> SharedHttpClient {
+        SharedHttpClient::new(GatedClient {
+            inner,
+            gate: self.clone(),
+        })
+    }
+
+    fn catches(&self, request: &HttpRequest) -> bool {
+        request.headers().get("x-amz-target") == Some(self.operation.as_str())
+            && self.armed.swap(false, Ordering::SeqCst)
+    }
+}
+
+#[derive(Debug)]
+struct GatedClient {
+    inner: SharedHttpClient,
+    gate: Arc<Gate>,
+}
+
+impl HttpClient for GatedClient {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(GatedConnector {
+            inner: self.inner.http_connector(settings, components),
+            gate: self.gate.clone(),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct GatedConnector {
+    inner: SharedHttpConnector,
+    gate: Arc<Gate>,
+}
+
+impl HttpConnector for GatedConnector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        if !self.gate.catches(&request) {
+            return self.inner.call(request);
+        }
+        let (inner, gate) = (self.inner.clone(), self.gate.clone());
+        HttpConnectorFuture::new(async move {
+            gate.held.notify_one();
+            gate.released.notified().await;
+            inner.call(request).await
+        })
+    }
+}

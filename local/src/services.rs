@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 /// The region every local client uses.
 pub const REGION: &str = "us-east-1";
@@ -227,4 +228,14 @@ pub async fn sdk_config(endpoint: &str) -> SdkConfig {
         ))
         .load()
         .await
+}
+
+/// A DynamoDB client for `config` whose calls go through `wrap` (fault injection), around a
+/// plain HTTP client: local endpoints are plain HTTP.
+pub fn wrapped_dynamodb(
+    config: &SdkConfig,
+    wrap: impl FnOnce(SharedHttpClient) -> SharedHttpClient,
+) -> aws_sdk_dynamodb::Client {
+    let http = aws_smithy_http_client::Builder::new().build_http();
+    aws_sdk_dynamodb::Client::new(&config.to_builder().http_client(wrap(http)).build())
 }

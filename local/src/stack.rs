@@ -163,14 +163,7 @@ impl Stack {
         // What the functions use: the same endpoint, throttled in chaos runs.
         let functions_dynamodb = match &options.throttling {
             Some(throttling) => {
-                // Local endpoints are plain HTTP.
-                let http = aws_smithy_http_client::Builder::new().build_http();
-                aws_sdk_dynamodb::Client::new(
-                    &dynamodb_config
-                        .to_builder()
-                        .http_client(throttling.wrap(http))
-                        .build(),
-                )
+                services::wrapped_dynamodb(&dynamodb_config, |http| throttling.wrap(http))
             }
             None => dynamodb.clone(),
         };

@@ -111,7 +111,7 @@ pub struct InventoryRow {
 
 /// What a product card shows: one denormalized row per product, derived only by
 /// [`project`](crate::projection::project).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ProductSummary {
     pub product_id: ProductId,
@@ -136,7 +136,7 @@ impl ProductSummary {
 }
 
 /// A summary as it is stored, with the time its content last changed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SummaryRecord {
     #[serde(flatten)]

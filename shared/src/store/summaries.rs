@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use serde::{Deserialize, Serialize};
@@ -58,7 +59,7 @@ pub struct ListingPage {
 }
 
 /// What the Summaries table holds for one product.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Stored {
     /// Bumped by every write; the compare-and-swap token.
     pub revision: u64,
@@ -434,16 +435,25 @@ impl SummaryStore {
                 .condition_expression("revision = :expected")
                 .expression_attribute_values(":expected", AttributeValue::N(r.to_string())),
         };
-        match request.send().await {
-            Ok(_) => Ok(Write::Applied),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(Write::Conflict)
-            }
-            Err(e) => Err(classify("PutItem summary", e)),
-        }
+        conditional(request.send().await, "PutItem summary")
+    }
+
+    /// Bumps the revision of `id` from `expected` to `expected + 1` and nothing else (a fence:
+    /// see [`Decision::Fence`](crate::refresh::Decision::Fence)). `revision` is not projected
+    /// into the listing index, so this costs one write unit on the table and none on the index.
+    pub async fn fence(&self, id: &ProductId, expected: u64) -> Result<Write, Fault> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(id)))
+            .update_expression("SET revision = :next")
+            .condition_expression("revision = :expected")
+            .expression_attribute_values(":expected", AttributeValue::N(expected.to_string()))
+            .expression_attribute_values(":next", AttributeValue::N((expected + 1).to_string()))
+            .send()
+            .await;
+        conditional(result, "UpdateItem fence summary")
     }
 
     /// Removes `sent` from the pending tags of `id`, if it is still at `revision`. A newer
@@ -471,15 +481,19 @@ impl SummaryStore {
             .expression_attribute_values(":revision", AttributeValue::N(revision.to_string()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(classify("UpdateItem clear pending tags", e)),
-        }
+        conditional(result, "UpdateItem clear pending tags").map(|_| ())
+    }
+}
+
+/// A conditional write's result: applied, lost to another writer, or failed.
+fn conditional<T, E, R>(result: Result<T, SdkError<E, R>>, what: &str) -> Result<Write, Fault>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(_) => Ok(Write::Applied),
+        Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(Write::Conflict),
+        Err(e) => Err(classify(what, e)),
     }
 }

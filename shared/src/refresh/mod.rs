@@ -3,44 +3,42 @@
 //! The protocol, per product:
 //! 1. read the stored summary and its `revision` (consistent);
 //! 2. then read the product and its stock rows (consistent);
-//! 3. project; if the content is unchanged, stop (a replayed or stale event is a success);
-//! 4. else write the new summary (or a tombstone) as `revision + 1` on the condition that the
-//!    stored revision is still the one read in step 1, with the tags to invalidate kept in
-//!    the item (`pendingTags`, an outbox) until they are queued;
+//! 3. project, and [`decide`] (pure);
+//! 4. make exactly one conditional write, on the condition that the stored revision is still
+//!    the one read in step 1: the new summary (or a tombstone) as `revision + 1`, with the tags
+//!    to invalidate kept in the item (`pendingTags`, an outbox) until they are queued; or, when
+//!    the content is unchanged, a fence that only bumps `revision`;
 //! 5. on a conflict, start again at step 1.
 //!
-//! Any write that lands after the write of a computation that started after the last source
-//! change must have read that write's revision, so it read the sources after the last change
-//! too: the last write always reflects the final rows, whatever order the two tables' records
-//! arrive in and however many invocations race. Tombstones (expired by TTL after a day) stop a
-//! computation that read a product just before its deletion from resurrecting it.
+//! Why it converges: every refresh ends in a successful write whose condition held, so
+//! successful writes are totally ordered by revision, and each one read its rows after the
+//! write before it. Take the refresh R triggered by the last source change: it read its rows
+//! after that change, and its write (content or fence) succeeded, so every later write read
+//! R's revision and its rows even later. So the last write reflects the final rows. Without
+//! the fence, an "unchanged" verdict left no mark: a slower refresher that had read the same
+//! revision and older rows could still land its stale write after it, and nothing would ever
+//! correct it (the model check in `model_check.rs` finds that interleaving). Tombstones
+//! (expired by TTL after a day) stop a computation that read a product just before its
+//! deletion from resurrecting it.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use chrono::{SecondsFormat, Utc};
+use chrono::Utc;
 use futures::stream::{self, StreamExt};
 
 use crate::fault::Fault;
 use crate::ids::ProductId;
-use crate::model::{InventoryRow, Product, ProductSummary, SummaryRecord};
+use crate::model::{InventoryRow, Product, ProductSummary};
 use crate::projection::project;
 use crate::store::{Corrupt, ReadError, SourceStore, Stored, SummaryStore, Write};
-use crate::tags::{tags, StockTagPolicy, TagSet};
+use crate::tags::{StockTagPolicy, TagSet};
+
+mod decision;
+pub use decision::{decide, Change, Decision};
 
 /// How long a tombstone outlives the delete: far longer than any Lambda invocation.
 const TOMBSTONE_TTL_SECS: i64 = 24 * 60 * 60;
-
-/// What changed in a product's summary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Change {
-    /// The stored summary already matched the sources.
-    Unchanged,
-    Created,
-    Updated,
-    /// The summary was replaced by a tombstone.
-    Deleted,
-}
 
 /// A product whose summary now matches its sources.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,56 +212,41 @@ impl Refresher {
         self.write(id, stored, next).await
     }
 
+    /// Step 4: the decision's one conditional write.
     async fn write(
         &self,
         id: &ProductId,
         stored: Option<Stored>,
         next: Option<ProductSummary>,
     ) -> Attempt {
-        let previous = stored
-            .as_ref()
-            .and_then(|s| s.record.as_ref())
-            .map(|r| &r.summary);
-        let leftover = stored
-            .as_ref()
-            .map(|s| s.pending_tags.clone())
-            .unwrap_or_default();
-        if stored.is_some() && previous == next.as_ref() {
-            let outbox_revision = stored
-                .as_ref()
-                .filter(|_| !leftover.is_empty())
-                .map(|s| s.revision);
-            return Attempt::Done(Ok(Refreshed {
-                product_id: id.clone(),
-                change: Change::Unchanged,
-                tags: leftover,
-                outbox_revision,
-            }));
-        }
-        let mut pending = tags(previous, next.as_ref(), self.policy);
-        pending.extend(leftover);
-        let change = match (previous, &next) {
-            (_, None) => Change::Deleted,
-            (None, Some(_)) => Change::Created,
-            (Some(_), Some(_)) => Change::Updated,
-        };
         let now = Utc::now();
-        let record = next.map(|summary| SummaryRecord {
-            summary,
-            updated_at: now.to_rfc3339_opts(SecondsFormat::Millis, true),
-        });
-        let expected = stored.as_ref().map(|s| s.revision);
-        let expires_at = now.timestamp() + TOMBSTONE_TTL_SECS;
-        match self
-            .summaries
-            .put(id, record.as_ref(), expected, &pending, expires_at)
-            .await
-        {
+        let (written, change, expected, tags) =
+            match decide(stored.as_ref(), next, self.policy, now) {
+                Decision::Fence { expected, leftover } => (
+                    self.summaries.fence(id, expected).await,
+                    Change::Unchanged,
+                    Some(expected),
+                    leftover,
+                ),
+                Decision::Write {
+                    expected,
+                    record,
+                    pending,
+                    change,
+                } => {
+                    let expires_at = now.timestamp() + TOMBSTONE_TTL_SECS;
+                    let put =
+                        self.summaries
+                            .put(id, record.as_ref(), expected, &pending, expires_at);
+                    (put.await, change, expected, pending)
+                }
+            };
+        match written {
             Ok(Write::Applied) => Attempt::Done(Ok(Refreshed {
                 product_id: id.clone(),
                 change,
-                outbox_revision: (!pending.is_empty()).then(|| expected.map_or(1, |r| r + 1)),
-                tags: pending,
+                outbox_revision: (!tags.is_empty()).then(|| expected.map_or(1, |r| r + 1)),
+                tags,
             })),
             Ok(Write::Conflict) => Attempt::Conflict,
             Err(fault) => Attempt::Done(Err(fault.into())),
@@ -290,3 +273,6 @@ impl Refresher {
         results.into_iter().collect()
     }
 }
+
+#[cfg(test)]
+mod model_check;
