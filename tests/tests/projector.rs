@@ -126,7 +126,7 @@ async fn store_move_invalidates_both_listings() -> Result<()> {
 }
 
 #[tokio::test]
-async fn a_duplicated_batch_writes_nothing_and_queues_nothing() -> Result<()> {
+async fn a_duplicated_batch_changes_nothing_but_the_fence_and_queues_nothing() -> Result<()> {
     let env = TestEnv::new().await?;
     env.put_product(&product("p1", "s1")).await?;
     let event = env.products_event().await?;
@@ -137,7 +137,13 @@ async fn a_duplicated_batch_writes_nothing_and_queues_nothing() -> Result<()> {
 
     let response = projector.handle(event).await?;
     assert!(response.batch_item_failures.is_empty());
-    assert_eq!(env.stored("p1").await?.unwrap(), first, "no second write");
+    let second = env.stored("p1").await?.unwrap();
+    assert_eq!(
+        second.record, first.record,
+        "content and updatedAt unchanged"
+    );
+    assert_eq!(second.pending_tags, first.pending_tags);
+    assert_eq!(second.revision, first.revision + 1, "only the fence");
     assert!(env.tag_messages().await?.is_empty());
     env.assert_converged("p1").await
 }

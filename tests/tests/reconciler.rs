@@ -256,3 +256,131 @@ async fn a_run_racing_live_writes_never_leaves_an_older_summary() -> Result<()> 
     }
     Ok(())
 }
+
+/// Issue 13, defect 5: stock rows scanned at the start of a segment are older than the
+/// summaries the projector writes while the segment runs; only what is still wrong when read
+/// afresh may count. After the first page, every product's price and stock change and the
+/// projector brings every summary up to date: the rest of the segment must find nothing to
+/// report (the rows of its later pages are newer than the stock it scanned).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_is_counted_only_when_a_fresh_read_confirms_it() -> Result<()> {
+    use catalog::queue::TagPublisher;
+    use catalog::reconcile::worker::{Checkpoint, Share, Worker};
+    use catalog::refresh::Refresher;
+    use catalog::store::SourceStore;
+    use catalog::tags::StockTagPolicy;
+
+    let env = seeded().await?;
+    let refresher = Refresher::new(
+        SourceStore::new(env.dynamodb.clone(), &env.tables),
+        SummaryStore::new(env.dynamodb.clone(), &env.tables.summaries),
+        StockTagPolicy::Eager,
+    );
+    let publisher = TagPublisher::new(env.sqs.clone(), &env.queues["TagQueue"]);
+    let mut worker = Worker::new(
+        env.dynamodb.clone(),
+        env.tables.clone(),
+        refresher,
+        publisher,
+    );
+    worker.page_size = 5;
+    let share = Share {
+        dry_run: false,
+        store_id: None,
+        segment: 0,
+        total_segments: 1,
+    };
+    let runtime = tokio::runtime::Handle::current();
+    let mut pages = 0;
+    let (report, next) = worker
+        .run(
+            &share,
+            Checkpoint::start(),
+            std::time::Instant::now() + BUDGET,
+            |_, _| {
+                pages += 1;
+                if pages == 1 {
+                    tokio::task::block_in_place(|| {
+                        runtime.block_on(async {
+                            for i in 0..20 {
+                                let id = format!("p{i}");
+                                let mut p = product(&id, if i % 2 == 0 { "s1" } else { "s2" });
+                                p.price = MinorUnits::new(2500)?;
+                                p.version = 2;
+                                env.put_product(&p).await?;
+                                env.put_stock(&stock(&id, "l1", 9, 1)).await?;
+                            }
+                            env.project_pending().await
+                        })
+                    })
+                    .expect("live writes while the segment runs");
+                }
+            },
+        )
+        .await?;
+    assert!(next.is_none());
+    assert!(pages > 1, "the segment took several pages");
+    assert_eq!(report.checked, 20, "{report:?}");
+    assert_eq!(report.discrepancies(), 0, "{report:?}");
+    assert_eq!(report.repaired, 0, "{report:?}");
+    Ok(())
+}
+
+/// Issue 13, defect 3: a correct summary whose outbox was never queued (stream retries
+/// exhausted after a failed publish) keeps its pages stale until the reconciler queues and
+/// clears it. A fresh outbox (a projector about to queue it) is left alone.
+#[tokio::test]
+async fn a_stuck_outbox_is_queued_cleared_and_reported() -> Result<()> {
+    let env = seeded().await?;
+    env.delete_product("p6").await?;
+    env.project_pending().await?;
+    env.drain_queue("TagQueue").await?;
+    let long_ago = "2026-01-01T00:00:00.000Z";
+    let stuck = |tags: &[&str]| AttributeValue::Ss(tags.iter().map(|t| t.to_string()).collect());
+    set_summary_attr(
+        &env,
+        "p4",
+        "pendingTags",
+        stuck(&["product:p4", "store:s1:products"]),
+    )
+    .await?;
+    set_summary_attr(&env, "p4", "updatedAt", AttributeValue::S(long_ago.into())).await?;
+    set_summary_attr(&env, "p6", "pendingTags", stuck(&["product:p6"])).await?;
+    set_summary_attr(
+        &env,
+        "p6",
+        "expiresAt",
+        AttributeValue::N("1767225600".into()),
+    )
+    .await?;
+    // In flight: written just now, about to be queued by its projector.
+    set_summary_attr(&env, "p8", "pendingTags", stuck(&["product:p8"])).await?;
+    let reconciler = env.reconciler();
+
+    let dry = env
+        .reconcile(&reconciler, json!({"dryRun": true}), BUDGET)
+        .await?;
+    assert_eq!(dry.stuck_outboxes, 2, "{dry:?}");
+    assert_eq!(dry.discrepancies(), 2, "{dry:?}");
+    assert!(
+        env.queued_tags().await?.is_empty(),
+        "a dry run queues nothing"
+    );
+
+    let real = env.reconcile(&reconciler, json!({}), BUDGET).await?;
+    assert_eq!((real.stuck_outboxes, real.repaired), (2, 2), "{real:?}");
+    let tags = env.queued_tags().await?;
+    for tag in ["product:p4", "store:s1:products", "product:p6"] {
+        assert!(tags.iter().any(|t| t == tag), "{tag} not queued: {tags:?}");
+    }
+    assert!(!tags.iter().any(|t| t == "product:p8"), "{tags:?}");
+    for id in ["p4", "p6"] {
+        let left = env.stored(id).await?.unwrap().pending_tags;
+        assert!(left.is_empty(), "{id} still holds {left:?}");
+    }
+    assert!(!env.stored("p8").await?.unwrap().pending_tags.is_empty());
+
+    let again = env.reconcile(&reconciler, json!({}), BUDGET).await?;
+    assert_eq!(again.discrepancies(), 0, "{again:?}");
+    Ok(())
+}

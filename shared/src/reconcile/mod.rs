@@ -76,6 +76,10 @@ pub struct Report {
     pub drifted: u64,
     /// Drifted summaries by field.
     pub drift_by_field: BTreeMap<Field, u64>,
+    /// Correct summaries whose outbox still held tags long after their write (an earlier
+    /// publish was lost): their pages stayed stale until these tags were queued.
+    #[serde(default)]
+    pub stuck_outboxes: u64,
     /// Discrepancies fixed (0 in a dry run).
     pub repaired: u64,
     /// Discrepancies whose repair failed (retried by the next run).
@@ -99,9 +103,9 @@ impl Report {
         }
     }
 
-    /// All discrepancies found.
+    /// All discrepancies found, stuck outboxes included.
     pub fn discrepancies(&self) -> u64 {
-        self.missing + self.orphans + self.drifted
+        self.missing + self.orphans + self.drifted + self.stuck_outboxes
     }
 
     /// Discrepancies per item checked (0 when nothing was checked).
@@ -119,6 +123,7 @@ impl Report {
         self.missing += other.missing;
         self.orphans += other.orphans;
         self.drifted += other.drifted;
+        self.stuck_outboxes += other.stuck_outboxes;
         for (field, n) in &other.drift_by_field {
             *self.drift_by_field.entry(*field).or_default() += n;
         }

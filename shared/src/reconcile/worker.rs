@@ -21,13 +21,13 @@ use aws_sdk_dynamodb::Client;
 use futures::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 
-use super::{compare, Discrepancy, Report};
+use super::{compare, Report};
 use crate::fault::{classify, Fault};
 use crate::ids::{ProductId, StoreId};
 use crate::model::{InventoryRow, Product};
 use crate::projection::project;
 use crate::queue::TagPublisher;
-use crate::refresh::{Change, Refreshed, Refresher};
+use crate::refresh::{outbox_stuck, Change, Refreshed, Refresher};
 use crate::store::{product_id_of, Corrupt, ReadError, SourceStore, Stored, TableNames};
 use crate::tags::TagSet;
 
@@ -95,9 +95,6 @@ pub struct Worker {
 struct StockMap {
     rows: HashMap<ProductId, Vec<InventoryRow>>,
 }
-
-/// What a summary read found: the stored state, or a row that does not decode.
-type StoredRead = Result<Option<Stored>, Corrupt>;
 
 /// The segment's Summaries, read by one Scan; `None` when not loaded (a store run, or more
 /// than `max_joined_rows`). Entries are taken out as products claim them; what is left at the
@@ -337,61 +334,42 @@ impl Worker {
             })?;
             rows.insert(id, found);
         }
-        // First look: the summary from the segment's Scan, where there is one.
-        let mut expected = HashMap::with_capacity(products.len());
+        // First look: the summary from the segment's Scan, where there is one. Its stock rows
+        // may be minutes old by now, so it only picks out the doubtful.
+        let now = chrono::Utc::now();
         let mut confirm = Vec::new();
         for product in &products {
             let id = &product.product_id;
             let projected = project(Some(product), &rows.remove(id).unwrap_or_default());
             let scanned = summaries.as_mut().and_then(|m| m.remove(id));
-            let agrees =
-                matches!(&scanned, Some(Ok(s)) if compare(live(s), projected.as_ref()).is_none());
-            if agrees {
+            let settled = matches!(&scanned, Some(Ok(s))
+                if compare(live(s), projected.as_ref()).is_none() && !outbox_stuck(s, now));
+            if settled {
                 report.record(None);
             } else {
                 confirm.push(id.clone());
             }
-            expected.insert(id.clone(), projected);
         }
-        // Second look, only for the doubtful: a consistent read now, so that a summary the
-        // projector rewrote since the Scan, or one in another segment, is not miscounted.
-        let mut fresh = if confirm.is_empty() {
-            HashMap::new()
-        } else {
-            self.refresher.summaries().get_many(&confirm).await?
-        };
-        let mut to_repair = Vec::new();
-        for id in confirm {
-            let current: StoredRead = fresh.remove(&id).unwrap_or(Ok(None));
-            let current = match current {
-                Ok(s) => s.and_then(|s| s.record).map(|r| r.summary),
-                Err(corrupt) => {
-                    tracing::warn!(error = %corrupt, "undecodable summary; repairing");
-                    None
-                }
-            };
-            let projected = expected.remove(&id).flatten();
-            let discrepancy = compare(current.as_ref(), projected.as_ref());
-            report.record(discrepancy.as_ref());
-            if let Some(d) = discrepancy {
-                tracing::info!(product_id = %id, discrepancy = ?d, "discrepancy");
-                to_repair.push(id);
-            }
-        }
-        self.repair(share, &to_repair, report).await
+        // Second look, only for the doubtful: the refresh protocol's own fresh reads decide,
+        // so a summary the projector rewrote since the Scan is not counted.
+        self.settle(share, &confirm, report).await
     }
 
-    /// Orphan candidates: summaries of the segment that no product of the segment claimed.
-    /// Each is confirmed with a consistent read of Products before it counts.
+    /// Orphan candidates: summaries of the segment that no product of the segment claimed,
+    /// and tombstones whose outbox is stuck. Each is confirmed with a consistent read of
+    /// Products before it goes on.
     async fn check_unclaimed(
         &self,
         share: &Share,
         left: HashMap<ProductId, Result<Stored, Corrupt>>,
         report: &mut Report,
     ) -> Result<(), Fault> {
+        let now = chrono::Utc::now();
         let candidates: Vec<ProductId> = left
             .into_iter()
-            .filter(|(_, stored)| !matches!(stored, Ok(s) if s.record.is_none()))
+            .filter(|(_, stored)| {
+                !matches!(stored, Ok(s) if s.record.is_none() && !outbox_stuck(s, now))
+            })
             .map(|(id, _)| id)
             .collect();
         for chunk in candidates.chunks(self.page_size.max(1) as usize) {
@@ -400,7 +378,7 @@ impl Worker {
         Ok(())
     }
 
-    /// Counts (and repairs) the `candidates` whose product is gone, read consistently.
+    /// Settles the `candidates` whose product is gone, read consistently.
     async fn confirm_orphans(
         &self,
         share: &Share,
@@ -413,11 +391,7 @@ impl Worker {
             .filter(|id| matches!(products.get(*id), Some(Ok(None)) | None))
             .cloned()
             .collect();
-        for id in &orphans {
-            tracing::info!(product_id = %id, discrepancy = ?Discrepancy::Orphan, "discrepancy");
-            report.record(Some(&Discrepancy::Orphan));
-        }
-        self.repair(share, &orphans, report).await
+        self.settle(share, &orphans, report).await
     }
 
     async fn check_orphans(
@@ -438,31 +412,40 @@ impl Worker {
         self.confirm_orphans(share, &live, report).await
     }
 
-    /// Repairs through the projector's protocol (so a newer write is never overwritten), then
-    /// queues the tags of what changed. A dry run repairs nothing.
-    async fn repair(
+    /// Counts what the refresh protocol finds for `ids`, read afresh, and (unless a dry run)
+    /// repairs it through the projector's own compare-and-swap (so a newer write is never
+    /// overwritten), then queues the tags of what changed and of stuck outboxes. Only what is
+    /// still wrong at this read counts.
+    async fn settle(
         &self,
         share: &Share,
         ids: &[ProductId],
         report: &mut Report,
     ) -> Result<(), Fault> {
-        if share.dry_run || ids.is_empty() {
+        if ids.is_empty() {
             return Ok(());
         }
+        let outcomes = if share.dry_run {
+            self.refresher.inspect(ids).await
+        } else {
+            self.refresher.refresh(ids).await
+        };
         let mut done: Vec<Refreshed> = Vec::new();
-        for outcome in self.refresher.refresh(ids).await {
+        for outcome in outcomes {
             match outcome {
                 Ok(r) => {
-                    if r.change != Change::Unchanged {
-                        report.repaired += 1;
-                    }
+                    tally(report, &r, share.dry_run);
                     done.push(r);
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "repair failed; the next run retries it");
+                    report.record(None);
                     report.repair_failures += 1;
                 }
             }
+        }
+        if share.dry_run {
+            return Ok(());
         }
         let with_tags: Vec<&Refreshed> = done.iter().filter(|r| !r.tags.is_empty()).collect();
         let tags: TagSet = with_tags
@@ -471,5 +454,20 @@ impl Worker {
             .collect();
         self.publisher.publish(&tags, chrono::Utc::now()).await?;
         self.refresher.tags_queued(&with_tags).await
+    }
+}
+
+/// Adds one settled product to the report.
+fn tally(report: &mut Report, r: &Refreshed, dry_run: bool) {
+    if let Some(d) = &r.discrepancy {
+        tracing::info!(product_id = %r.product_id, discrepancy = ?d, "discrepancy");
+    }
+    report.record(r.discrepancy.as_ref());
+    if r.stuck_outbox {
+        tracing::info!(product_id = %r.product_id, tags = r.tags.len(), "stuck outbox");
+        report.stuck_outboxes += 1;
+    }
+    if !dry_run && (r.change != Change::Unchanged || r.stuck_outbox) {
+        report.repaired += 1;
     }
 }

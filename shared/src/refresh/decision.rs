@@ -46,6 +46,14 @@ impl Decision {
             Decision::Write { change, .. } => *change,
         }
     }
+
+    /// The tags to queue once the write is made: the write's diff plus the leftover outbox.
+    pub fn tags(&self) -> &TagSet {
+        match self {
+            Decision::Fence { leftover, .. } => leftover,
+            Decision::Write { pending, .. } => pending,
+        }
+    }
 }
 
 /// Decides the write for a product whose stored state is `stored` and whose rows now project

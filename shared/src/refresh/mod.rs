@@ -24,13 +24,14 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
 
 use crate::fault::Fault;
 use crate::ids::ProductId;
 use crate::model::{InventoryRow, Product, ProductSummary};
 use crate::projection::project;
+use crate::reconcile::{compare, Discrepancy};
 use crate::store::{Corrupt, ReadError, SourceStore, Stored, SummaryStore, Write};
 use crate::tags::{StockTagPolicy, TagSet};
 
@@ -38,9 +39,13 @@ mod decision;
 pub use decision::{decide, Change, Decision};
 
 /// How long a tombstone outlives the delete: far longer than any Lambda invocation.
-const TOMBSTONE_TTL_SECS: i64 = 24 * 60 * 60;
+pub const TOMBSTONE_TTL_SECS: i64 = 24 * 60 * 60;
 
-/// A product whose summary now matches its sources.
+/// Tags left in an outbox for longer than this were lost, not in flight: the projector queues
+/// them within its invocation, and the stream retries a failed publish within minutes.
+pub const STUCK_OUTBOX_SECS: i64 = 5 * 60;
+
+/// A product whose summary now matches its sources (or, inspected, would).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refreshed {
     pub product_id: ProductId,
@@ -49,6 +54,34 @@ pub struct Refreshed {
     pub tags: TagSet,
     /// The revision that holds `tags` as pending; clear them there once queued.
     pub outbox_revision: Option<u64>,
+    /// How the stored summary differed from its rows when read (`None`: it agreed).
+    pub discrepancy: Option<Discrepancy>,
+    /// The stored outbox held tags older than [`STUCK_OUTBOX_SECS`]: an earlier publish was
+    /// lost, and `tags` now carries them again.
+    pub stuck_outbox: bool,
+}
+
+/// Whether a refresh writes, or only reads and reports what it would write (a dry run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Write,
+    Inspect,
+}
+
+/// Whether `stored` has tags that waited in its outbox longer than [`STUCK_OUTBOX_SECS`] at
+/// `now`. A content write sets `updatedAt` (a tombstone, `expiresAt` less the TTL) and
+/// every tag in the outbox is at least that old.
+pub fn outbox_stuck(stored: &Stored, now: DateTime<Utc>) -> bool {
+    if stored.pending_tags.is_empty() {
+        return false;
+    }
+    let written = match &stored.record {
+        Some(record) => DateTime::parse_from_rfc3339(&record.updated_at)
+            .map(|t| t.timestamp())
+            .ok(),
+        None => stored.expires_at.map(|t| t - TOMBSTONE_TTL_SECS),
+    };
+    written.is_none_or(|t| now.timestamp() - t > STUCK_OUTBOX_SECS)
 }
 
 /// Why a product could not be refreshed.
@@ -124,6 +157,16 @@ impl Refresher {
     /// BatchGetItem for the summaries, then one for the products, then the stock Queries and
     /// the conditional writes, `concurrency` at a time. Returns one outcome per id.
     pub async fn refresh(&self, ids: &[ProductId]) -> Vec<Outcome> {
+        self.run(ids, Mode::Write).await
+    }
+
+    /// The same reads and decisions as [`refresh`](Self::refresh), without writing: what it
+    /// would change, with outbox revisions `None`.
+    pub async fn inspect(&self, ids: &[ProductId]) -> Vec<Outcome> {
+        self.run(ids, Mode::Inspect).await
+    }
+
+    async fn run(&self, ids: &[ProductId], mode: Mode) -> Vec<Outcome> {
         let mut outcomes: HashMap<ProductId, Outcome> = HashMap::with_capacity(ids.len());
         let mut todo: Vec<ProductId> = ids.to_vec();
         for attempt in 1..=self.max_attempts {
@@ -134,7 +177,7 @@ impl Refresher {
                 tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
             }
             let mut conflicts = Vec::new();
-            for (id, result) in self.attempt(&todo).await {
+            for (id, result) in self.attempt(&todo, mode).await {
                 match result {
                     Attempt::Done(outcome) => {
                         outcomes.insert(id, outcome);
@@ -157,7 +200,7 @@ impl Refresher {
             .collect()
     }
 
-    async fn attempt(&self, ids: &[ProductId]) -> Vec<(ProductId, Attempt)> {
+    async fn attempt(&self, ids: &[ProductId], mode: Mode) -> Vec<(ProductId, Attempt)> {
         let fail_all = |fault: Fault| {
             ids.iter()
                 .map(|id| (id.clone(), Attempt::Done(Err(fault.clone().into()))))
@@ -182,7 +225,7 @@ impl Refresher {
             .collect();
         stream::iter(inputs)
             .map(|(id, stored, product)| async move {
-                let result = self.settle(&id, stored, product).await;
+                let result = self.settle(&id, stored, product, mode).await;
                 (id, result)
             })
             .buffer_unordered(self.concurrency)
@@ -196,6 +239,7 @@ impl Refresher {
         id: &ProductId,
         stored: Result<Option<Stored>, Corrupt>,
         product: Result<Option<Product>, Corrupt>,
+        mode: Mode,
     ) -> Attempt {
         let (stored, product) = match (stored, product) {
             (Ok(stored), Ok(product)) => (stored, product),
@@ -209,45 +253,52 @@ impl Refresher {
             _ => Vec::<InventoryRow>::new(),
         };
         let next = project(product.as_ref(), &inventory);
-        self.write(id, stored, next).await
+        self.write(id, stored, next, mode).await
     }
 
-    /// Step 4: the decision's one conditional write.
+    /// Step 4: the decision's one conditional write (none when inspecting).
     async fn write(
         &self,
         id: &ProductId,
         stored: Option<Stored>,
         next: Option<ProductSummary>,
+        mode: Mode,
     ) -> Attempt {
         let now = Utc::now();
-        let (written, change, expected, tags) =
-            match decide(stored.as_ref(), next, self.policy, now) {
-                Decision::Fence { expected, leftover } => (
-                    self.summaries.fence(id, expected).await,
-                    Change::Unchanged,
-                    Some(expected),
-                    leftover,
-                ),
-                Decision::Write {
-                    expected,
-                    record,
-                    pending,
-                    change,
-                } => {
-                    let expires_at = now.timestamp() + TOMBSTONE_TTL_SECS;
-                    let put =
-                        self.summaries
-                            .put(id, record.as_ref(), expected, &pending, expires_at);
-                    (put.await, change, expected, pending)
-                }
-            };
+        let previous = stored.as_ref().and_then(|s| s.record.as_ref());
+        let mut refreshed = Refreshed {
+            product_id: id.clone(),
+            change: Change::Unchanged,
+            tags: TagSet::new(),
+            outbox_revision: None,
+            discrepancy: compare(previous.map(|r| &r.summary), next.as_ref()),
+            stuck_outbox: stored.as_ref().is_some_and(|s| outbox_stuck(s, now)),
+        };
+        let decision = decide(stored.as_ref(), next, self.policy, now);
+        refreshed.change = decision.change();
+        refreshed.tags = decision.tags().clone();
+        if mode == Mode::Inspect {
+            return Attempt::Done(Ok(refreshed));
+        }
+        let (written, expected) = match decision {
+            Decision::Fence { expected, .. } => {
+                (self.summaries.fence(id, expected).await, Some(expected))
+            }
+            Decision::Write {
+                expected, record, ..
+            } => {
+                let expires_at = now.timestamp() + TOMBSTONE_TTL_SECS;
+                let (record, tags) = (record.as_ref(), &refreshed.tags);
+                let put = self.summaries.put(id, record, expected, tags, expires_at);
+                (put.await, expected)
+            }
+        };
         match written {
-            Ok(Write::Applied) => Attempt::Done(Ok(Refreshed {
-                product_id: id.clone(),
-                change,
-                outbox_revision: (!tags.is_empty()).then(|| expected.map_or(1, |r| r + 1)),
-                tags,
-            })),
+            Ok(Write::Applied) => {
+                refreshed.outbox_revision =
+                    (!refreshed.tags.is_empty()).then(|| expected.map_or(1, |r| r + 1));
+                Attempt::Done(Ok(refreshed))
+            }
             Ok(Write::Conflict) => Attempt::Conflict,
             Err(fault) => Attempt::Done(Err(fault.into())),
         }

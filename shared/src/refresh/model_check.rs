@@ -127,13 +127,15 @@ fn conditional_write(summary: &mut Option<Stored>, decision: &Decision) -> bool 
                 record: record.clone(),
                 // Queued at once in this model: only the content is under test.
                 pending_tags: Default::default(),
+                expires_at: None,
             });
             true
         }
     }
 }
 
-/// One scenario: the writes in table order, and after which write each refresher may start.
+/// One scenario: the writes in table order, and for each refresher (one per stream batch,
+/// perhaps one delivered twice) the write after which it may start.
 struct Scenario {
     edits: Vec<Edit>,
     starts_after: Vec<usize>,
@@ -191,6 +193,7 @@ impl Scenario {
                     updated_at: "2026-01-01T00:00:00.000Z".into(),
                 }),
                 pending_tags: Default::default(),
+                expires_at: None,
             }),
             refreshers: vec![Step::ReadStored; self.starts_after.len()],
         };
@@ -223,8 +226,8 @@ impl Scenario {
     }
 }
 
-/// Every way of cutting each table's writes into stream batches: a refresher per batch,
-/// starting after the batch's last write.
+/// Every way of cutting each table's writes into stream batches: the index of each batch's
+/// last write (its refresher starts after it).
 fn batchings(edits: &[Edit]) -> Vec<Vec<usize>> {
     let mut all = vec![Vec::new()];
     for (i, edit) in edits.iter().enumerate() {
@@ -232,13 +235,13 @@ fn batchings(edits: &[Edit]) -> Vec<Vec<usize>> {
             .iter()
             .any(|e| e.inventory_stream() == edit.inventory_stream());
         let mut grown = Vec::new();
-        for starts in &all {
-            let mut ends_batch = starts.clone();
+        for ends in &all {
+            let mut ends_batch = ends.clone();
             ends_batch.push(i);
             grown.push(ends_batch);
             if later_same_table {
                 // This write rides in the batch of a later write of its table.
-                grown.push(starts.clone());
+                grown.push(ends.clone());
             }
         }
         all = grown;
@@ -261,11 +264,16 @@ fn scenarios(max_writes: usize) -> Vec<Scenario> {
             })
             .collect();
         for edits in &sequences {
-            for starts_after in batchings(edits) {
-                all.push(Scenario {
-                    edits: edits.clone(),
-                    starts_after,
-                });
+            for ends in batchings(edits) {
+                // Each batch once, or (up to two writes, to keep the search in seconds) one
+                // of them delivered a second time: a duplicate, or a replay after later writes.
+                let duplicates = ends.iter().copied().filter(|_| edits.len() <= 2);
+                for duplicate in std::iter::once(None).chain(duplicates.map(Some)) {
+                    all.push(Scenario {
+                        edits: edits.clone(),
+                        starts_after: ends.iter().copied().chain(duplicate).collect(),
+                    });
+                }
             }
         }
     }

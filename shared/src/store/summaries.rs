@@ -67,6 +67,8 @@ pub struct Stored {
     pub record: Option<SummaryRecord>,
     /// Tags written with the summary and not yet known to be queued (a transactional outbox).
     pub pending_tags: TagSet,
+    /// A tombstone's expiry (epoch seconds), when it is one.
+    pub expires_at: Option<i64>,
 }
 
 /// The result of a conditional write.
@@ -92,6 +94,7 @@ struct SummaryItem {
     /// Epoch seconds; DynamoDB TTL removes tombstones after this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     expires_at: Option<i64>,
+
     #[serde(
         default,
         skip_serializing_if = "TagSet::is_empty",
@@ -197,6 +200,7 @@ impl SummaryItem {
             revision: self.revision,
             record,
             pending_tags: self.pending_tags,
+            expires_at: self.expires_at,
         })
     }
 }
