@@ -12,6 +12,7 @@ pub mod faults;
 pub mod function;
 pub mod http_api;
 pub mod queue_mapping;
+pub mod redrive;
 pub mod schedule;
 pub mod services;
 pub mod shutdown;

@@ -31,6 +31,8 @@ Against the running stack:
   revalidate <id>                                           queue all of a product's tags now
   list <store> [--limit N]                                  a listing page, via the listing API
   reconcile [--dry-run] [--store S]                         start a reconciliation run now
+  redrive [DLQ]                                             move a dead-letter queue's messages back
+                                                            to their queue (default TagDeadLetterQueue)
   status                                                    the running stack's counters
 ";
 
@@ -240,6 +242,38 @@ async fn run(command: &str, mut args: Args) -> Result<()> {
             let deadline = std::time::Instant::now() + Duration::from_secs(60);
             print_json(&reconciler.handle(event, deadline).await?)?;
             println!("the running stack runs its segments; see `status` and .local/logs/stack.log for the report");
+            Ok(())
+        }
+        "redrive" => {
+            let dead = match args.0.first() {
+                Some(_) => args.positional("queue")?,
+                None => "TagDeadLetterQueue".to_owned(),
+            };
+            args.done()?;
+            let template = catalog_local::template::Template::load(&root)?;
+            let source = template
+                .queues
+                .iter()
+                .find(|q| {
+                    q.redrive
+                        .as_ref()
+                        .is_some_and(|(target, _)| *target == dead)
+                })
+                .with_context(|| format!("no queue of template.yaml dead-letters to {dead}"))?;
+            let url = |id: &str| {
+                endpoints
+                    .queues
+                    .get(id)
+                    .cloned()
+                    .with_context(|| format!("no queue {id}"))
+            };
+            let moved =
+                catalog_local::redrive::redrive(&sqs, &url(&dead)?, &url(&source.logical_id)?)
+                    .await?;
+            println!(
+                "moved {moved} messages from {dead} back to {}",
+                source.logical_id
+            );
             Ok(())
         }
         "status" => {

@@ -252,6 +252,26 @@ fn the_tag_queue_suits_the_revalidator() -> Result<()> {
     Ok(())
 }
 
+/// Issue 13, defect 4: a storefront down or deploying for an hour loses no invalidation. The
+/// tag queue's receives, with the revalidator's backoff between them, must outlast it (5
+/// receives did not: 62 s).
+#[test]
+fn the_tag_queue_outlasts_an_hour_of_storefront_outage() -> Result<()> {
+    let t = template()?;
+    let (_, max_receive_count) = t.queue("TagQueue")?.redrive.clone().context("a DLQ")?;
+    let patience = tag_revalidator::backoff::patience(u32::try_from(max_receive_count)?);
+    assert!(
+        patience >= std::time::Duration::from_secs(3600),
+        "messages are dead-lettered after {patience:?} of outage"
+    );
+    let retention = t.queue("TagQueue")?.retention.unwrap_or(345_600);
+    assert!(
+        retention as u64 > patience.as_secs(),
+        "kept longer than retried"
+    );
+    Ok(())
+}
+
 #[test]
 fn the_admin_route_is_iam_authorized_and_the_listing_routes_are_public() -> Result<()> {
     let t = template()?;

@@ -5,6 +5,7 @@
 //! The SQS trigger must enable `ReportBatchItemFailures`, or a partial failure would be taken
 //! as success.
 
+pub mod backoff;
 pub mod client;
 pub mod plan;
 pub mod signature;
@@ -25,8 +26,6 @@ const FUNCTION: &str = "tag-revalidator";
 const CONCURRENCY: usize = 8;
 /// The longest wait for a retry inside one invocation; longer waits go back to the queue.
 const MAX_INLINE_WAIT: Duration = Duration::from_secs(1);
-/// The longest a failed message is held back before its next delivery.
-const MAX_BACKOFF: Duration = Duration::from_secs(900);
 
 /// Everything the handler needs, built once at cold start.
 #[derive(Debug, Clone)]
@@ -175,8 +174,9 @@ impl Revalidator {
         }
         catalog::telemetry::emit(FUNCTION, &metrics);
 
-        // Hold failed messages back: as the endpoint asked, else exponentially by delivery
-        // count. Unreadable ones come back at once, to reach the dead-letter queue soon.
+        // Hold failed messages back (see `backoff`): long enough, over the queue's receives,
+        // to outlast an hour of storefront outage. Unreadable ones come back at once, to reach
+        // the dead-letter queue soon.
         let mut delays = Vec::new();
         let mut reported = Vec::new();
         for record in &event.records {
@@ -191,9 +191,7 @@ impl Revalidator {
                     .get("ApproximateReceiveCount")
                     .and_then(|c| c.parse().ok())
                     .unwrap_or(1);
-                retry_after
-                    .unwrap_or_else(|| Duration::from_secs(1 << received.clamp(1, 10)))
-                    .min(MAX_BACKOFF)
+                backoff::backoff(received, retry_after)
             } else {
                 continue;
             };
