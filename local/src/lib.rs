@@ -5,6 +5,7 @@
 //! ([`http_api`]), all wired together by [`stack`].
 
 pub mod apigw;
+pub mod consistency;
 pub mod demo;
 pub mod edits;
 pub mod event_sources;

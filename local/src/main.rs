@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use catalog::ids::{LocationId, ProductId, StoreId};
 use catalog::model::{Image, MinorUnits, Product, ProductStatus};
 use catalog::store::SummaryStore;
+use catalog_local::consistency::AwsConsistency;
 use catalog_local::demo::{self, DemoSize};
 use catalog_local::edits::Editor;
 use catalog_local::stack::{Endpoints, Options, Stack, Status};
@@ -18,9 +19,12 @@ catalog-local: catalog-sync on this machine (DynamoDB Local, an SQS emulator, ev
 
 Run the stack (Ctrl-C stops it):
   up [--products N] [--stores S] [--locations L] [--seed X] [--poll-ms MS] [--port P]
-     [--storefront] [--revalidate-endpoint URL]...
+     [--storefront] [--revalidate-endpoint URL]... [--aws-consistency [--lag-ms MS] [--hold-ms MS]]
      demo data defaults: 200 products, 5 stores, 3 locations, seed 1; --products 0 for none
      --storefront also runs examples/storefront (Next.js) and revalidates it
+     --aws-consistency makes DynamoDB as weak as AWS's: the listing index and eventually
+       consistent reads lag writes by up to --lag-ms (1000), summary writes are held up to
+       --hold-ms (100); docs/local-stack.md says what it models
 
 Against the running stack:
   product <id> --store S --title T --price MINOR [--draft]   create or replace a product
@@ -329,11 +333,22 @@ async fn up(root: &Path, mut args: Args) -> Result<()> {
     while let Some(url) = args.option("--revalidate-endpoint")? {
         revalidate_endpoints.push(url);
     }
+    let aws_consistency = args
+        .flag("--aws-consistency")
+        .then(|| -> Result<AwsConsistency> {
+            Ok(AwsConsistency {
+                lag: Duration::from_millis(args.parsed("--lag-ms", 1000)?),
+                hold: Duration::from_millis(args.parsed("--hold-ms", 100)?),
+                seed: size.seed,
+            })
+        })
+        .transpose()?;
     let options = Options {
         poll_interval: Duration::from_millis(args.parsed("--poll-ms", 250)?),
         listing_port: args.parsed("--port", 0)?,
         storefront,
         revalidate_endpoints,
+        aws_consistency,
         ..Options::default()
     };
     args.done()?;

@@ -15,6 +15,7 @@ use catalog::tags::StockTagPolicy;
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 
+use crate::consistency::{AwsConsistency, ConsistencyProxy, ConsistencyStats};
 use crate::event_sources::{HttpRoute, QueueSource};
 use crate::function::{self, Function};
 use crate::queue_mapping::QueueMapping;
@@ -55,6 +56,9 @@ pub struct Options {
     pub revalidate_timeout: Duration,
     /// Throttles the functions' DynamoDB calls (chaos runs); the stack's own client is spared.
     pub throttling: Option<Arc<crate::faults::Throttling>>,
+    /// Makes the functions' DynamoDB as weak as AWS's: a lagging index and replica, held
+    /// writes (see [`crate::consistency`]). The stack's own client is spared.
+    pub aws_consistency: Option<AwsConsistency>,
 }
 
 impl Default for Options {
@@ -72,6 +76,7 @@ impl Default for Options {
             revalidate_secret: "local-revalidate-secret-not-for-production".into(),
             revalidate_timeout: Duration::from_secs(5),
             throttling: None,
+            aws_consistency: None,
         }
     }
 }
@@ -123,6 +128,8 @@ pub struct Stack {
     /// Counters per trigger, by event name in template.yaml (`ProductsStream`,
     /// `InventoryStream`, `Segments`, `Daily`, `Tags`), and `ListingApi` for the HTTP API.
     pub stats: BTreeMap<String, Arc<Stats>>,
+    /// What the AWS-consistency proxy did, when it runs.
+    pub consistency: Option<Arc<ConsistencyStats>>,
     reconciler: Arc<function::Reconciler>,
     stopper: Stopper,
     tasks: JoinSet<Result<()>>,
@@ -160,14 +167,6 @@ impl Stack {
         let dynamodb = aws_sdk_dynamodb::Client::new(&dynamodb_config);
         let streams = aws_sdk_dynamodbstreams::Client::new(&dynamodb_config);
         let sqs = aws_sdk_sqs::Client::new(&services::sdk_config(&sqs_service.endpoint).await);
-        // What the functions use: the same endpoint, throttled in chaos runs.
-        let functions_dynamodb = match &options.throttling {
-            Some(throttling) => {
-                services::wrapped_dynamodb(&dynamodb_config, |http| throttling.wrap(http))
-            }
-            None => dynamodb.clone(),
-        };
-
         let tables = TableNames {
             products: format!("{}Products", options.prefix),
             inventory: format!("{}Inventory", options.prefix),
@@ -183,6 +182,33 @@ impl Stack {
             table_names.insert(logical.to_owned(), name.clone());
         }
         let queues = create_queues(&template, &sqs, &options.prefix).await?;
+        let (stopper, shutdown) = shutdown::channel();
+
+        // What the functions use: the same endpoint, or the AWS-consistency proxy in front of
+        // it; throttled in chaos runs.
+        let mut functions_config = dynamodb_config.clone();
+        let mut consistency = None;
+        if let Some(settings) = options.aws_consistency {
+            let replica = crate::consistency::replica_name(&tables.summaries);
+            create_table_if_missing(&template, &dynamodb, "SummariesTable", &replica).await?;
+            let proxy = ConsistencyProxy::start(
+                &dynamodb_service.endpoint,
+                dynamodb.clone(),
+                &tables.summaries,
+                &replica,
+                settings,
+                shutdown.clone(),
+            )
+            .await?;
+            functions_config = services::sdk_config(&proxy.endpoint).await;
+            consistency = Some(proxy.stats);
+        }
+        let functions_dynamodb = match &options.throttling {
+            Some(throttling) => {
+                services::wrapped_dynamodb(&functions_config, |http| throttling.wrap(http))
+            }
+            None => aws_sdk_dynamodb::Client::new(&functions_config),
+        };
 
         let projector: Arc<dyn Function> = Arc::new(summary_projector::Projector::new(
             &ProjectorConfig {
@@ -217,7 +243,6 @@ impl Stack {
             listing_api::cursor::CursorKey::new(options.cursor_secret.as_bytes())?,
         ));
 
-        let (stopper, shutdown) = shutdown::channel();
         let mut tasks = JoinSet::new();
         let mut stats: BTreeMap<String, Arc<Stats>> = BTreeMap::new();
 
@@ -337,6 +362,7 @@ impl Stack {
             dynamodb,
             sqs,
             stats,
+            consistency,
             reconciler,
             stopper,
             tasks,

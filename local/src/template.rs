@@ -346,6 +346,6 @@ mod tests {
         assert_eq!(summaries.indexes[0].name, "byStore");
         assert_eq!(summaries.ttl_attribute.as_deref(), Some("expiresAt"));
         let tags = template.queue("TagQueue").unwrap();
-        assert_eq!(tags.redrive, Some(("TagDeadLetterQueue".into(), 5)));
+        assert_eq!(tags.redrive, Some(("TagDeadLetterQueue".into(), 20)));
     }
 }

@@ -58,6 +58,13 @@ impl Tag {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Whether the pages this tag stands for read the `byStore` index, whose reads are always
+    /// eventually consistent (so they are revalidated again later, see
+    /// [`LISTING_RECHECKS`](crate::queue::tag_queue::LISTING_RECHECKS)).
+    pub fn reads_listing_index(&self) -> bool {
+        self.0.starts_with("store:") && self.0.ends_with(":products")
+    }
 }
 
 impl TryFrom<String> for Tag {

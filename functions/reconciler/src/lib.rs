@@ -152,7 +152,7 @@ impl Reconciler {
             (None, None) => self.default_segments,
         };
         let started_at = Utc::now().to_rfc3339();
-        let messages: Vec<String> = (0..total)
+        let messages: Vec<(String, i32)> = (0..total)
             .map(|segment| {
                 let message = SegmentMessage {
                     version: 1,
@@ -167,7 +167,8 @@ impl Reconciler {
                     report: Report::default(),
                     started_at: started_at.clone(),
                 };
-                serde_json::to_string(&message).expect("a segment message serializes")
+                let body = serde_json::to_string(&message).expect("a segment message serializes");
+                (body, 0)
             })
             .collect();
         catalog::queue::send_bodies(&self.sqs, &self.queue_url, messages).await?;
@@ -232,7 +233,7 @@ impl Reconciler {
                 tracing::info!(run_id = %continuation.run_id, segment = share.segment, checked = continuation.report.checked, "segment paused at its deadline; continuing");
                 let body =
                     serde_json::to_string(&continuation).expect("a segment message serializes");
-                catalog::queue::send_bodies(&self.sqs, &self.queue_url, vec![body]).await?;
+                catalog::queue::send_bodies(&self.sqs, &self.queue_url, vec![(body, 0)]).await?;
                 Ok((continuation.report.clone(), Some(continuation)))
             }
             None => {

@@ -146,9 +146,10 @@ impl Revalidator {
 
         let now = Utc::now();
         let lag = |field: fn(&catalog::queue::TagMessage) -> &str| {
+            // A recheck's delay is on purpose: the lags measure first revalidations.
             plan.messages
                 .iter()
-                .filter(|(id, _)| !failed.contains(id))
+                .filter(|(id, m)| !failed.contains(id) && !m.recheck)
                 .filter_map(|(_, m)| DateTime::parse_from_rfc3339(field(m)).ok())
                 .map(|t| (now - t.with_timezone(&Utc)).num_milliseconds().max(0) as f64)
                 .fold(None, |max: Option<f64>, v| {

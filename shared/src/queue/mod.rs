@@ -16,21 +16,23 @@ use crate::fault::{classify, Fault};
 /// SendMessageBatch takes at most this many messages a call.
 const MAX_BATCH: usize = 10;
 
-/// Sends `bodies` (JSON texts) to `queue_url`, ten to a SendMessageBatch call, the calls at once. Any entry
-/// SQS refuses fails the whole send: the caller retries, and receivers tolerate duplicates.
+/// Sends `bodies` (JSON texts, each with its delivery delay in seconds) to `queue_url`, ten to
+/// a SendMessageBatch call, the calls at once. Any entry SQS refuses fails the whole send: the
+/// caller retries, and receivers tolerate duplicates.
 pub async fn send_bodies(
     client: &Client,
     queue_url: &str,
-    bodies: Vec<String>,
+    bodies: Vec<(String, i32)>,
 ) -> Result<(), Fault> {
     let calls = bodies.chunks(MAX_BATCH).map(|chunk| async move {
         let entries = chunk
             .iter()
             .enumerate()
-            .map(|(i, body)| {
+            .map(|(i, (body, delay))| {
                 SendMessageBatchRequestEntry::builder()
                     .id(i.to_string())
                     .message_body(body)
+                    .delay_seconds(*delay)
                     .build()
                     .map_err(|e| Fault::Permanent(format!("SendMessageBatch entry: {e}")))
             })

@@ -76,7 +76,10 @@ impl ParkingLot {
         }
         let bodies = records
             .iter()
-            .map(|r| serde_json::to_string(r).expect("a ParkedRecord always serializes"))
+            .map(|r| {
+                let body = serde_json::to_string(r).expect("a ParkedRecord always serializes");
+                (body, 0)
+            })
             .collect();
         send_bodies(&self.client, &self.queue_url, bodies).await
     }

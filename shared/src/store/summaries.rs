@@ -36,10 +36,14 @@ const CARD_ATTRIBUTES: &[&str] = &[
     "deleted",
 ];
 
-/// Eventually consistent reads of the card attributes: half the cost of consistent reads,
-/// and a listing a few milliseconds behind a write is revalidated by its tags anyway.
+/// Consistent reads of the card attributes, for product pages and carts. The read a
+/// revalidation triggers comes tens of milliseconds after the write (the tag is what causes
+/// it), and an eventually consistent read may then still return the old item, which Next.js
+/// would cache with no tag left to clear it. Consistent reads cost twice as much (1 read unit
+/// per item under 4 KB instead of 0.5) and close that gap for every page but the listings,
+/// which read an index and are rechecked instead (`LISTING_RECHECKS`).
 const CARD_READ: ReadMode<'static> = ReadMode {
-    consistent: false,
+    consistent: true,
     attributes: Some(CARD_ATTRIBUTES),
 };
 
@@ -373,8 +377,8 @@ impl SummaryStore {
         Ok(ListingPage { items, next })
     }
 
-    /// The live summary of `id` (eventually consistent, card attributes only); `None` for no
-    /// summary or a tombstone.
+    /// The live summary of `id` (consistent, card attributes only, see `CARD_READ`); `None`
+    /// for no summary or a tombstone.
     pub async fn get_card(&self, id: &ProductId) -> Result<Option<SummaryRecord>, ReadError> {
         let (expression, names) = projection(CARD_ATTRIBUTES);
         let output = self
@@ -384,6 +388,7 @@ impl SummaryStore {
             .set_key(Some(key(id)))
             .projection_expression(expression)
             .set_expression_attribute_names(Some(names))
+            .consistent_read(CARD_READ.consistent)
             .send()
             .await
             .map_err(|e| classify("GetItem summary", e))?;
@@ -394,7 +399,7 @@ impl SummaryStore {
             .and_then(|stored| stored.record))
     }
 
-    /// The live summaries of `ids` (distinct; eventually consistent, card attributes only),
+    /// The live summaries of `ids` (distinct; consistent, card attributes only),
     /// one BatchGetItem per 100 ids with unprocessed keys retried. Ids without a live summary
     /// are absent from the map.
     pub async fn get_cards(
