@@ -328,8 +328,12 @@ impl Shared {
     }
 }
 
-/// Applies due replica writes in due order, one at a time, until `shutdown`.
+/// Applies due replica writes as they fall due, until `shutdown`: many at once (the replica
+/// must keep up with the writes, or its lag would grow past the one drawn), one at a time per
+/// item (each copies the item as it is when it runs, so the last to run must start last).
 async fn replicate(shared: Arc<Shared>, mut shutdown: Shutdown) {
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(16));
+    let per_item: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>> = Arc::default();
     loop {
         let next = {
             let schedule = shared.schedule.lock().expect("not poisoned");
@@ -353,12 +357,29 @@ async fn replicate(shared: Arc<Shared>, mut shutdown: Shutdown) {
                 _ => None,
             }
         };
-        if let Some(Reverse((_, _, id))) = due {
+        let Some(Reverse((_, _, id))) = due else {
+            continue;
+        };
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            return;
+        };
+        let item_lock = per_item
+            .lock()
+            .expect("not poisoned")
+            .entry(id.clone())
+            .or_default()
+            .clone();
+        // Taken in due order, before the next one is popped: no later copy of this item can
+        // start before this one.
+        let guard = item_lock.lock_owned().await;
+        let shared = shared.clone();
+        tokio::spawn(async move {
             if let Err(e) = shared.apply(&id).await {
                 tracing::warn!(error = %e, product_id = %id, "replica write failed; retrying");
                 shared.schedule(serde_json::json!({"productId": {"S": id}}), Value::Null);
             }
-        }
+            drop((guard, permit));
+        });
     }
 }
 

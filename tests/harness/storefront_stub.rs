@@ -57,6 +57,8 @@ struct Pages {
     /// path -> (tags, fetch sequence of the cached copy, cached body)
     cached: std::collections::BTreeMap<String, (Vec<String>, u64, String)>,
     next_fetch: u64,
+    /// path -> when each body was cached, in order.
+    history: std::collections::BTreeMap<String, Vec<(Instant, String)>>,
 }
 
 #[derive(Default)]
@@ -176,6 +178,42 @@ impl StorefrontStub {
             }
         }
         Ok(stale)
+    }
+
+    /// How long each of `pages` (path -> when its content last changed) went on being served
+    /// stale: from that change until the cache last took up the body the listing API serves
+    /// now (an expired page counts as fresh: the next visit renders it). `None` for a page
+    /// that is still stale.
+    pub async fn staleness(
+        &self,
+        pages: &std::collections::BTreeMap<String, Instant>,
+    ) -> Result<std::collections::BTreeMap<String, Option<Duration>>> {
+        let base = self.state.lock().unwrap().pages.listing_api.clone();
+        let mut found = std::collections::BTreeMap::new();
+        for (path, changed) in pages {
+            let now = get(&base, path).await?;
+            let (cached, history) = {
+                let state = self.state.lock().unwrap();
+                let cached = state.pages.cached.get(path).map(|e| e.2.clone());
+                let history = state.pages.history.get(path).cloned();
+                (cached.unwrap_or_default(), history.unwrap_or_default())
+            };
+            let fresh = |body: &str| body == now || body == EXPIRED;
+            let cached_fresh = fresh(&cached);
+            let since = history
+                .iter()
+                .rev()
+                .take_while(|(_, body)| fresh(body))
+                .last()
+                .map(|(at, _)| *at);
+            let stale_for = match since {
+                _ if !cached_fresh => None,
+                Some(at) => Some(at.saturating_duration_since(*changed)),
+                None => Some(Duration::ZERO),
+            };
+            found.insert(path.clone(), stale_for);
+        }
+        Ok(found)
     }
 
     /// Faults injected so far, by kind.
@@ -347,10 +385,13 @@ async fn refresh(state: Arc<Mutex<State>>, tags: Vec<String>) {
             }
         };
         let mut state = state.lock().unwrap();
-        if let Some(entry) = state.pages.cached.get_mut(&path) {
+        let pages = &mut state.pages;
+        if let Some(entry) = pages.cached.get_mut(&path) {
             if entry.1 < sequence {
                 entry.1 = sequence;
-                entry.2 = body;
+                entry.2 = body.clone();
+                let history = pages.history.entry(path).or_default();
+                history.push((Instant::now(), body));
             }
         }
     }

@@ -26,6 +26,7 @@ use catalog::model::{Image, InventoryRow, MinorUnits, Product, ProductStatus, Pr
 use catalog::projection::project;
 use catalog::store::{SourceStore, SummaryStore};
 use catalog::tags::{tags, StockTagPolicy};
+use catalog_local::consistency::AwsConsistency;
 use catalog_local::demo::Rng;
 use catalog_local::edits::Editor;
 use catalog_local::faults::Throttling;
@@ -291,6 +292,11 @@ async fn nothing_is_lost_and_nothing_stale_survives() -> Result<()> {
             endpoints: Some((dynamodb, sqs)),
             wrap_projector: Some(wrap),
             throttling: Some(throttling.clone()),
+            aws_consistency: Some(AwsConsistency {
+                lag: Duration::from_millis(setting("CHAOS_LAG_MS", 2000)),
+                hold: Duration::from_millis(setting("CHAOS_HOLD_MS", 200)),
+                seed: seed ^ 0x1A6,
+            }),
             revalidate_endpoints: vec![stub.url.clone()],
             revalidate_secret: "chaos-secret".into(),
             revalidate_timeout: Duration::from_millis(300),
@@ -430,6 +436,9 @@ async fn nothing_is_lost_and_nothing_stale_survives() -> Result<()> {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     let drained = writes_done.elapsed();
+    let tail = tail(&stack, &stub, &editor, &model, seed).await?;
+
+    let outboxes = pending_outboxes(&stack).await?;
 
     // A reconciler dry run over everything must agree: 0 discrepancies.
     let reconciler = reconciler::Reconciler::new(
@@ -559,6 +568,17 @@ async fn nothing_is_lost_and_nothing_stale_survives() -> Result<()> {
         changed_tags
     );
     say!("  parked: {parked_ids:?}; other dead letters: {dead_letters:?}");
+    let (lagging, held, replicated) = stack.consistency.as_ref().unwrap().snapshot();
+    say!("  AWS consistency: reads served by the lagging replica {lagging}, summary writes held {held}, replica writes {replicated}");
+    say!("  summaries with a non-empty outbox: {outboxes}");
+    say!(
+        "  tail: {} paced writes after the drain; {} pages changed; staleness after the last write to a page's product: max {:.2} s, p50 {:.2} s; still stale {}",
+        tail.writes,
+        tail.pages,
+        tail.max.as_secs_f64(),
+        tail.p50.as_secs_f64(),
+        tail.stale
+    );
 
     ensure!(
         wrong.is_empty(),
@@ -571,6 +591,13 @@ async fn nothing_is_lost_and_nothing_stale_survives() -> Result<()> {
     ensure!(
         report.missing + report.orphans + report.drifted == 0,
         "the reconciler disagrees: {report:?}"
+    );
+    ensure!(outboxes == 0, "{outboxes} summaries still hold tags in their outbox");
+    ensure!(tail.stale == 0, "{} pages stale after the tail", tail.stale);
+    ensure!(
+        tail.max < Duration::from_secs(5),
+        "a page stayed stale {:?} after the last write to its product",
+        tail.max
     );
     let expected: Vec<String> = (0..POISON).map(|k| format!("poison-{k}")).collect();
     ensure!(parked_ids == expected, "parked {parked_ids:?}");
@@ -587,4 +614,83 @@ async fn nothing_is_lost_and_nothing_stale_survives() -> Result<()> {
         "ops ran"
     );
     stack.stop().await.context("stopping the stack")
+}
+
+/// What the tail found.
+struct Tail {
+    writes: u64,
+    pages: usize,
+    max: Duration,
+    p50: Duration,
+    stale: usize,
+}
+
+/// After the backlog is drained: paced price changes with AWS consistency still on (index and
+/// replica lag, held writes) and a healthy storefront, then how long each page they changed
+/// went on being served stale after the last write to its product.
+async fn tail(
+    stack: &Stack,
+    stub: &StorefrontStub,
+    editor: &Editor,
+    model: &Arc<Mutex<Model>>,
+    seed: u64,
+) -> Result<Tail> {
+    let writes = setting("CHAOS_TAIL", 150);
+    let mut rng = Rng::new(seed ^ 0x7A11);
+    let mut changed: BTreeMap<String, Instant> = BTreeMap::new();
+    let mut last = Instant::now();
+    for _ in 0..writes {
+        let live: Vec<ProductId> = model.lock().unwrap().products.keys().cloned().collect();
+        let id = rng.pick(&live).clone();
+        let before = model.lock().unwrap().summary(&id);
+        let price = MinorUnits::new(100 + rng.below(100_000))?;
+        let written = editor.set_price(&id, price).await?;
+        last = Instant::now();
+        let mut m = model.lock().unwrap();
+        m.products.insert(id.clone(), written);
+        let after = m.summary(&id);
+        for tag in tags(before.as_ref(), after.as_ref(), StockTagPolicy::Eager) {
+            let path = match tag.as_str().split(':').collect::<Vec<_>>()[..] {
+                ["store", store, "products"] => format!("/stores/{store}/products?limit=100"),
+                [_, product] => format!("/products/{product}"),
+                _ => continue,
+            };
+            changed.insert(path, last);
+        }
+        drop(m);
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    // Past the last recheck (4 s) and the lag, then until the tag queue is empty.
+    tokio::time::sleep_until((last + Duration::from_secs(7)).into()).await;
+    let tag_queue = &stack.endpoints.queues["TagQueue"];
+    while queue_depth(&stack.sqs, tag_queue).await? > 0 {
+        ensure!(last.elapsed() < Duration::from_secs(60), "tag queue not drained");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let staleness = stub.staleness(&changed).await?;
+    let mut fresh: Vec<Duration> = staleness.values().flatten().copied().collect();
+    fresh.sort();
+    Ok(Tail {
+        writes,
+        pages: changed.len(),
+        max: fresh.last().copied().unwrap_or_default(),
+        p50: fresh.get(fresh.len() / 2).copied().unwrap_or_default(),
+        stale: staleness.values().filter(|s| s.is_none()).count(),
+    })
+}
+
+/// Summaries whose outbox still holds tags.
+async fn pending_outboxes(stack: &Stack) -> Result<usize> {
+    let summaries = SummaryStore::new(
+        stack.dynamodb.clone(),
+        stack.endpoints.tables.summaries.clone(),
+    );
+    let all = summaries
+        .scan_segment(0, 1, usize::MAX)
+        .await?
+        .context("a whole table scan")?;
+    Ok(all
+        .values()
+        .filter(|s| matches!(s, Ok(s) if !s.pending_tags.is_empty()))
+        .count())
 }
