@@ -51,7 +51,10 @@ async fn the_index_lags_and_card_reads_do_not() -> Result<()> {
     let written = Instant::now();
     editor.put_product(product("p-weak", "store-w")).await?;
     while summaries.get(&id).await?.is_none() {
-        ensure!(written.elapsed() < Duration::from_secs(10), "never projected");
+        ensure!(
+            written.elapsed() < Duration::from_secs(10),
+            "never projected"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let projected = written.elapsed();

@@ -592,7 +592,10 @@ async fn nothing_is_lost_and_nothing_stale_survives() -> Result<()> {
         report.missing + report.orphans + report.drifted == 0,
         "the reconciler disagrees: {report:?}"
     );
-    ensure!(outboxes == 0, "{outboxes} summaries still hold tags in their outbox");
+    ensure!(
+        outboxes == 0,
+        "{outboxes} summaries still hold tags in their outbox"
+    );
     ensure!(tail.stale == 0, "{} pages stale after the tail", tail.stale);
     ensure!(
         tail.max < Duration::from_secs(5),
@@ -664,7 +667,10 @@ async fn tail(
     tokio::time::sleep_until((last + Duration::from_secs(7)).into()).await;
     let tag_queue = &stack.endpoints.queues["TagQueue"];
     while queue_depth(&stack.sqs, tag_queue).await? > 0 {
-        ensure!(last.elapsed() < Duration::from_secs(60), "tag queue not drained");
+        ensure!(
+            last.elapsed() < Duration::from_secs(60),
+            "tag queue not drained"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let staleness = stub.staleness(&changed).await?;
