@@ -117,9 +117,22 @@ async fn run_at(flags: &Flags, lag: Duration) -> Result<()> {
     for id in &tracked {
         get(&format!("{storefront}/products/{id}")).await?;
     }
-    for p in &products {
-        get(&format!("{storefront}/stores/{}", p.store_id)).await?;
+    // Only products on their store's first page (active, within its 24 cards) are measured.
+    let mut listed = Vec::new();
+    for id in tracked {
+        let store = &products
+            .iter()
+            .find(|p| p.product_id == id)
+            .context("a demo product")?
+            .store_id;
+        if get(&format!("{storefront}/stores/{store}"))
+            .await?
+            .contains(&format!("data-product-id=\"{id}\""))
+        {
+            listed.push(id);
+        }
     }
+    let tracked = listed;
 
     let editor = Editor::new(stack.dynamodb.clone(), tables.clone());
     let sources = SourceStore::new(stack.dynamodb.clone(), &tables);

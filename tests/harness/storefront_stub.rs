@@ -397,8 +397,8 @@ async fn refresh(state: Arc<Mutex<State>>, tags: Vec<String>) {
     }
 }
 
-/// A plain HTTP/1.1 GET on the listing API: the status line and the body.
-async fn get(base: &str, path: &str) -> Result<String> {
+/// A plain HTTP/1.1 GET on the listing API: the status line, a newline, and the body.
+pub async fn get(base: &str, path: &str) -> Result<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let host = base.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(host).await?;

@@ -15,16 +15,9 @@ use catalog_local::stack::{Options, Stack};
 
 /// A GET on the listing API: (status, body).
 async fn get(base: &str, path: &str) -> Result<(u16, String)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let host = base.trim_start_matches("http://");
-    let mut stream = tokio::net::TcpStream::connect(host).await?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await?;
+    let response = catalog_tests::storefront_stub::get(base, path).await?;
     let status = response.split(' ').nth(1).unwrap_or("0").parse()?;
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned());
-    Ok((status, body.unwrap_or_default()))
+    Ok((status, response))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -266,17 +266,16 @@ impl Refresher {
     ) -> Attempt {
         let now = Utc::now();
         let previous = stored.as_ref().and_then(|s| s.record.as_ref());
+        let discrepancy = compare(previous.map(|r| &r.summary), next.as_ref());
+        let decision = decide(stored.as_ref(), next, self.policy, now);
         let mut refreshed = Refreshed {
             product_id: id.clone(),
-            change: Change::Unchanged,
-            tags: TagSet::new(),
+            change: decision.change(),
+            tags: decision.tags().clone(),
             outbox_revision: None,
-            discrepancy: compare(previous.map(|r| &r.summary), next.as_ref()),
+            discrepancy,
             stuck_outbox: stored.as_ref().is_some_and(|s| outbox_stuck(s, now)),
         };
-        let decision = decide(stored.as_ref(), next, self.policy, now);
-        refreshed.change = decision.change();
-        refreshed.tags = decision.tags().clone();
         if mode == Mode::Inspect {
             return Attempt::Done(Ok(refreshed));
         }
