@@ -141,7 +141,7 @@ pub struct Stack {
 #[serde(rename_all = "camelCase")]
 pub struct Status {
     pub triggers: BTreeMap<String, Snapshot>,
-    /// Logical queue id -> messages waiting (visible + in flight).
+    /// Logical queue id -> messages waiting (visible + in flight + delayed).
     pub queue_depths: BTreeMap<String, u64>,
 }
 
@@ -487,13 +487,14 @@ impl QueueTriggers<'_> {
     }
 }
 
-/// Messages in a queue, visible or in flight.
+/// Messages in a queue: visible, in flight, or delayed (the listing rechecks wait there).
 pub async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<u64> {
     let attributes = sqs
         .get_queue_attributes()
         .queue_url(url)
         .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
         .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
         .send()
         .await?
         .attributes
@@ -505,7 +506,8 @@ pub async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<u64> {
             .unwrap_or_default()
     };
     Ok(count(&QueueAttributeName::ApproximateNumberOfMessages)
-        + count(&QueueAttributeName::ApproximateNumberOfMessagesNotVisible))
+        + count(&QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        + count(&QueueAttributeName::ApproximateNumberOfMessagesDelayed))
 }
 
 /// Invokes `function` with `input` whenever `expression` fires.
