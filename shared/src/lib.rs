@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod fault;
+pub mod http_path;
 pub mod ids;
 pub mod model;
 pub mod projection;

@@ -134,6 +134,36 @@ async fn every_route_bounds_its_input() -> Result<()> {
     Ok(())
 }
 
+/// The admin route decodes its path as listing-api does: a non-ASCII id arrives
+/// percent-encoded, and behind a named stage the path starts with the stage.
+#[tokio::test]
+async fn the_admin_route_decodes_ids_and_strips_a_named_stage() -> Result<()> {
+    let env = TestEnv::new().await?;
+    env.put_product(&catalog::testing::product("café-1", "store-é"))
+        .await?;
+    let mut request = catalog_local::apigw::http_request(
+        "POST",
+        "/prod/admin/products/caf%C3%A9-1/revalidate",
+        &[("content-length", "0")],
+        None,
+    );
+    request["requestContext"]["stage"] = json!("prod");
+    let answer = env
+        .reconciler()
+        .handle(request, std::time::Instant::now())
+        .await?;
+    assert_eq!(answer["statusCode"], 202, "{answer}");
+    assert_eq!(
+        env.queued_tags().await?,
+        [
+            "inventory:café-1",
+            "product:café-1",
+            "store:store-é:products"
+        ]
+    );
+    Ok(())
+}
+
 #[test]
 fn no_secret_value_is_in_the_template() -> Result<()> {
     let template = catalog_local::template::Template::load(&catalog_local::workspace_root())?;

@@ -10,6 +10,7 @@ use std::collections::HashSet;
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use catalog::http_path;
 use catalog::ids::{ProductId, StoreId};
 use catalog::model::SummaryRecord;
 use catalog::store::{ReadError, SummaryStore};
@@ -62,7 +63,7 @@ impl ListingApi {
             .get("if-none-match")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let path = path_without_stage(&request);
+        let path = http_path::path_without_stage(&request);
         let method = request.request_context.http.method.clone();
         let result = match route::route(&method, &path, &request.query_string_parameters) {
             Ok(route) => self.serve(route, &request, if_none_match.as_deref()).await,
@@ -144,25 +145,6 @@ impl ListingApi {
                 Ok(reply::ok(&body, &tags, if_none_match))
             }
         }
-    }
-}
-
-/// The path as routed: API Gateway's raw path less a named stage's prefix.
-fn path_without_stage(request: &ApiGatewayV2httpRequest) -> String {
-    let raw = request
-        .raw_path
-        .clone()
-        .or_else(|| request.request_context.http.path.clone())
-        .unwrap_or_default();
-    match request.request_context.stage.as_deref() {
-        Some(stage) if stage != "$default" => {
-            let prefix = format!("/{stage}");
-            match raw.strip_prefix(&prefix) {
-                Some(rest) if rest.is_empty() || rest.starts_with('/') => rest.to_owned(),
-                _ => raw,
-            }
-        }
-        _ => raw,
     }
 }
 

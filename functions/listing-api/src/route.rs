@@ -2,6 +2,7 @@
 
 use aws_lambda_events::http::Method;
 use aws_lambda_events::query_map::QueryMap;
+use catalog::http_path;
 use catalog::ids::{ProductId, StoreId};
 
 use crate::reply::ApiError;
@@ -31,23 +32,10 @@ pub enum Route {
     BatchGet,
 }
 
-/// Decodes `%XX` escapes of one path segment.
+/// Decodes one path segment (the same decoder as the admin route's).
 fn percent_decode(segment: &str) -> Result<String, ApiError> {
-    let bad = || ApiError::bad_request("invalid_path", "the path has an invalid escape");
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = segment.get(i + 1..i + 3).ok_or_else(bad)?;
-            out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| bad())
+    http_path::percent_decode(segment)
+        .map_err(|e| ApiError::bad_request("invalid_path", e.to_string()))
 }
 
 fn parse_bool(name: &str, value: Option<&str>) -> Result<bool, ApiError> {
@@ -76,7 +64,7 @@ fn parse_limit(value: Option<&str>) -> Result<usize, ApiError> {
 
 /// Routes `method` and `path` (without the stage prefix).
 pub fn route(method: &Method, path: &str, query: &QueryMap) -> Result<Route, ApiError> {
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let segments = http_path::segments(path);
     let not_found = || ApiError::not_found(format!("no route for {method} {path}"));
     let allowed = |route: Route, expected: Method| {
         if *method == expected {

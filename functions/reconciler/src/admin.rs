@@ -4,6 +4,7 @@
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::http::{HeaderMap, HeaderValue, Method};
+use catalog::http_path;
 use catalog::ids::ProductId;
 use catalog::queue::TagPublisher;
 use catalog::revalidate::revalidate_product;
@@ -33,22 +34,27 @@ fn error(status: i64, code: &str, message: &str) -> ApiGatewayV2httpResponse {
     reply(status, json!({"error": {"code": code, "message": message}}))
 }
 
+/// The product id of `POST /admin/products/{productId}/revalidate`, from the path as routed
+/// (stage stripped) with the id percent-decoded exactly as listing-api decodes its ids.
+/// Refusals are (status, code, message).
+fn product_of(method: &Method, path: &str) -> Result<ProductId, (i64, &'static str, String)> {
+    let ["admin", "products", id, "revalidate"] = http_path::segments(path)[..] else {
+        return Err((404, "not_found", "no such route".into()));
+    };
+    if *method != Method::POST {
+        return Err((405, "method_not_allowed", "use POST".into()));
+    }
+    let id = http_path::percent_decode(id).map_err(|e| (400, "invalid_path", e.to_string()))?;
+    ProductId::parse(id).map_err(|e| (400, "invalid_product_id", e.to_string()))
+}
+
 impl Admin {
     /// Handles one admin request.
     pub async fn handle(&self, request: &ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
-        let path = request.raw_path.as_deref().unwrap_or_default();
-        let Some(id) = path
-            .strip_prefix("/admin/products/")
-            .and_then(|rest| rest.strip_suffix("/revalidate"))
-        else {
-            return error(404, "not_found", "no such route");
-        };
-        if request.request_context.http.method != Method::POST {
-            return error(405, "method_not_allowed", "use POST");
-        }
-        let id = match ProductId::parse(id) {
+        let path = http_path::path_without_stage(request);
+        let id = match product_of(&request.request_context.http.method, &path) {
             Ok(id) => id,
-            Err(e) => return error(400, "invalid_product_id", &e.to_string()),
+            Err((status, code, message)) => return error(status, code, &message),
         };
         match revalidate_product(&self.sources, &self.summaries, &self.publisher, &id).await {
             Ok(tags) => {
@@ -64,5 +70,46 @@ impl Admin {
                 )
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(result: Result<ProductId, (i64, &'static str, String)>) -> i64 {
+        result.map(|_| 202).unwrap_or_else(|(status, ..)| status)
+    }
+
+    #[test]
+    fn ids_are_percent_decoded_as_listing_api_decodes_them() {
+        let id = product_of(&Method::POST, "/admin/products/caf%C3%A9/revalidate").unwrap();
+        assert_eq!(id.as_str(), "café");
+        let id = product_of(&Method::POST, "/admin/products/a%2Fb/revalidate").unwrap();
+        assert_eq!(id.as_str(), "a/b");
+    }
+
+    #[test]
+    fn other_paths_methods_and_escapes_are_refused() {
+        assert_eq!(status(product_of(&Method::POST, "/admin/products/p1")), 404);
+        assert_eq!(
+            status(product_of(&Method::POST, "/admin/products/a/b/revalidate")),
+            404
+        );
+        assert_eq!(
+            status(product_of(&Method::GET, "/admin/products/p1/revalidate")),
+            405
+        );
+        assert_eq!(
+            status(product_of(&Method::POST, "/admin/products/%C3/revalidate")),
+            400
+        );
+        assert_eq!(
+            status(product_of(
+                &Method::POST,
+                "/admin/products/a%20b/revalidate"
+            )),
+            400
+        );
     }
 }
