@@ -34,13 +34,15 @@ pub fn start(root: &Path, listing_api: &str, secret: &str) -> Result<(Service, S
         "-p".to_owned(),
         port.to_string(),
     ];
+    // The URL the revalidator calls is the audience the route checks signatures against.
+    let revalidate = format!("http://127.0.0.1:{port}/api/revalidate");
     let envs = vec![
         ("LISTING_API_URL".to_owned(), listing_api.to_owned()),
         ("REVALIDATE_SECRET".to_owned(), secret.to_owned()),
+        ("REVALIDATE_AUDIENCE".to_owned(), revalidate.clone()),
         ("NEXT_TELEMETRY_DISABLED".to_owned(), "1".to_owned()),
         ("NODE_ENV".to_owned(), "production".to_owned()),
     ];
     let service = services::start(&next, &args, &envs, port, &log, Duration::from_secs(60))?;
-    let revalidate = format!("{}/api/revalidate", service.endpoint);
     Ok((service, revalidate))
 }

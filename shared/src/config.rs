@@ -134,11 +134,15 @@ impl RevalidatorConfig {
             .map(|e| e.trim().to_owned())
             .filter(|e| !e.is_empty())
             .collect();
+        // Each URL is also the audience its calls are signed for: printable ASCII, no spaces.
         for endpoint in &endpoints {
-            if !(endpoint.starts_with("https://") || endpoint.starts_with("http://")) {
+            let printable =
+                endpoint.len() <= 2048 && endpoint.bytes().all(|b| b.is_ascii_graphic());
+            if !printable || !(endpoint.starts_with("https://") || endpoint.starts_with("http://"))
+            {
                 return Err(ConfigError::Invalid {
                     name: "REVALIDATE_ENDPOINTS",
-                    reason: format!("{endpoint:?} is not an http(s) URL"),
+                    reason: format!("{endpoint:?} is not an http(s) URL of printable ASCII"),
                 });
             }
         }

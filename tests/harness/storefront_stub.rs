@@ -91,14 +91,18 @@ impl StorefrontStub {
         let url = format!("http://{}/api/revalidate", listener.local_addr()?);
         let state = Arc::new(Mutex::new(State::default()));
         let secret = Arc::new(secret.as_bytes().to_vec());
+        let audience: Arc<str> = url.clone().into();
         let shared = state.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let (state, secret) = (shared.clone(), secret.clone());
+                let (state, secret, audience) = (shared.clone(), secret.clone(), audience.clone());
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |request| {
-                        let (state, secret) = (state.clone(), secret.clone());
-                        async move { Ok::<_, Infallible>(answer(request, &state, &secret).await) }
+                        let (state, secret, audience) =
+                            (state.clone(), secret.clone(), audience.clone());
+                        async move {
+                            Ok::<_, Infallible>(answer(request, &state, &secret, &audience).await)
+                        }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
@@ -256,6 +260,7 @@ async fn answer(
     request: Request<Incoming>,
     state: &Arc<Mutex<State>>,
     secret: &[u8],
+    audience: &str,
 ) -> Response<Full<Bytes>> {
     let header = |name: &str| {
         request
@@ -281,7 +286,16 @@ async fn answer(
         let mut state = state.lock().unwrap();
         state.requests += 1;
         let fresh = state.nonces.insert(signed.nonce.clone());
-        if !fresh || verify(secret, &signed, &body, chrono::Utc::now().timestamp()).is_err() {
+        if !fresh
+            || verify(
+                secret,
+                audience,
+                &signed,
+                &body,
+                chrono::Utc::now().timestamp(),
+            )
+            .is_err()
+        {
             state.refused += 1;
             return reply(401, None);
         }

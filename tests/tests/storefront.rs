@@ -104,13 +104,47 @@ async fn post(url: &str, headers: &[(&str, String)], body: &str) -> Result<u16> 
     Ok(status)
 }
 
+/// A body of `bytes` bytes sent in 1 KiB chunks, without a Content-Length.
+async fn post_chunked(url: &str, bytes: usize) -> Result<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.trim_start_matches("http://");
+    let (host, path) = rest.split_once('/').context("url")?;
+    let mut stream = tokio::net::TcpStream::connect(host).await?;
+    let head = format!(
+        "POST /{path} HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await?;
+    let chunk = format!("400\r\n{}\r\n", "a".repeat(1024));
+    for _ in 0..bytes / 1024 {
+        // The route may answer and close before the rest is sent.
+        if stream.write_all(chunk.as_bytes()).await.is_err() {
+            break;
+        }
+    }
+    let _ = stream.write_all(b"0\r\n\r\n").await;
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response).await;
+    String::from_utf8_lossy(&response)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .context("no status")
+}
+
 fn signed_headers(
     secret: &str,
+    audience: &str,
     timestamp: i64,
     nonce: &str,
     body: &str,
 ) -> Vec<(&'static str, String)> {
-    let signed = sign(secret.as_bytes(), timestamp, nonce, body.as_bytes());
+    let signed = sign(
+        secret.as_bytes(),
+        audience,
+        timestamp,
+        nonce,
+        body.as_bytes(),
+    );
     vec![
         ("x-catalog-timestamp", signed.timestamp.to_string()),
         ("x-catalog-nonce", signed.nonce),
@@ -235,13 +269,16 @@ async fn a_shopper_sees_new_prices_and_stock_after_a_reload_and_other_stores_sta
     let route = format!("{storefront}/api/revalidate");
     let body = r#"{"tags":["store:store-2:products"]}"#;
     let now = chrono::Utc::now().timestamp();
+    let signed = |secret: &str, timestamp: i64, nonce: &str, body: &str| {
+        signed_headers(secret, &route, timestamp, nonce, body)
+    };
     assert_eq!(post(&route, &[], body).await?, 401, "unsigned");
     assert_eq!(
-        post(&route, &signed_headers("wrong", now, "f1", body), body).await?,
+        post(&route, &signed("wrong", now, "forged-1", body), body).await?,
         401,
         "forged"
     );
-    let tampered = signed_headers(&secret, now, "t1", body);
+    let tampered = signed(&secret, now, "tampered-1", body);
     assert_eq!(
         post(&route, &tampered, r#"{"tags":["store:store-1:products"]}"#).await?,
         401,
@@ -250,21 +287,46 @@ async fn a_shopper_sees_new_prices_and_stock_after_a_reload_and_other_stores_sta
     assert_eq!(
         post(
             &route,
-            &signed_headers(&secret, now - 3600, "e1", body),
+            &signed(&secret, now - 3600, "expired-1", body),
             body
         )
         .await?,
         401,
         "expired"
     );
-    let genuine = signed_headers(&secret, now, "g1", body);
+    let elsewhere = signed_headers(
+        &secret,
+        "https://shop-b.example/api/revalidate",
+        now,
+        "misdirected-1",
+        body,
+    );
+    assert_eq!(
+        post(&route, &elsewhere, body).await?,
+        401,
+        "signed for another storefront"
+    );
+    let genuine = signed(&secret, now, "genuine-1", body);
     assert_eq!(post(&route, &genuine, body).await?, 200, "genuine");
     assert_eq!(post(&route, &genuine, body).await?, 401, "replayed");
     let bad = r#"{"tags":"store:store-2:products"}"#;
     assert_eq!(
-        post(&route, &signed_headers(&secret, now, "b1", bad), bad).await?,
+        post(&route, &signed(&secret, now, "malformed-1", bad), bad).await?,
         400,
         "malformed"
+    );
+    // Size is counted in bytes and checked before the body is read: 40,000 "é" are 80,000
+    // bytes (the old check counted 40,000 UTF-16 units and let them through to the HMAC).
+    let wide = "é".repeat(40_000);
+    assert_eq!(
+        post(&route, &[], &wide).await?,
+        413,
+        "80 KB of 2-byte characters"
+    );
+    assert_eq!(
+        post_chunked(&route, 1024 * 1024).await?,
+        413,
+        "1 MiB chunked"
     );
 
     stack.stop().await

@@ -1,17 +1,21 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { NonceMemory, WINDOW_SECS, sign, verify } from "./signature.mjs";
 
 const NOW = 1_795_650_000;
+const AUDIENCE = "https://shop-a.example.com/api/revalidate";
 const body = '{"tags":["product:p1"]}';
+const vectors = JSON.parse(readFileSync(new URL("./signature-vectors.json", import.meta.url)));
 
 function call(overrides = {}) {
   const timestamp = String(NOW);
   return {
     secret: "secret",
+    audience: AUDIENCE,
     timestamp,
-    nonce: "n1",
-    signature: sign("secret", timestamp, "n1", body),
+    nonce: "nonce-0001",
+    signature: sign("secret", AUDIENCE, timestamp, "nonce-0001", body),
     body,
     now: NOW,
     nonces: new NonceMemory(),
@@ -28,17 +32,51 @@ test("a genuine call is accepted once; its replay is refused", () => {
 test("forged, tampered, expired and incomplete calls are refused", () => {
   assert.equal(verify(call({ secret: "other" })), "bad-signature");
   assert.equal(verify(call({ body: '{"tags":["product:p2"]}' })), "bad-signature");
-  assert.equal(verify(call({ signature: "v1=" + "0".repeat(64) })), "bad-signature");
-  assert.equal(verify(call({ signature: "v1=short" })), "bad-signature");
+  assert.equal(verify(call({ signature: "v2=" + "0".repeat(64) })), "bad-signature");
+  assert.equal(verify(call({ signature: "v2=short" })), "bad-signature");
   assert.equal(verify(call({ now: NOW + WINDOW_SECS + 1 })), "expired");
   assert.equal(verify(call({ signature: null })), "missing");
   assert.equal(verify(call({ timestamp: "soon" })), "missing");
 });
 
-test("the same vector as the Rust signer", () => {
-  // functions/tag-revalidator/src/signature.rs, matches_a_known_vector.
-  assert.equal(
-    sign("test-secret", "1700000000", "abc", '{"tags":["product:p1"]}'),
-    "v1=b84b8d69557bc23170bb560d1605fb370ab43292d85196f03ba21b574350c1b8",
-  );
+test("a call signed for one storefront is refused by another that shares the secret", () => {
+  const other = "https://shop-b.example.com/api/revalidate";
+  assert.equal(verify(call({ audience: other })), "bad-signature");
+});
+
+test("the signed string cannot be split another way to dodge the nonce memory", () => {
+  // The attack on the old "v1:{ts}:{nonce}:{body}" form: move the start of the body into the
+  // nonce. The signed bytes stay the same, so the HMAC matched and the "new" nonce passed
+  // the nonce memory. Newlines separate the fields now and no nonce may hold one.
+  const nonces = new NonceMemory();
+  const split = '{"tags":\n["product:p1"]}';
+  const first = call({ nonces, body: split, signature: sign("secret", AUDIENCE, String(NOW), "nonce-0001", split) });
+  assert.equal(verify(first), null);
+  const shifted = { ...first, nonce: 'nonce-0001\n{"tags":', body: '["product:p1"]}' };
+  assert.equal(sign("secret", AUDIENCE, String(NOW), shifted.nonce, shifted.body), first.signature);
+  assert.equal(verify(shifted), "missing");
+});
+
+test("nonces outside the alphabet or length are refused before any HMAC", () => {
+  for (const nonce of vectors.badNonces) {
+    assert.equal(verify(call({ nonce })), "missing", JSON.stringify(nonce));
+  }
+});
+
+test("the same vectors as the Rust signer", () => {
+  // functions/tag-revalidator/src/signature.rs reads the same file.
+  for (const v of vectors.signed) {
+    assert.equal(sign(v.secret, v.audience, String(v.timestamp), v.nonce, v.body), v.signature);
+    const accepted = verify({
+      secret: v.secret,
+      audience: v.audience,
+      timestamp: String(v.timestamp),
+      nonce: v.nonce,
+      signature: v.signature,
+      body: v.body,
+      now: v.timestamp,
+      nonces: new NonceMemory(),
+    });
+    assert.equal(accepted, null);
+  }
 });

@@ -46,7 +46,8 @@ impl std::fmt::Debug for RevalidateClient {
     }
 }
 
-/// A nonce unique to this process's calls: the start time, the process id and a counter.
+/// A nonce unique to this process's calls: the start time, the process id and a counter, in
+/// hex joined by `-` (within [`signature::valid_nonce`]).
 fn nonce() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     static START: std::sync::OnceLock<u128> = std::sync::OnceLock::new();
@@ -88,12 +89,13 @@ impl RevalidateClient {
         })
     }
 
-    /// POSTs `{"tags": [...]}` to `endpoint`, signed.
+    /// POSTs `{"tags": [...]}` to `endpoint`, signed for `endpoint` as its audience.
     pub async fn revalidate(&self, endpoint: &str, tags: &[catalog::tags::Tag]) -> Answer {
         let tags: Vec<&str> = tags.iter().map(|t| t.as_str()).collect();
         let body = serde_json::json!({ "tags": tags }).to_string();
         let signed = signature::sign(
             &self.secret,
+            endpoint,
             chrono::Utc::now().timestamp(),
             &nonce(),
             body.as_bytes(),
@@ -186,5 +188,6 @@ mod tests {
     fn nonces_do_not_repeat() {
         let a: std::collections::HashSet<String> = (0..1000).map(|_| nonce()).collect();
         assert_eq!(a.len(), 1000);
+        assert!(a.iter().all(|n| signature::valid_nonce(n)), "{a:?}");
     }
 }

@@ -1,8 +1,11 @@
 // The route catalog-sync's tag-revalidator calls: POST {"tags": [...]}, signed (see
-// lib/signature.mjs). 401 for a call that is not genuine, 400 for a malformed body, else
-// every tag is expired at once (Next 16: revalidateTag(tag, { expire: 0 })).
+// lib/signature.mjs) for this storefront's audience. 413 for a body over 64 KiB (refused
+// before it is read when its length is declared), 401 for a call that is not genuine, 400 for
+// a malformed body, else every tag is expired at once (Next 16: revalidateTag(tag,
+// { expire: 0 })).
 import { revalidateTag } from "next/cache";
-import { NonceMemory, verify } from "../../../lib/signature.mjs";
+import { readLimited } from "../../../lib/body.mjs";
+import { NonceMemory, validAudience, verify } from "../../../lib/signature.mjs";
 
 const MAX_BODY_BYTES = 64 * 1024;
 const MAX_TAGS = 128;
@@ -16,10 +19,14 @@ function json(status: number, body: unknown) {
 export async function POST(request: Request) {
   const secret = process.env.REVALIDATE_SECRET;
   if (!secret) return json(500, { error: "REVALIDATE_SECRET is not set" });
-  const body = await request.text();
-  if (body.length > MAX_BODY_BYTES) return json(413, { error: "body too large" });
+  // The URL catalog-sync calls this route at, exactly as listed in its RevalidateEndpoints.
+  const audience = process.env.REVALIDATE_AUDIENCE ?? "";
+  if (!validAudience(audience)) return json(500, { error: "REVALIDATE_AUDIENCE is not set" });
+  const body = await readLimited(request, MAX_BODY_BYTES);
+  if (body === null) return json(413, { error: `body over ${MAX_BODY_BYTES} bytes` });
   const refused = verify({
     secret,
+    audience,
     timestamp: request.headers.get("x-catalog-timestamp"),
     nonce: request.headers.get("x-catalog-nonce"),
     signature: request.headers.get("x-catalog-signature"),
