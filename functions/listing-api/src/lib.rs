@@ -18,7 +18,7 @@ use catalog::tags::{Tag, TagSet};
 use serde::Serialize;
 
 use cursor::CursorKey;
-use reply::ApiError;
+use reply::{ApiError, CacheTags};
 use route::Route;
 
 /// The handler's state, built once at cold start.
@@ -99,9 +99,13 @@ impl ListingApi {
                     .list_store(&store, include_inactive, limit, after.as_ref())
                     .await
                     .map_err(store_error)?;
-                let mut tags = TagSet::from([Tag::store_products(&store)]);
+                let store_tag = TagSet::from([Tag::store_products(&store)]);
+                let mut tags = CacheTags {
+                    tags: store_tag.clone(),
+                    fallback: store_tag,
+                };
                 for item in &page.items {
-                    product_tags(&mut tags, &item.summary.product_id);
+                    product_tags(&mut tags.tags, &item.summary.product_id);
                 }
                 let body = ListBody {
                     store_id: &store,
@@ -115,8 +119,8 @@ impl ListingApi {
             Route::Get(id) => {
                 let card = self.summaries.get_card(&id).await.map_err(store_error)?;
                 let card = card.ok_or_else(|| ApiError::not_found(format!("no product {id}")))?;
-                let mut tags = TagSet::new();
-                product_tags(&mut tags, &id);
+                let mut tags = CacheTags::default();
+                product_tags(&mut tags.tags, &id);
                 Ok(reply::ok(&card, &tags, if_none_match))
             }
             Route::BatchGet => {
@@ -130,15 +134,19 @@ impl ListingApi {
                     .get_cards(&distinct)
                     .await
                     .map_err(store_error)?;
-                let mut tags = TagSet::new();
+                let mut tags = CacheTags::default();
                 let mut body = BatchBody {
                     products: Vec::with_capacity(distinct.len()),
                     missing: Vec::new(),
                 };
                 for id in distinct {
-                    product_tags(&mut tags, &id);
+                    product_tags(&mut tags.tags, &id);
                     match cards.remove(&id) {
-                        Some(card) => body.products.push(card),
+                        Some(card) => {
+                            let store = &card.summary.store_id;
+                            tags.fallback.insert(Tag::store_products(store));
+                            body.products.push(card)
+                        }
                         None => body.missing.push(id),
                     }
                 }

@@ -13,6 +13,48 @@ use sha2::{Digest, Sha256};
 /// past a revalidation.
 pub const CACHE_CONTROL: &str = "public, max-age=1, stale-while-revalidate=4";
 
+/// Most bytes in a `Cache-Tag` header. API Gateway bounds a response's headers (10 KB for an
+/// HTTP API) and CDNs bound this one (16 KB at Cloudflare and Fastly, 1 KB per tag); a page's
+/// full list beyond this falls back to its coarser tags.
+pub const MAX_CACHE_TAG_BYTES: usize = 4096;
+
+/// What a response's `Cache-Tag` header lists: `tags` when they fit, else `fallback` (for
+/// example a listing's store tag in place of its products' tags), else no header; a CDN then
+/// keeps the response no longer than [`CACHE_CONTROL`] allows.
+#[derive(Debug, Clone, Default)]
+pub struct CacheTags {
+    pub tags: TagSet,
+    pub fallback: TagSet,
+}
+
+/// One tag as a header token: bytes outside `A-Z a-z 0-9 - . _ ~ :` are percent-encoded
+/// (UTF-8), so an id with a comma, a quote or non-ASCII letters stays one tag.
+fn header_token(tag: &str) -> String {
+    let mut out = String::with_capacity(tag.len());
+    for b in tag.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~:".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The `Cache-Tag` value for `tags`, within [`MAX_CACHE_TAG_BYTES`], if any fits.
+pub fn cache_tag(tags: &CacheTags) -> Option<String> {
+    [&tags.tags, &tags.fallback]
+        .into_iter()
+        .filter(|set| !set.is_empty())
+        .map(|set| {
+            set.iter()
+                .map(|t| header_token(t.as_str()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .find(|value| value.len() <= MAX_CACHE_TAG_BYTES)
+}
+
 /// A client or server error, as `{"error": {"code", "message"}}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -70,11 +112,11 @@ pub fn matches(if_none_match: &str, etag: &str) -> bool {
     })
 }
 
-/// A 200 with `value` as JSON, its ETag, the cache headers and the `Cache-Tag` header listing
-/// `tags`; or a 304 with no body when `if_none_match` matches.
+/// A 200 with `value` as JSON, its ETag, the cache headers and the `Cache-Tag` header (see
+/// [`cache_tag`]); or a 304 with no body when `if_none_match` matches.
 pub fn ok(
     value: &impl Serialize,
-    tags: &TagSet,
+    tags: &CacheTags,
     if_none_match: Option<&str>,
 ) -> ApiGatewayV2httpResponse {
     let body = serde_json::to_string(value).expect("response bodies always serialize");
@@ -82,12 +124,9 @@ pub fn ok(
     let mut headers = HeaderMap::new();
     header(&mut headers, "etag", &etag);
     header(&mut headers, "cache-control", CACHE_CONTROL);
-    let tag_list = tags
-        .iter()
-        .map(|t| t.as_str())
-        .collect::<Vec<_>>()
-        .join(",");
-    header(&mut headers, "cache-tag", &tag_list);
+    if let Some(value) = cache_tag(tags) {
+        header(&mut headers, "cache-tag", &value);
+    }
     if if_none_match.is_some_and(|v| matches(v, &etag)) {
         return response(304, headers, None);
     }
@@ -110,6 +149,8 @@ pub fn error(error: &ApiError) -> ApiGatewayV2httpResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use catalog::ids::{ProductId, StoreId};
+    use catalog::tags::Tag;
 
     #[test]
     fn if_none_match_takes_lists_weak_tags_and_star() {
@@ -122,12 +163,59 @@ mod tests {
 
     #[test]
     fn a_matching_etag_gives_304_without_body() {
-        let first = ok(&serde_json::json!({"a": 1}), &TagSet::new(), None);
+        let first = ok(&serde_json::json!({"a": 1}), &CacheTags::default(), None);
         assert_eq!(first.status_code, 200);
         let tag = first.headers["etag"].to_str().unwrap().to_owned();
-        let second = ok(&serde_json::json!({"a": 1}), &TagSet::new(), Some(&tag));
+        let second = ok(
+            &serde_json::json!({"a": 1}),
+            &CacheTags::default(),
+            Some(&tag),
+        );
         assert_eq!(second.status_code, 304);
         assert!(second.body.is_none());
         assert_eq!(second.headers["etag"], first.headers["etag"]);
+    }
+
+    fn header_of(tags: TagSet, fallback: TagSet) -> Option<String> {
+        let reply = ok(&serde_json::json!({}), &CacheTags { tags, fallback }, None);
+        let value = reply.headers.get("cache-tag")?;
+        Some(value.to_str().expect("visible ASCII").to_owned())
+    }
+
+    fn product(id: &str) -> Tag {
+        Tag::product(&ProductId::parse(id).unwrap())
+    }
+
+    #[test]
+    fn a_non_ascii_id_is_encoded_not_dropped() {
+        let header = header_of(TagSet::from([product("café,1")]), TagSet::new());
+        assert_eq!(header.as_deref(), Some("product:caf%C3%A9%2C1"));
+    }
+
+    #[test]
+    fn a_hundred_long_ids_fall_back_to_the_store_tag() {
+        let tags: TagSet = (0..100)
+            .flat_map(|i| {
+                let id = ProductId::parse(format!("{i:03}{}", "x".repeat(125))).unwrap();
+                [Tag::product(&id), Tag::inventory(&id)]
+            })
+            .collect();
+        let store = TagSet::from([Tag::store_products(&StoreId::parse("s1").unwrap())]);
+        let header = header_of(tags.clone(), store).unwrap();
+        assert_eq!(header, "store:s1:products");
+        assert_eq!(header_of(tags, TagSet::new()), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_tags_give_one_visible_ascii_header_within_budget(
+            ids in proptest::collection::vec("[^\\s\\p{C}]{1,40}", 0..150),
+        ) {
+            let tags: TagSet = ids.iter().map(|id| product(id)).collect();
+            if let Some(header) = header_of(tags.clone(), TagSet::new()) {
+                proptest::prop_assert!(header.len() <= MAX_CACHE_TAG_BYTES);
+                proptest::prop_assert_eq!(header.split(',').count(), tags.len());
+            }
+        }
     }
 }
