@@ -59,6 +59,21 @@ pub fn http_request(
     event
 }
 
+/// Marks `event` as API Gateway marks a request its `AWS_IAM` authorizer let through: the
+/// caller's identity under `requestContext.authorizer.iam`. Locally the caller is whoever can
+/// reach the loopback port, shown as a local developer.
+pub fn authorize_iam(event: &mut Value) {
+    event["requestContext"]["authorizer"] = json!({
+        "iam": {
+            "accessKey": "ASIALOCALDEVELOPER00",
+            "accountId": "000000000000",
+            "callerId": "AIDALOCALDEVELOPER00",
+            "userArn": "arn:aws:iam::000000000000:user/local-developer",
+            "userId": "AIDALOCALDEVELOPER00"
+        }
+    });
+}
+
 /// Decodes `+` and `%XX` in a query component, as API Gateway does.
 fn decode_component(v: &str) -> String {
     let bytes = v.as_bytes();

@@ -1,7 +1,8 @@
 //! An HTTP server on localhost that stands in for API Gateway's HTTP API: each request takes
 //! the first template route it matches, becomes the payload-format-2.0 event API Gateway
 //! would send, and the function's answer becomes the response. Authorizers are not emulated:
-//! the server listens on loopback only.
+//! the server listens on loopback only, and a request on an `AWS_IAM` route arrives as if a
+//! local developer had signed it.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -15,7 +16,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::net::TcpListener;
 
-use crate::apigw::http_request;
+use crate::apigw::{authorize_iam, http_request};
 use crate::event_sources::HttpRoute;
 use crate::function::Function;
 use crate::shutdown::Shutdown;
@@ -78,7 +79,7 @@ async fn answer(
     stats: &Stats,
 ) -> Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
-    let Some((_, function)) = routes
+    let Some((route, function)) = routes
         .iter()
         .find(|(route, _)| route.matches(parts.method.as_str(), parts.uri.path()))
     else {
@@ -99,12 +100,15 @@ async fn answer(
         .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)))
         .collect();
     let body_text = (!body.is_empty()).then(|| String::from_utf8_lossy(&body).into_owned());
-    let event = http_request(
+    let mut event = http_request(
         parts.method.as_str(),
         target,
         &headers,
         body_text.as_deref(),
     );
+    if route.authorizer.as_deref() == Some("AWS_IAM") {
+        authorize_iam(&mut event);
+    }
     Stats::add(&stats.invocations, 1);
     match function.invoke(event).await {
         Ok(reply) => {

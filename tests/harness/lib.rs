@@ -254,6 +254,17 @@ impl TestEnv {
         body: Option<&str>,
     ) -> Result<ApiReply> {
         let event = catalog_local::apigw::http_request(method, target, headers, body);
+        self.send_api(event).await
+    }
+
+    /// [`TestEnv::call_api`] as a caller API Gateway's IAM authorizer let through.
+    pub async fn call_api_as_admin(&self, method: &str, target: &str) -> Result<ApiReply> {
+        let mut event = catalog_local::apigw::http_request(method, target, &[], None);
+        catalog_local::apigw::authorize_iam(&mut event);
+        self.send_api(event).await
+    }
+
+    async fn send_api(&self, event: serde_json::Value) -> Result<ApiReply> {
         let request = serde_json::from_value(event).context("API Gateway v2 request shape")?;
         let response = self.listing_api().handle(request).await;
         // Through JSON, as the runtime would send it back to API Gateway.

@@ -41,17 +41,31 @@ fn ids(body: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Walks every page; returns the ids in order and the page sizes.
+/// Walks every page of s1 as a shopper sees it; returns the ids in order and the page sizes.
 async fn walk(env: &TestEnv, query: &str) -> Result<(Vec<String>, Vec<usize>)> {
+    walk_as(env, false, query).await
+}
+
+/// [`walk`], on the admin listing when `admin`.
+async fn walk_as(env: &TestEnv, admin: bool, query: &str) -> Result<(Vec<String>, Vec<usize>)> {
     let mut all = Vec::new();
     let mut sizes = Vec::new();
     let mut cursor: Option<String> = None;
+    let path = if admin {
+        "/admin/stores/s1/products"
+    } else {
+        "/stores/s1/products"
+    };
     loop {
         let target = match &cursor {
-            None => format!("/stores/s1/products?{query}"),
-            Some(c) => format!("/stores/s1/products?{query}&cursor={c}"),
+            None => format!("{path}?{query}"),
+            Some(c) => format!("{path}?{query}&cursor={c}"),
         };
-        let reply = env.call_api("GET", &target, &[], None).await?;
+        let reply = if admin {
+            env.call_api_as_admin("GET", &target).await?
+        } else {
+            env.call_api("GET", &target, &[], None).await?
+        };
         assert_eq!(reply.status, 200, "{:?}", reply.body);
         let page = ids(&reply.body);
         sizes.push(page.len());
@@ -92,7 +106,7 @@ async fn inactive_products_appear_only_when_asked_for_and_after_active_ones() ->
     let env = seeded().await?;
     let (active, _) = walk(&env, "limit=100").await?;
     assert_eq!(active.len(), 24);
-    let (all, _) = walk(&env, "limit=7&includeInactive=true").await?;
+    let (all, _) = walk_as(&env, true, "limit=7&includeInactive=true").await?;
     assert_eq!(all.len(), 29);
     assert_eq!(&all[..24], &active[..], "active first, in the same order");
     let reply = env
@@ -103,6 +117,50 @@ async fn inactive_products_appear_only_when_asked_for_and_after_active_ones() ->
         .unwrap()
         .iter()
         .all(|i| i["active"] == true));
+    Ok(())
+}
+
+#[tokio::test]
+async fn shoppers_see_only_that_an_unpublished_product_is_unavailable() -> Result<()> {
+    let env = seeded().await?;
+    // p04 is archived: a product page and a cart learn only that it is not on sale.
+    let page = env.call_api("GET", "/products/p04", &[], None).await?;
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.body,
+        serde_json::json!({"productId": "p04", "active": false})
+    );
+    let cart = env
+        .call_api(
+            "POST",
+            "/products:batchGet",
+            &[],
+            Some(r#"{"productIds":["p04","p00"]}"#),
+        )
+        .await?;
+    let products = cart.body["products"].as_array().unwrap();
+    assert_eq!(
+        products[0],
+        serde_json::json!({"productId": "p04", "active": false})
+    );
+    assert_eq!(products[1]["title"], "zeta item 29");
+    // Listing them is an admin's business.
+    let public = env
+        .call_api("GET", "/stores/s1/products?includeInactive=true", &[], None)
+        .await?;
+    assert_eq!(
+        (public.status, &public.body["error"]["code"]),
+        (403, &"admin_only".into())
+    );
+    let unsigned = env
+        .call_api(
+            "GET",
+            "/admin/stores/s1/products?includeInactive=true",
+            &[],
+            None,
+        )
+        .await?;
+    assert_eq!(unsigned.status, 403);
     Ok(())
 }
 
@@ -123,11 +181,9 @@ async fn tampered_and_foreign_cursors_are_refused() -> Result<()> {
         )
         .await?;
     let other_query = env
-        .call_api(
+        .call_api_as_admin(
             "GET",
-            &format!("/stores/s1/products?includeInactive=true&cursor={cursor}"),
-            &[],
-            None,
+            &format!("/admin/stores/s1/products?includeInactive=true&cursor={cursor}"),
         )
         .await?;
     let mut edited = cursor.clone().into_bytes();

@@ -12,6 +12,9 @@ export type ProductSummary = {
   updatedAt: string;
 };
 
+/** What the API shows of a product that is not on sale (draft, archived or deleted). */
+export type Unavailable = { productId: string; active: false };
+
 export type Listing = { storeId: string; items: ProductSummary[]; nextCursor?: string };
 
 /** The listing API's base URL (catalog-local prints it; on AWS the stack output ListingApiUrl). */
@@ -39,7 +42,7 @@ export async function listStore(storeId: string, limit = 24): Promise<Listing | 
 }
 
 /** One product's summary, cached under its product and inventory tags. */
-export async function getProduct(productId: string): Promise<ProductSummary | null> {
+export async function getProduct(productId: string): Promise<ProductSummary | Unavailable | null> {
   const response = await fetch(`${apiUrl()}/products/${encodeURIComponent(productId)}`, {
     cache: "force-cache",
     next: { tags: [tags.product(productId), tags.inventory(productId)] },

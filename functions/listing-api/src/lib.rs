@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use cursor::CursorKey;
 use reply::{ApiError, CacheTags};
-use route::Route;
+use route::{Caller, Route};
 
 /// The handler's state, built once at cold start.
 #[derive(Debug, Clone)]
@@ -40,8 +40,45 @@ struct ListBody<'a> {
 /// `POST /products:batchGet`
 #[derive(Serialize)]
 struct BatchBody {
-    products: Vec<SummaryRecord>,
+    products: Vec<PublicCard>,
     missing: Vec<ProductId>,
+}
+
+/// What a shopper may see of a product: the whole card while it is on sale; once it is a
+/// draft, archived or deleted, only that it is not (`{"productId", "active": false}`), so a
+/// cart learns to drop it without learning unpublished titles, prices or images.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum PublicCard {
+    OnSale(SummaryRecord),
+    #[serde(rename_all = "camelCase")]
+    Unavailable {
+        product_id: ProductId,
+        active: bool,
+    },
+}
+
+impl From<SummaryRecord> for PublicCard {
+    fn from(record: SummaryRecord) -> Self {
+        if record.summary.active {
+            Self::OnSale(record)
+        } else {
+            Self::Unavailable {
+                product_id: record.summary.product_id,
+                active: false,
+            }
+        }
+    }
+}
+
+/// An admin when API Gateway's IAM authorizer vouched for the caller (only the admin routes
+/// have one), else a shopper.
+fn caller(request: &ApiGatewayV2httpRequest) -> Caller {
+    let authorizer = request.request_context.authorizer.as_ref();
+    match authorizer.and_then(|a| a.iam.as_ref()) {
+        Some(_) => Caller::Admin,
+        None => Caller::Shopper,
+    }
 }
 
 fn product_tags(tags: &mut TagSet, id: &ProductId) {
@@ -65,7 +102,8 @@ impl ListingApi {
             .map(str::to_owned);
         let path = http_path::path_without_stage(&request);
         let method = request.request_context.http.method.clone();
-        let result = match route::route(&method, &path, &request.query_string_parameters) {
+        let query = &request.query_string_parameters;
+        let result = match route::route(&method, &path, query, caller(&request)) {
             Ok(route) => self.serve(route, &request, if_none_match.as_deref()).await,
             Err(err) => Err(err),
         };
@@ -121,7 +159,7 @@ impl ListingApi {
                 let card = card.ok_or_else(|| ApiError::not_found(format!("no product {id}")))?;
                 let mut tags = CacheTags::default();
                 product_tags(&mut tags.tags, &id);
-                Ok(reply::ok(&card, &tags, if_none_match))
+                Ok(reply::ok(&PublicCard::from(card), &tags, if_none_match))
             }
             Route::BatchGet => {
                 let body = request_body(request)?;
@@ -145,7 +183,7 @@ impl ListingApi {
                         Some(card) => {
                             let store = &card.summary.store_id;
                             tags.fallback.insert(Tag::store_products(store));
-                            body.products.push(card)
+                            body.products.push(card.into())
                         }
                         None => body.missing.push(id),
                     }

@@ -16,10 +16,20 @@ pub const MAX_BATCH_IDS: usize = 100;
 /// Largest batchGet body, in bytes: 100 ids of 128 bytes with room to spare.
 pub const MAX_BODY_BYTES: usize = 32 * 1024;
 
+/// Who is calling, as API Gateway vouches for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    /// Anyone on the internet: sees products on sale only.
+    Shopper,
+    /// A SigV4-signed caller that the `AWS_IAM` authorizer let through (admin routes only).
+    Admin,
+}
+
 /// A parsed request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
-    /// `GET /stores/{storeId}/products?limit=&cursor=&includeInactive=`
+    /// `GET /stores/{storeId}/products?limit=&cursor=`, or for an admin
+    /// `GET /admin/stores/{storeId}/products?limit=&cursor=&includeInactive=`.
     List {
         store: StoreId,
         limit: usize,
@@ -62,43 +72,74 @@ fn parse_limit(value: Option<&str>) -> Result<usize, ApiError> {
     }
 }
 
-/// Routes `method` and `path` (without the stage prefix).
-pub fn route(method: &Method, path: &str, query: &QueryMap) -> Result<Route, ApiError> {
-    let segments = http_path::segments(path);
-    let not_found = || ApiError::not_found(format!("no route for {method} {path}"));
-    let allowed = |route: Route, expected: Method| {
-        if *method == expected {
-            Ok(route)
-        } else {
-            Err(ApiError {
-                status: 405,
-                code: "method_not_allowed",
-                message: format!("use {expected} for this route"),
-            })
-        }
-    };
-    match segments.as_slice() {
+fn method_is(method: &Method, route: Route, expected: Method) -> Result<Route, ApiError> {
+    if *method == expected {
+        Ok(route)
+    } else {
+        Err(ApiError {
+            status: 405,
+            code: "method_not_allowed",
+            message: format!("use {expected} for this route"),
+        })
+    }
+}
+
+fn list(store: &str, query: &QueryMap, include_inactive: bool) -> Result<Route, ApiError> {
+    let store = StoreId::parse(percent_decode(store)?)
+        .map_err(|e| ApiError::bad_request("invalid_id", e.to_string()))?;
+    Ok(Route::List {
+        store,
+        limit: parse_limit(query.first("limit"))?,
+        cursor: query
+            .first("cursor")
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned),
+        include_inactive,
+    })
+}
+
+fn admin_only(message: &str) -> ApiError {
+    ApiError {
+        status: 403,
+        code: "admin_only",
+        message: message.to_owned(),
+    }
+}
+
+/// Routes `method` and `path` (without the stage prefix) for `caller`. Unpublished products
+/// are an admin's business: `includeInactive` is refused on the public listing and the admin
+/// listing refuses a caller API Gateway did not authorize.
+pub fn route(
+    method: &Method,
+    path: &str,
+    query: &QueryMap,
+    caller: Caller,
+) -> Result<Route, ApiError> {
+    let include_inactive = parse_bool("includeInactive", query.first("includeInactive"))?;
+    match http_path::segments(path).as_slice() {
         ["stores", store, "products"] => {
-            let store = StoreId::parse(percent_decode(store)?)
-                .map_err(|e| ApiError::bad_request("invalid_id", e.to_string()))?;
-            let route = Route::List {
-                store,
-                limit: parse_limit(query.first("limit"))?,
-                cursor: query
-                    .first("cursor")
-                    .filter(|c| !c.is_empty())
-                    .map(str::to_owned),
-                include_inactive: parse_bool("includeInactive", query.first("includeInactive"))?,
-            };
-            allowed(route, Method::GET)
+            if include_inactive {
+                return Err(admin_only(
+                    "includeInactive is for GET /admin/stores/{storeId}/products (IAM-authorized)",
+                ));
+            }
+            method_is(method, list(store, query, false)?, Method::GET)
         }
-        ["products:batchGet"] => allowed(Route::BatchGet, Method::POST),
+        ["admin", "stores", store, "products"] => {
+            if caller != Caller::Admin {
+                return Err(admin_only(
+                    "this route needs an IAM-authorized (SigV4) caller",
+                ));
+            }
+            method_is(method, list(store, query, include_inactive)?, Method::GET)
+        }
+        ["products:batchGet"] => method_is(method, Route::BatchGet, Method::POST),
         ["products", id] => {
             let id = ProductId::parse(percent_decode(id)?)
                 .map_err(|e| ApiError::bad_request("invalid_id", e.to_string()))?;
-            allowed(Route::Get(id), Method::GET)
+            method_is(method, Route::Get(id), Method::GET)
         }
-        _ => Err(not_found()),
+        _ => Err(ApiError::not_found(format!("no route for {method} {path}"))),
     }
 }
 
@@ -157,14 +198,14 @@ mod tests {
     fn routes_the_three_paths() {
         let q = query(&[]);
         assert!(matches!(
-            route(&Method::GET, "/stores/s%201x/products", &q),
+            route(&Method::GET, "/stores/s%201x/products", &q, Caller::Shopper),
             Err(ApiError {
                 code: "invalid_id",
                 ..
             })
         ));
         assert_eq!(
-            route(&Method::GET, "/stores/s1/products", &q).unwrap(),
+            route(&Method::GET, "/stores/s1/products", &q, Caller::Shopper).unwrap(),
             Route::List {
                 store: StoreId::parse("s1").unwrap(),
                 limit: DEFAULT_LIMIT,
@@ -173,16 +214,21 @@ mod tests {
             }
         );
         assert_eq!(
-            route(&Method::GET, "/products/p%2D1", &q).unwrap(),
+            route(&Method::GET, "/products/p%2D1", &q, Caller::Shopper).unwrap(),
             Route::Get(ProductId::parse("p-1").unwrap())
         );
         assert_eq!(
-            route(&Method::POST, "/products:batchGet", &q).unwrap(),
+            route(&Method::POST, "/products:batchGet", &q, Caller::Shopper).unwrap(),
             Route::BatchGet
         );
-        assert_eq!(route(&Method::GET, "/nope", &q).unwrap_err().status, 404);
         assert_eq!(
-            route(&Method::DELETE, "/products/p1", &q)
+            route(&Method::GET, "/nope", &q, Caller::Shopper)
+                .unwrap_err()
+                .status,
+            404
+        );
+        assert_eq!(
+            route(&Method::DELETE, "/products/p1", &q, Caller::Shopper)
                 .unwrap_err()
                 .status,
             405
@@ -196,6 +242,7 @@ mod tests {
                 &Method::GET,
                 "/stores/s1/products",
                 &query(&[("limit", bad)]),
+                Caller::Shopper,
             )
             .unwrap_err();
             assert_eq!(err.code, "invalid_limit", "{bad}");
@@ -204,9 +251,27 @@ mod tests {
             &Method::GET,
             "/stores/s1/products",
             &query(&[("includeInactive", "yes")]),
+            Caller::Shopper,
         )
         .unwrap_err();
         assert_eq!(err.status, 400);
+    }
+
+    #[test]
+    fn unpublished_products_are_listed_for_admins_only() {
+        let all = query(&[("includeInactive", "true")]);
+        let public = route(&Method::GET, "/stores/s1/products", &all, Caller::Shopper);
+        assert_eq!(public.unwrap_err().code, "admin_only");
+        let path = "/admin/stores/s1/products";
+        let shopper = route(&Method::GET, path, &all, Caller::Shopper);
+        assert_eq!(shopper.unwrap_err().status, 403);
+        assert!(matches!(
+            route(&Method::GET, path, &all, Caller::Admin),
+            Ok(Route::List {
+                include_inactive: true,
+                ..
+            })
+        ));
     }
 
     #[test]
