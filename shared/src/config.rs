@@ -1,6 +1,7 @@
 //! Configuration, read from the environment once at cold start. A missing or bad value stops
 //! the function with a message that names the variable.
 
+use crate::reconcile::MAX_SEGMENTS;
 use crate::store::TableNames;
 use crate::tags::StockTagPolicy;
 
@@ -79,11 +80,11 @@ impl ReconcilerConfig {
         let default_segments = match get("RECONCILE_SEGMENTS").filter(|v| !v.trim().is_empty()) {
             None => 4,
             Some(v) => match v.trim().parse::<u32>() {
-                Ok(n) if (1..=1000).contains(&n) => n,
+                Ok(n) if (1..=MAX_SEGMENTS).contains(&n) => n,
                 _ => {
                     return Err(ConfigError::Invalid {
                         name: "RECONCILE_SEGMENTS",
-                        reason: format!("{v:?} is not a whole number from 1 to 1000"),
+                        reason: format!("{v:?} is not a whole number from 1 to {MAX_SEGMENTS}"),
                     })
                 }
             },

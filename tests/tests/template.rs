@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use anyhow::{Context, Result};
 use catalog::config::ProjectorConfig;
+use catalog::reconcile::MAX_SEGMENTS;
 use catalog::store::summaries::LISTING_INDEX;
 use catalog_local::template::Template;
 use serde_yaml_ng::Value;
@@ -440,5 +441,32 @@ fn admin_routes_are_iam_authorized_and_the_shopper_routes_are_public() -> Result
         api.get("DefaultAuthorizer").is_none(),
         "listing routes must stay public"
     );
+    Ok(())
+}
+
+#[test]
+fn a_reconcile_run_is_capped_in_segments_and_in_concurrency() -> Result<()> {
+    let t = template()?;
+    let params = &t.document["Parameters"];
+    let max_segments = params["ReconcileSegments"]["MaxValue"].as_u64();
+    assert_eq!(max_segments, Some(u64::from(MAX_SEGMENTS)));
+    let segments = &t.document["Resources"]["ReconcilerFunction"]["Properties"]["Events"]
+        ["Segments"]["Properties"];
+    let mut cap = Vec::new();
+    texts(&segments["ScalingConfig"]["MaximumConcurrency"], &mut cap);
+    assert_eq!(
+        cap,
+        ["ReconcileConcurrency"],
+        "the segment trigger has no cap"
+    );
+    let concurrency = &params["ReconcileConcurrency"];
+    // Lambda accepts 2 to 1000; more than 50 parallel Scans is a choice to make by hand.
+    assert!(concurrency["MinValue"].as_u64() >= Some(2));
+    assert!(concurrency["MaxValue"].as_u64() <= Some(50));
+    let config = catalog::config::ReconcilerConfig::from_lookup(|name| match name {
+        "RECONCILE_SEGMENTS" => Some((MAX_SEGMENTS + 1).to_string()),
+        _ => Some("x".into()),
+    });
+    assert!(config.is_err(), "{} segments accepted", MAX_SEGMENTS + 1);
     Ok(())
 }

@@ -20,7 +20,7 @@ use catalog::config::ReconcilerConfig;
 use catalog::ids::StoreId;
 use catalog::queue::TagPublisher;
 use catalog::reconcile::worker::{Checkpoint, Share, Worker};
-use catalog::reconcile::Report;
+use catalog::reconcile::{Report, MAX_SEGMENTS};
 use catalog::refresh::Refresher;
 use catalog::store::{SourceStore, SummaryStore};
 use catalog::telemetry;
@@ -143,10 +143,10 @@ impl Reconciler {
     pub async fn start(&self, run_id: &str, request: &RunRequest) -> Result<u32, ReconcileError> {
         let total = match (&request.store_id, request.segments) {
             (Some(_), _) => 1,
-            (None, Some(n)) if (1..=1000).contains(&n) => n,
+            (None, Some(n)) if (1..=MAX_SEGMENTS).contains(&n) => n,
             (None, Some(n)) => {
                 return Err(ReconcileError::BadRequest(format!(
-                    "segments must be 1 to 1000, not {n}"
+                    "segments must be 1 to {MAX_SEGMENTS}, not {n}"
                 )))
             }
             (None, None) => self.default_segments,

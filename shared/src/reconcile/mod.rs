@@ -9,6 +9,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::ProductSummary;
 
+/// Most Scan segments in one run. Segments run at most `ReconcileConcurrency` at a time (the
+/// segment trigger's `MaximumConcurrency` in template.yaml), so more segments lengthen a run
+/// rather than widen it; 256 segments of 10 million products are about 40,000 each.
+pub const MAX_SEGMENTS: u32 = 256;
+
 /// A summary field that can drift from its sources.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
