@@ -4,7 +4,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use catalog::ids::{ProductId, StoreId};
-use catalog::store::summaries::ListingPosition;
+use catalog::listing::ListingPosition;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;

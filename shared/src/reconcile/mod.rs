@@ -1,6 +1,7 @@
 //! Reconciliation: the pure comparison of a stored summary with the projection of its source
 //! rows, and the report a run adds up. The I/O that feeds it is in [`worker`].
 
+#[cfg(feature = "aws")]
 pub mod worker;
 
 use std::collections::BTreeMap;

@@ -15,9 +15,6 @@ use crate::ids::{ProductId, StoreId};
 use crate::model::{MinorUnits, ProductSummary, SummaryRecord};
 use crate::tags::TagSet;
 
-/// Characters of the folded title kept in the listing sort key.
-const SORT_TITLE_CHARS: usize = 200;
-
 /// The listing index: partition `storeId`, sort `listSk`.
 pub const LISTING_INDEX: &str = "byStore";
 
@@ -47,12 +44,8 @@ const CARD_READ: ReadMode<'static> = ReadMode {
     attributes: Some(CARD_ATTRIBUTES),
 };
 
-/// Where a listing page ended: the listing-index key of its last item.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListingPosition {
-    pub product_id: ProductId,
-    pub list_sk: String,
-}
+use crate::listing::listing_sort_key;
+pub use crate::listing::ListingPosition;
 
 /// One page of a store's listing, in listing order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,21 +114,6 @@ struct SummaryItem {
     primary_image_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     updated_at: Option<String>,
-}
-
-/// The listing sort key: active products first (`A#`), then by case-folded title, then id.
-/// Listing only active products is a `begins_with(listSk, "A#")` key condition, so it reads
-/// no inactive item.
-pub fn listing_sort_key(summary: &ProductSummary) -> String {
-    let state = if summary.active { 'A' } else { 'I' };
-    let title: String = summary
-        .title
-        .to_lowercase()
-        .chars()
-        .filter(|c| *c != '#')
-        .take(SORT_TITLE_CHARS)
-        .collect();
-    format!("{state}#{title}#{}", summary.product_id)
 }
 
 impl SummaryItem {

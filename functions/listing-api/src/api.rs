@@ -1,0 +1,217 @@
+//! The handler: routes a request, reads summaries, and answers with the card a caller may see.
+
+use std::collections::HashSet;
+
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use catalog::http_path;
+use catalog::ids::{ProductId, StoreId};
+use catalog::model::SummaryRecord;
+use catalog::store::{ReadError, SummaryStore};
+use catalog::tags::{Tag, TagSet};
+use serde::Serialize;
+
+use crate::cursor::CursorKey;
+use crate::reply::{self, ApiError, CacheTags};
+use crate::route::{self, Caller, Route};
+
+/// The handler's state, built once at cold start.
+#[derive(Debug, Clone)]
+pub struct ListingApi {
+    summaries: SummaryStore,
+    cursors: CursorKey,
+}
+
+/// `GET /stores/{storeId}/products`
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ListBody<'a> {
+    store_id: &'a StoreId,
+    items: Vec<SummaryRecord>,
+    next_cursor: Option<String>,
+}
+
+/// `POST /products:batchGet`
+#[derive(Serialize)]
+struct BatchBody {
+    products: Vec<PublicCard>,
+    missing: Vec<ProductId>,
+}
+
+/// What a shopper may see of a product: the whole card while it is on sale; once it is a
+/// draft, archived or deleted, only that it is not (`{"productId", "active": false}`), so a
+/// cart learns to drop it without learning unpublished titles, prices or images.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum PublicCard {
+    OnSale(SummaryRecord),
+    #[serde(rename_all = "camelCase")]
+    Unavailable {
+        product_id: ProductId,
+        active: bool,
+    },
+}
+
+impl From<SummaryRecord> for PublicCard {
+    fn from(record: SummaryRecord) -> Self {
+        if record.summary.active {
+            Self::OnSale(record)
+        } else {
+            Self::Unavailable {
+                product_id: record.summary.product_id,
+                active: false,
+            }
+        }
+    }
+}
+
+/// An admin when API Gateway's IAM authorizer vouched for the caller (only the admin routes
+/// have one), else a shopper.
+fn caller(request: &ApiGatewayV2httpRequest) -> Caller {
+    let authorizer = request.request_context.authorizer.as_ref();
+    match authorizer.and_then(|a| a.iam.as_ref()) {
+        Some(_) => Caller::Admin,
+        None => Caller::Shopper,
+    }
+}
+
+fn product_tags(tags: &mut TagSet, id: &ProductId) {
+    tags.insert(Tag::product(id));
+    tags.insert(Tag::inventory(id));
+}
+
+impl ListingApi {
+    /// An API over `summaries`, signing cursors with `cursors`.
+    pub fn new(summaries: SummaryStore, cursors: CursorKey) -> Self {
+        Self { summaries, cursors }
+    }
+
+    /// Answers one API Gateway (HTTP API, payload v2) request. Client mistakes are 4xx with a
+    /// JSON error; a DynamoDB fault is a 503 (throttling) or a 500 that reveals nothing.
+    pub async fn handle(&self, request: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
+        let if_none_match = request
+            .headers
+            .get("if-none-match")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let path = http_path::path_without_stage(&request);
+        let method = request.request_context.http.method.clone();
+        let query = &request.query_string_parameters;
+        let result = match route::route(&method, &path, query, caller(&request)) {
+            Ok(route) => self.serve(route, &request, if_none_match.as_deref()).await,
+            Err(err) => Err(err),
+        };
+        result.unwrap_or_else(|err| {
+            if err.status >= 500 {
+                tracing::error!(status = err.status, code = err.code, %path, "request failed");
+            }
+            reply::error(&err)
+        })
+    }
+
+    async fn serve(
+        &self,
+        route: Route,
+        request: &ApiGatewayV2httpRequest,
+        if_none_match: Option<&str>,
+    ) -> Result<ApiGatewayV2httpResponse, ApiError> {
+        match route {
+            Route::List {
+                store,
+                limit,
+                cursor,
+                include_inactive,
+            } => {
+                let after = cursor
+                    .map(|c| self.cursors.open(&c, &store, include_inactive))
+                    .transpose()
+                    .map_err(|e| ApiError::bad_request("invalid_cursor", e.to_string()))?;
+                let page = self
+                    .summaries
+                    .list_store(&store, include_inactive, limit, after.as_ref())
+                    .await
+                    .map_err(store_error)?;
+                let store_tag = TagSet::from([Tag::store_products(&store)]);
+                let mut tags = CacheTags {
+                    tags: store_tag.clone(),
+                    fallback: store_tag,
+                };
+                for item in &page.items {
+                    product_tags(&mut tags.tags, &item.summary.product_id);
+                }
+                let body = ListBody {
+                    store_id: &store,
+                    next_cursor: page
+                        .next
+                        .map(|p| self.cursors.sign(&store, include_inactive, &p)),
+                    items: page.items,
+                };
+                Ok(reply::ok(&body, &tags, if_none_match))
+            }
+            Route::Get(id) => {
+                let card = self.summaries.get_card(&id).await.map_err(store_error)?;
+                let card = card.ok_or_else(|| ApiError::not_found(format!("no product {id}")))?;
+                let mut tags = CacheTags::default();
+                product_tags(&mut tags.tags, &id);
+                Ok(reply::ok(&PublicCard::from(card), &tags, if_none_match))
+            }
+            Route::BatchGet => {
+                let body = request_body(request)?;
+                let ids = route::batch_ids(&body)?;
+                let mut seen = HashSet::new();
+                let distinct: Vec<ProductId> =
+                    ids.iter().filter(|id| seen.insert(*id)).cloned().collect();
+                let mut cards = self
+                    .summaries
+                    .get_cards(&distinct)
+                    .await
+                    .map_err(store_error)?;
+                let mut tags = CacheTags::default();
+                let mut body = BatchBody {
+                    products: Vec::with_capacity(distinct.len()),
+                    missing: Vec::new(),
+                };
+                for id in distinct {
+                    product_tags(&mut tags.tags, &id);
+                    match cards.remove(&id) {
+                        Some(card) => {
+                            let store = &card.summary.store_id;
+                            tags.fallback.insert(Tag::store_products(store));
+                            body.products.push(card.into())
+                        }
+                        None => body.missing.push(id),
+                    }
+                }
+                Ok(reply::ok(&body, &tags, if_none_match))
+            }
+        }
+    }
+}
+
+fn request_body(request: &ApiGatewayV2httpRequest) -> Result<Vec<u8>, ApiError> {
+    let body = request.body.as_deref().unwrap_or("");
+    if request.is_base64_encoded {
+        STANDARD
+            .decode(body)
+            .map_err(|_| ApiError::bad_request("invalid_body", "the body is not valid base64"))
+    } else {
+        Ok(body.as_bytes().to_vec())
+    }
+}
+
+fn store_error(err: ReadError) -> ApiError {
+    tracing::error!(error = %err, "summary read failed");
+    match err {
+        ReadError::Fault(fault) if fault.is_transient() => ApiError {
+            status: 503,
+            code: "unavailable",
+            message: "the catalog is busy; retry shortly".into(),
+        },
+        _ => ApiError {
+            status: 500,
+            code: "internal",
+            message: "internal error".into(),
+        },
+    }
+}
