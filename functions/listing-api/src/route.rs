@@ -115,10 +115,10 @@ pub fn route(
     query: &QueryMap,
     caller: Caller,
 ) -> Result<Route, ApiError> {
-    let include_inactive = parse_bool("includeInactive", query.first("includeInactive"))?;
+    let include_inactive = || parse_bool("includeInactive", query.first("includeInactive"));
     match http_path::segments(path).as_slice() {
         ["stores", store, "products"] => {
-            if include_inactive {
+            if include_inactive()? {
                 return Err(admin_only(
                     "includeInactive is for GET /admin/stores/{storeId}/products (IAM-authorized)",
                 ));
@@ -131,7 +131,11 @@ pub fn route(
                     "this route needs an IAM-authorized (SigV4) caller",
                 ));
             }
-            method_is(method, list(store, query, include_inactive)?, Method::GET)
+            method_is(
+                method,
+                list(store, query, include_inactive()?)?,
+                Method::GET,
+            )
         }
         ["products:batchGet"] => method_is(method, Route::BatchGet, Method::POST),
         ["products", id] => {
@@ -255,6 +259,9 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.status, 400);
+        // Only the listings read the flag.
+        let junk = query(&[("includeInactive", "maybe")]);
+        assert!(route(&Method::GET, "/products/p1", &junk, Caller::Shopper).is_ok());
     }
 
     #[test]
