@@ -10,12 +10,14 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::event::dynamodb::Event;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use tracing::Instrument;
 
 /// A function error: what Lambda reports as `errorMessage` when a handler fails.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,6 +33,24 @@ pub trait Function: Send + Sync {
     fn invoke(&self, event: Value) -> Invocation<'_>;
 }
 
+/// Tags the invocation's log lines as Lambda's are: a request id of its own, the function's
+/// name as template.yaml gives it, and the cold-start flag on its first invocation.
+fn traced<'a>(
+    function_name: &str,
+    invocation: impl Future<Output = Result<Value, FunctionError>> + Send + 'a,
+) -> Invocation<'a> {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let request_id = format!(
+        "local-{:x}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    Box::pin(invocation.instrument(catalog::telemetry::invocation_span(
+        function_name,
+        &request_id,
+    )))
+}
+
 fn decode<T: DeserializeOwned>(event: Value) -> Result<T, FunctionError> {
     serde_json::from_value(event).map_err(|e| FunctionError(format!("decoding the event: {e}")))
 }
@@ -41,7 +61,7 @@ fn encode(answer: impl serde::Serialize) -> Result<Value, FunctionError> {
 
 impl Function for summary_projector::Projector {
     fn invoke(&self, event: Value) -> Invocation<'_> {
-        Box::pin(async move {
+        traced("SummaryProjectorFunction", async move {
             let event: Event = decode(event)?;
             let response = self
                 .handle(event)
@@ -61,7 +81,7 @@ pub struct Reconciler {
 
 impl Function for Reconciler {
     fn invoke(&self, event: Value) -> Invocation<'_> {
-        Box::pin(async move {
+        traced("ReconcilerFunction", async move {
             let deadline = Instant::now() + self.timeout;
             let answer = self
                 .handler
@@ -75,7 +95,7 @@ impl Function for Reconciler {
 
 impl Function for listing_api::ListingApi {
     fn invoke(&self, event: Value) -> Invocation<'_> {
-        Box::pin(async move {
+        traced("ListingApiFunction", async move {
             let request: ApiGatewayV2httpRequest = decode(event)?;
             encode(self.handle(request).await)
         })
@@ -84,7 +104,7 @@ impl Function for listing_api::ListingApi {
 
 impl Function for tag_revalidator::Revalidator {
     fn invoke(&self, event: Value) -> Invocation<'_> {
-        Box::pin(async move {
+        traced("TagRevalidatorFunction", async move {
             let event: aws_lambda_events::event::sqs::SqsEvent = decode(event)?;
             encode(self.handle(event).await)
         })

@@ -12,6 +12,7 @@ pub mod event_sources;
 pub mod faults;
 pub mod function;
 pub mod http_api;
+pub mod metrics_report;
 pub mod queue_mapping;
 pub mod redrive;
 pub mod schedule;

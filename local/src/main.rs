@@ -12,6 +12,7 @@ use catalog::store::SummaryStore;
 use catalog_local::consistency::AwsConsistency;
 use catalog_local::demo::{self, DemoSize};
 use catalog_local::edits::Editor;
+use catalog_local::metrics_report::MetricsReport;
 use catalog_local::stack::{Endpoints, Options, Stack, Status};
 
 const USAGE: &str = "\
@@ -38,6 +39,8 @@ Against the running stack:
   redrive [DLQ]                                             move a dead-letter queue's messages back
                                                             to their queue (default TagDeadLetterQueue)
   status                                                    the running stack's counters
+  metrics [--file F]                                        the run's EMF metrics summed, lags as
+                                                            p50/p99 (default .local/logs/metrics.log)
 ";
 
 /// Command-line words, read one flag or value at a time.
@@ -94,11 +97,6 @@ fn main() -> Result<()> {
         return Ok(());
     }
     let command = words.remove(0);
-    if command == "up" {
-        // The functions' EMF metric lines go to stdout on Lambda; here they would break the
-        // status screen, which shows the same counts. Set before any thread starts.
-        std::env::set_var("CATALOG_METRICS", "off");
-    }
     let args = Args(words);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -110,6 +108,9 @@ async fn run(command: &str, mut args: Args) -> Result<()> {
     let root = catalog_local::workspace_root();
     if command == "up" {
         return up(&root, args).await;
+    }
+    if command == "metrics" {
+        return metrics(&root, args);
     }
     let endpoints = Endpoints::read(&root)?;
     let (dynamodb, sqs) = endpoints.clients().await;
@@ -356,7 +357,7 @@ async fn up(root: &Path, mut args: Args) -> Result<()> {
         bail!("--stores and --locations must be at least 1");
     }
     let log_dir = catalog_local::services::log_dir(root)?;
-    init_logging(&log_dir.join("stack.log"))?;
+    init_telemetry(&log_dir)?;
 
     eprintln!("starting DynamoDB Local and the SQS emulator...");
     let mut stack = Stack::start(root, options).await?;
@@ -469,15 +470,29 @@ fn status_line(status: &Status) -> String {
     )
 }
 
-fn init_logging(path: &Path) -> Result<()> {
-    let file = std::fs::File::create(path).with_context(|| format!("creating {path:?}"))?;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_writer(std::sync::Mutex::new(file))
-        .with_env_filter(filter)
-        .init();
+/// Summarises the EMF documents of the last (or running) stack, as the dashboard would.
+fn metrics(root: &Path, mut args: Args) -> Result<()> {
+    let default = catalog_local::services::log_dir(root)?.join("metrics.log");
+    let path = args
+        .option("--file")?
+        .map_or(default, std::path::PathBuf::from);
+    args.done()?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {path:?}: run `catalog-local up` (scripts/dev) first"))?;
+    print!("{}", MetricsReport::from_lines(text.lines()));
+    Ok(())
+}
+
+/// The functions' log lines go to `.local/logs/stack.log` and their EMF documents to
+/// `.local/logs/metrics.log`, in the shapes they have on Lambda (stdout there; here stdout is
+/// the status screen). `catalog-local metrics` reads the second.
+fn init_telemetry(dir: &Path) -> Result<()> {
+    let create = |name: &str| {
+        let path = dir.join(name);
+        std::fs::File::create(&path).with_context(|| format!("creating {path:?}"))
+    };
+    let logs = std::sync::Mutex::new(create("stack.log")?);
+    tracing::subscriber::set_global_default(catalog::telemetry::subscriber(logs))?;
+    catalog::telemetry::set_metrics_writer(Box::new(create("metrics.log")?));
     Ok(())
 }

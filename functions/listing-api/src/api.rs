@@ -10,11 +10,14 @@ use catalog::ids::{ProductId, StoreId};
 use catalog::model::SummaryRecord;
 use catalog::store::{ReadError, SummaryStore};
 use catalog::tags::{Tag, TagSet};
+use catalog::telemetry::{self, MetricSet};
 use serde::Serialize;
 
 use crate::cursor::CursorKey;
 use crate::reply::{self, ApiError, CacheTags};
 use crate::route::{self, Caller, Route};
+
+const FUNCTION: &str = "listing-api";
 
 /// The handler's state, built once at cold start.
 #[derive(Debug, Clone)]
@@ -102,12 +105,17 @@ impl ListingApi {
             Ok(route) => self.serve(route, &request, if_none_match.as_deref()).await,
             Err(err) => Err(err),
         };
-        result.unwrap_or_else(|err| {
+        let response = result.unwrap_or_else(|err| {
             if err.status >= 500 {
                 tracing::error!(status = err.status, code = err.code, %path, "request failed");
             }
             reply::error(&err)
-        })
+        });
+        tracing::debug!(%method, %path, status = response.status_code, "request answered");
+        // A listing request has no figures of its own (API Gateway counts and times them);
+        // this writes the cold start only.
+        telemetry::emit(FUNCTION, &MetricSet::default());
+        response
     }
 
     async fn serve(

@@ -23,7 +23,7 @@ use catalog::reconcile::worker::{Checkpoint, Share, Worker};
 use catalog::reconcile::{Report, MAX_SEGMENTS};
 use catalog::refresh::Refresher;
 use catalog::store::{SourceStore, SummaryStore};
-use catalog::telemetry;
+use catalog::telemetry::{self, MetricSet};
 
 const FUNCTION: &str = "reconciler";
 /// Time kept back from the deadline to queue a continuation.
@@ -109,8 +109,21 @@ impl Reconciler {
         &mut self.worker
     }
 
-    /// Handles either trigger; `deadline` is the invocation's.
+    /// Handles either trigger; `deadline` is the invocation's. Writes the invocation's
+    /// metrics as one document, whatever the trigger.
     pub async fn handle(&self, payload: Value, deadline: Instant) -> Result<Value, ReconcileError> {
+        let mut metrics = MetricSet::default();
+        let answer = self.dispatch(payload, deadline, &mut metrics).await;
+        telemetry::emit(FUNCTION, &metrics);
+        answer
+    }
+
+    async fn dispatch(
+        &self,
+        payload: Value,
+        deadline: Instant,
+        metrics: &mut MetricSet,
+    ) -> Result<Value, ReconcileError> {
         if payload.pointer("/requestContext/http").is_some() {
             let request: ApiGatewayV2httpRequest = serde_json::from_value(payload)
                 .map_err(|e| ReconcileError::BadRequest(format!("not an HTTP API request: {e}")))?;
@@ -120,7 +133,7 @@ impl Reconciler {
         if payload.get("Records").is_some() {
             let event: SqsEvent = serde_json::from_value(payload)
                 .map_err(|e| ReconcileError::BadRequest(format!("not an SQS event: {e}")))?;
-            let response = self.run_segments(event, deadline).await;
+            let response = self.run_segments(event, deadline, metrics).await;
             return Ok(serde_json::to_value(response).expect("a batch response serializes"));
         }
         let run_id = payload
@@ -181,7 +194,13 @@ impl Reconciler {
         Ok(total)
     }
 
-    async fn run_segments(&self, event: SqsEvent, deadline: Instant) -> SqsBatchResponse {
+    /// Runs each segment message; a finished segment adds its figures to `metrics`.
+    async fn run_segments(
+        &self,
+        event: SqsEvent,
+        deadline: Instant,
+        metrics: &mut MetricSet,
+    ) -> SqsBatchResponse {
         let mut response = SqsBatchResponse::default();
         for record in event.records {
             let id = record.message_id.clone().unwrap_or_default();
@@ -194,9 +213,14 @@ impl Reconciler {
                     continue;
                 }
             };
-            if let Err(err) = self.run_segment(message, deadline).await {
-                tracing::warn!(message_id = %id, error = %err, "segment failed; SQS retries it from its checkpoint");
-                response.batch_item_failures.push(failure(&id));
+            let started = Instant::now();
+            match self.run_segment(message, deadline).await {
+                Ok((report, None)) => metrics.extend(&segment_metrics(&report, started.elapsed())),
+                Ok((_, Some(_continuation))) => {}
+                Err(err) => {
+                    tracing::warn!(message_id = %id, error = %err, "segment failed; SQS retries it from its checkpoint");
+                    response.batch_item_failures.push(failure(&id));
+                }
             }
         }
         response
@@ -250,7 +274,7 @@ fn failure(id: &str) -> BatchItemFailure {
     failure
 }
 
-/// The one structured line and the metrics a finished segment reports.
+/// The one structured line a finished segment logs.
 fn summarize(run_id: &str, share: &Share, report: &Report, took: Duration) {
     tracing::info!(
         run_id,
@@ -271,18 +295,21 @@ fn summarize(run_id: &str, share: &Share, report: &Report, took: Duration) {
         duration_ms = took.as_millis() as u64,
         "reconcile segment finished"
     );
-    telemetry::emit(
-        FUNCTION,
-        &[
-            ("ProductsChecked", report.checked as f64, "Count"),
-            ("Discrepancies", report.discrepancies() as f64, "Count"),
-            ("MissingSummaries", report.missing as f64, "Count"),
-            ("OrphanSummaries", report.orphans as f64, "Count"),
-            ("DriftedSummaries", report.drifted as f64, "Count"),
-            ("StuckOutboxes", report.stuck_outboxes as f64, "Count"),
-            ("Repaired", report.repaired as f64, "Count"),
-            ("DiscrepancyRate", report.rate() * 100.0, "Percent"),
-            ("ReconcileDuration", took.as_millis() as f64, "Milliseconds"),
-        ],
-    );
+}
+
+/// A finished segment's figures; the discrepancy-rate alarm sums them over a day.
+fn segment_metrics(report: &Report, took: Duration) -> MetricSet {
+    [
+        ("ProductsChecked", report.checked as f64, "Count"),
+        ("Discrepancies", report.discrepancies() as f64, "Count"),
+        ("MissingSummaries", report.missing as f64, "Count"),
+        ("OrphanSummaries", report.orphans as f64, "Count"),
+        ("DriftedSummaries", report.drifted as f64, "Count"),
+        ("StuckOutboxes", report.stuck_outboxes as f64, "Count"),
+        ("Repaired", report.repaired as f64, "Count"),
+        ("DiscrepancyRate", report.rate() * 100.0, "Percent"),
+        ("ReconcileDuration", took.as_millis() as f64, "Milliseconds"),
+    ]
+    .into_iter()
+    .collect()
 }

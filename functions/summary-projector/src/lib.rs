@@ -14,7 +14,7 @@ use catalog::refresh::{Change, Refreshed, Refresher};
 use catalog::store::{SourceStore, SummaryStore};
 use catalog::stream::{self, sequence_cmp, Grouped};
 use catalog::tags::TagSet;
-use catalog::telemetry;
+use catalog::telemetry::{self, MetricSet};
 
 const FUNCTION: &str = "summary-projector";
 
@@ -178,17 +178,17 @@ impl Projector {
             lag_ms,
             "batch projected"
         );
-        telemetry::emit(
-            FUNCTION,
-            &[
-                ("RecordsReceived", records.len() as f64, "Count"),
-                ("SummariesWritten", written as f64, "Count"),
-                ("TagsQueued", tags as f64, "Count"),
-                ("RecordsParked", parked as f64, "Count"),
-                ("RecordsRetried", failed as f64, "Count"),
-                ("ProjectionLag", lag_ms as f64, "Milliseconds"),
-            ],
-        );
+        let metrics: MetricSet = [
+            ("RecordsReceived", records.len() as f64, "Count"),
+            ("SummariesWritten", written as f64, "Count"),
+            ("TagsQueued", tags as f64, "Count"),
+            ("RecordsParked", parked as f64, "Count"),
+            ("RecordsRetried", failed as f64, "Count"),
+            ("ProjectionLag", lag_ms as f64, "Milliseconds"),
+        ]
+        .into_iter()
+        .collect();
+        telemetry::emit(FUNCTION, &metrics);
     }
 }
 

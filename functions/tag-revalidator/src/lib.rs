@@ -156,7 +156,7 @@ impl Revalidator {
                     Some(max.map_or(v, |m| m.max(v)))
                 })
         };
-        let mut metrics = vec![
+        let mut metrics: catalog::telemetry::MetricSet = [
             ("TagsRevalidated", tally.tags_revalidated as f64, "Count"),
             ("RevalidateCalls", tally.calls as f64, "Count"),
             ("RevalidateFailures", tally.failed_calls as f64, "Count"),
@@ -166,12 +166,14 @@ impl Revalidator {
                 "Count",
             ),
             ("UnreadableMessages", unreadable.len() as f64, "Count"),
-        ];
+        ]
+        .into_iter()
+        .collect();
         if let Some(ms) = lag(|m| &m.event_time) {
-            metrics.push(("RevalidationLag", ms, "Milliseconds"));
+            metrics.add("RevalidationLag", ms, "Milliseconds");
         }
         if let Some(ms) = lag(|m| &m.enqueued_at) {
-            metrics.push(("QueueLag", ms, "Milliseconds"));
+            metrics.add("QueueLag", ms, "Milliseconds");
         }
         catalog::telemetry::emit(FUNCTION, &metrics);
 

@@ -1,0 +1,119 @@
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+use tracing_subscriber::filter::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
+
+use super::{invocation_span, lambda_directive, trace_root, with_level};
+
+/// Collects what the layer writes.
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Capture {
+    type Writer = Capture;
+    fn make_writer(&'a self) -> Capture {
+        self.clone()
+    }
+}
+
+impl Capture {
+    fn lines(&self) -> Vec<Value> {
+        String::from_utf8(self.0.lock().unwrap().clone())
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+/// Runs `body` under the layer at `level` and returns the lines it wrote.
+fn logged(level: &str, body: impl FnOnce()) -> Vec<Value> {
+    let capture = Capture::default();
+    let filter = EnvFilter::new(lambda_directive(level));
+    tracing::subscriber::with_default(with_level(capture.clone(), filter), body);
+    capture.lines()
+}
+
+#[test]
+fn each_line_carries_the_invocation_and_only_the_first_is_a_cold_start() {
+    let lines = logged("INFO", || {
+        tracing::info!(phase = "init", "starting");
+        for request in ["req-1", "req-2"] {
+            let _span = invocation_span("logs-test-fn", request).entered();
+            tracing::info!(records = 3, "batch done");
+        }
+    });
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    let keys = [
+        "level",
+        "timestamp",
+        "message",
+        "service",
+        "function_name",
+        "function_request_id",
+        "cold_start",
+        "xray_trace_id",
+    ];
+    for line in &lines {
+        for key in keys {
+            assert!(line.get(key).is_some(), "{key} missing from {line}");
+        }
+    }
+    assert_eq!(lines[0]["function_request_id"], Value::Null);
+    assert_eq!(lines[1]["function_request_id"], "req-1");
+    assert_eq!(lines[1]["function_name"], "logs-test-fn");
+    assert_eq!(lines[1]["message"], "batch done");
+    assert_eq!(lines[1]["records"], 3);
+    assert_eq!(lines[1]["level"], "INFO");
+    assert_eq!(lines[1]["cold_start"], true);
+    assert_eq!(lines[2]["function_request_id"], "req-2");
+    assert_eq!(lines[2]["cold_start"], false);
+}
+
+#[test]
+fn at_warn_an_info_line_is_dropped_and_a_warn_line_keeps_its_request_id() {
+    let lines = logged("WARN", || {
+        let _span = invocation_span("logs-test-warn", "req-w").entered();
+        tracing::info!("quiet");
+        tracing::warn!("loud");
+    });
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["message"], "loud");
+    assert_eq!(lines[0]["level"], "WARN");
+    assert_eq!(lines[0]["function_request_id"], "req-w");
+}
+
+#[test]
+fn lambda_levels_map_to_filters_and_keep_the_sdk_quiet_at_debug() {
+    assert_eq!(lambda_directive("FATAL"), "error");
+    assert_eq!(lambda_directive("warn"), "warn");
+    assert_eq!(lambda_directive("nonsense"), "info");
+    assert!(lambda_directive("DEBUG").starts_with("debug,aws=info"));
+    let lines = logged("DEBUG", || {
+        tracing::debug!(target: "aws_smithy_runtime::client", "sdk chatter");
+        tracing::debug!("ours");
+    });
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["message"], "ours");
+}
+
+#[test]
+fn the_trace_id_is_the_root_of_the_header() {
+    assert_eq!(
+        trace_root("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"),
+        "1-5759e988-bd862e3fe1be46a994272793"
+    );
+    assert_eq!(trace_root("1-abc"), "1-abc");
+}

@@ -1,0 +1,202 @@
+//! CloudWatch Embedded Metric Format: one JSON document per invocation on stdout, which
+//! CloudWatch turns into metrics with no API call and no added latency.
+//!
+//! Every metric has the dimensions `service` and `function`, as Powertools Metrics adds
+//! `service`; the first invocation of a function in a process adds `ColdStart` = 1.
+//! A handwritten writer rather than `metrics_cloudwatch_embedded`: that crate keeps one global
+//! recorder per process with fixed dimensions, which cannot tell apart the four functions the
+//! local stack runs in one process (docs/operations.md has the measured comparison).
+
+use std::io::Write;
+use std::sync::Mutex;
+
+use chrono::Utc;
+use serde_json::{json, Map, Value};
+
+use super::ColdStarts;
+
+/// The CloudWatch namespace of every catalog-sync metric.
+pub const NAMESPACE: &str = "CatalogSync";
+
+/// EMF's limit of values per metric in one document.
+const MAX_VALUES: usize = 100;
+
+static COLD_STARTS: ColdStarts = ColdStarts::new();
+
+/// Where documents go: stdout (Lambda's log agent reads it) unless the local stack set a file.
+static WRITER: Mutex<Option<Box<dyn Write + Send>>> = Mutex::new(None);
+
+/// One invocation's metrics: per name a unit and every value recorded, in order. A name
+/// recorded twice (two reconcile segments in one batch) keeps both values, as EMF allows.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MetricSet {
+    metrics: Vec<(&'static str, &'static str, Vec<f64>)>,
+}
+
+impl MetricSet {
+    /// Records `value` of `name` in `unit` (`Count`, `Milliseconds`, `Percent`, ...).
+    pub fn add(&mut self, name: &'static str, value: f64, unit: &'static str) -> &mut Self {
+        match self.metrics.iter_mut().find(|(n, _, _)| *n == name) {
+            Some((_, _, values)) => values.push(value),
+            None => self.metrics.push((name, unit, vec![value])),
+        }
+        self
+    }
+
+    /// Adds every value of `other`.
+    pub fn extend(&mut self, other: &MetricSet) {
+        for (name, unit, values) in &other.metrics {
+            for value in values {
+                self.add(name, *value, unit);
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.metrics.is_empty()
+    }
+
+    /// The names recorded, in order.
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.metrics.iter().map(|(name, _, _)| *name)
+    }
+}
+
+impl FromIterator<(&'static str, f64, &'static str)> for MetricSet {
+    fn from_iter<I: IntoIterator<Item = (&'static str, f64, &'static str)>>(iter: I) -> Self {
+        let mut set = MetricSet::default();
+        for (name, value, unit) in iter {
+            set.add(name, value, unit);
+        }
+        set
+    }
+}
+
+/// The EMF documents for `metrics`: one, unless a name has more than 100 values.
+pub fn emf_document(service: &str, function: &str, metrics: &MetricSet) -> Vec<String> {
+    let most = metrics.metrics.iter().map(|(_, _, v)| v.len()).max();
+    let documents = most.unwrap_or(0).div_ceil(MAX_VALUES);
+    (0..documents)
+        .map(|i| {
+            let window = i * MAX_VALUES..(i + 1) * MAX_VALUES;
+            let mut root = Map::new();
+            let mut declared = Vec::new();
+            for (name, unit, values) in &metrics.metrics {
+                let Some(values) = values.get(window.start..values.len().min(window.end)) else {
+                    continue;
+                };
+                if values.is_empty() {
+                    continue;
+                }
+                declared.push(json!({"Name": name, "Unit": unit}));
+                let value = match values {
+                    [one] => json!(one),
+                    many => json!(many),
+                };
+                root.insert((*name).to_owned(), value);
+            }
+            root.insert("service".into(), service.into());
+            root.insert("function".into(), function.into());
+            root.insert(
+                "_aws".into(),
+                json!({
+                    "Timestamp": Utc::now().timestamp_millis(),
+                    "CloudWatchMetrics": [{
+                        "Namespace": NAMESPACE,
+                        "Dimensions": [["service", "function"]],
+                        "Metrics": declared,
+                    }],
+                }),
+            );
+            Value::Object(root).to_string()
+        })
+        .collect()
+}
+
+/// Writes one invocation's metrics, plus `ColdStart` on the function's first invocation in
+/// this process. Nothing is written for an empty set on a warm invocation.
+/// `CATALOG_METRICS=off` silences it (the benchmarks do, to keep their output to their figures).
+pub fn emit(function: &str, metrics: &MetricSet) {
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if !*ENABLED.get_or_init(|| std::env::var("CATALOG_METRICS").as_deref() != Ok("off")) {
+        return;
+    }
+    let mut metrics = metrics.clone();
+    if COLD_STARTS.first(function) {
+        metrics.add("ColdStart", 1.0, "Count");
+    }
+    let mut writer = WRITER.lock().unwrap_or_else(|e| e.into_inner());
+    for document in emf_document(&super::service(), function, &metrics) {
+        match writer.as_mut() {
+            Some(file) => {
+                let _ = writeln!(file, "{document}");
+            }
+            None => println!("{document}"),
+        }
+    }
+}
+
+/// Sends every later document to `writer` instead of stdout (the local stack's
+/// `.local/logs/metrics.log`).
+pub fn set_metrics_writer(writer: Box<dyn Write + Send>) {
+    *WRITER.lock().unwrap_or_else(|e| e.into_inner()) = Some(writer);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{emf_document, MetricSet};
+    use serde_json::Value;
+
+    fn parse(doc: &str) -> Value {
+        serde_json::from_str(doc).unwrap()
+    }
+
+    #[test]
+    fn a_document_declares_each_metric_with_the_service_and_function_dimensions() {
+        let set: MetricSet = [("RecordsReceived", 3.0, "Count")].into_iter().collect();
+        let docs = emf_document("catalog-sync", "summary-projector", &set);
+        assert_eq!(docs.len(), 1);
+        let v = parse(&docs[0]);
+        assert_eq!(v["RecordsReceived"], 3.0);
+        assert_eq!(v["function"], "summary-projector");
+        assert_eq!(v["service"], "catalog-sync");
+        let directive = &v["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Metrics"][0]["Name"], "RecordsReceived");
+        assert_eq!(
+            directive["Dimensions"],
+            serde_json::json!([["service", "function"]])
+        );
+    }
+
+    #[test]
+    fn a_name_recorded_twice_keeps_both_values_in_one_document() {
+        let mut set = MetricSet::default();
+        set.add("Discrepancies", 2.0, "Count")
+            .add("Discrepancies", 0.0, "Count");
+        let docs = emf_document("s", "reconciler", &set);
+        assert_eq!(docs.len(), 1);
+        assert_eq!(
+            parse(&docs[0])["Discrepancies"],
+            serde_json::json!([2.0, 0.0])
+        );
+    }
+
+    #[test]
+    fn more_than_a_hundred_values_split_into_documents_and_none_is_lost() {
+        let set: MetricSet = (0..250)
+            .map(|i| ("Lag", i as f64, "Milliseconds"))
+            .collect();
+        let docs = emf_document("s", "f", &set);
+        assert_eq!(docs.len(), 3);
+        let total: usize = docs
+            .iter()
+            .map(|d| parse(d)["Lag"].as_array().map_or(1, Vec::len))
+            .sum();
+        assert_eq!(total, 250);
+    }
+
+    #[test]
+    fn an_empty_set_makes_no_document() {
+        assert!(emf_document("s", "f", &MetricSet::default()).is_empty());
+    }
+}
