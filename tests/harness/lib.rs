@@ -1,6 +1,8 @@
 //! The integration-test harness: DynamoDB Local and moto started once per test binary, and a
 //! fresh set of tables and queues (created from template.yaml) for every test.
 
+pub mod lambda_watch;
+pub mod metric_refs;
 pub mod storefront_stub;
 
 use std::collections::HashMap;

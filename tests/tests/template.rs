@@ -470,3 +470,117 @@ fn a_reconcile_run_is_capped_in_segments_and_in_concurrency() -> Result<()> {
     assert!(config.is_err(), "{} segments accepted", MAX_SEGMENTS + 1);
     Ok(())
 }
+
+#[test]
+fn every_catalog_sync_metric_the_template_reads_is_one_a_function_emits_for_this_service(
+) -> Result<()> {
+    // The per-function checks (tests/tests/telemetry.rs) compare these with what each binary
+    // emits; here, none may name a function or service they do not cover.
+    let t = template()?;
+    let service =
+        &t.document["Globals"]["Function"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"];
+    assert_eq!(service.as_str(), Some(catalog::telemetry::DEFAULT_SERVICE));
+    let read = catalog_tests::metric_refs::referenced(&t)?;
+    assert!(
+        read.len() >= 8,
+        "the dashboard and alarms read only {read:?}"
+    );
+    let functions = [
+        "summary-projector",
+        "listing-api",
+        "reconciler",
+        "tag-revalidator",
+    ];
+    for metric in &read {
+        let keys: Vec<&str> = metric.dimensions.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["function", "service"], "{metric:?}");
+        assert_eq!(
+            metric.dimensions["service"],
+            catalog::telemetry::DEFAULT_SERVICE
+        );
+        assert!(
+            functions.contains(&metric.dimensions["function"].as_str()),
+            "{metric:?}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn every_function_logs_json_at_the_log_level_parameter_into_its_own_group() -> Result<()> {
+    let t = template()?;
+    assert!(t.document["Parameters"]["LogLevel"]["AllowedValues"]
+        .as_sequence()
+        .is_some_and(|v| v.iter().any(|l| l.as_str() == Some("DEBUG"))));
+    for function in [
+        "SummaryProjectorFunction",
+        "ReconcilerFunction",
+        "ListingApiFunction",
+        "TagRevalidatorFunction",
+    ] {
+        let logging = &t.document["Resources"][function]["Properties"]["LoggingConfig"];
+        assert_eq!(logging["LogFormat"].as_str(), Some("JSON"), "{function}");
+        let mut level = Vec::new();
+        texts(&logging["ApplicationLogLevel"], &mut level);
+        assert_eq!(level, ["LogLevel"], "{function}");
+        assert!(logging.get("LogGroup").is_some(), "{function}");
+    }
+    Ok(())
+}
+
+#[test]
+fn samconfig_gives_a_first_deploy_every_required_parameter_and_no_region() -> Result<()> {
+    let t = template()?;
+    let path = catalog_local::workspace_root().join("samconfig.toml");
+    let config: toml::Table = std::fs::read_to_string(&path)?.parse()?;
+    let deploy = &config["default"]["deploy"]["parameters"];
+    let overrides: Vec<(String, String)> = deploy["parameter_overrides"]
+        .as_array()
+        .context("parameter_overrides is not a list")?
+        .iter()
+        .filter_map(|o| {
+            o.as_str()?
+                .split_once('=')
+                .map(|(k, v)| (k.into(), v.into()))
+        })
+        .collect();
+    let params = t.document["Parameters"]
+        .as_mapping()
+        .context("no Parameters")?;
+    for (name, value) in &overrides {
+        let param = &t.document["Parameters"][name.as_str()];
+        assert!(
+            !param.is_null(),
+            "samconfig sets {name}, which the template does not have"
+        );
+        assert!(
+            !value.is_empty(),
+            "{name}= (empty) is refused by sam deploy"
+        );
+        if let Some(allowed) = param["AllowedValues"].as_sequence() {
+            assert!(
+                allowed.iter().any(|a| a.as_str() == Some(value)),
+                "{name}={value}"
+            );
+        }
+    }
+    for (name, param) in params {
+        let name = name.as_str().unwrap_or_default();
+        if param.get("Default").is_none() {
+            assert!(
+                overrides.iter().any(|(k, _)| k == name),
+                "a first deploy needs {name}"
+            );
+        }
+    }
+    assert!(deploy["capabilities"].as_str() == Some("CAPABILITY_IAM"));
+    assert!(config["default"]["global"]["parameters"]
+        .get("stack_name")
+        .is_some());
+    let text = std::fs::read_to_string(&path)?;
+    assert!(
+        !text.lines().any(|l| l.trim_start().starts_with("region")),
+        "the region is the user's"
+    );
+    Ok(())
+}

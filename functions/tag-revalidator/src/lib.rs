@@ -175,6 +175,14 @@ impl Revalidator {
         if let Some(ms) = lag(|m| &m.enqueued_at) {
             metrics.add("QueueLag", ms, "Milliseconds");
         }
+        tracing::info!(
+            messages = event.records.len(),
+            tags = tally.tags_revalidated,
+            calls = tally.calls,
+            failed_calls = tally.failed_calls,
+            unreadable = unreadable.len(),
+            "batch revalidated"
+        );
         catalog::telemetry::emit(FUNCTION, &metrics);
 
         // Hold failed messages back (see `backoff`): long enough, over the queue's receives,
