@@ -5,10 +5,11 @@
 //!
 //! ```text
 //! cargo build --release -p summary-projector -p listing-api -p reconciler -p tag-revalidator
-//! cargo run --profile bench-fast -p bench -- init
+//! cargo run --profile bench-fast -p bench -- init [--against DIR]
 //! ```
 
 use std::net::TcpListener;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -26,26 +27,48 @@ const FUNCTIONS: [&str; 4] = [
 pub async fn run(flags: &Flags) -> Result<()> {
     let runs: usize = flags.get("runs", 20)?;
     let dir = catalog_local::workspace_root().join("target/release");
+    // `--against DIR`: the same four binaries from another build (say, the last commit's),
+    // cold-started alternately with these, so a change is measured side by side.
+    let against: Option<PathBuf> = flags
+        .get("against", String::new())
+        .map(|d| (!d.is_empty()).then(|| PathBuf::from(d)))?;
     println!("init benchmark: exec to first GET /runtime/invocation/next, host build (release profile), {runs} cold starts each");
     for function in FUNCTIONS {
         let binary = dir.join(function);
         ensure!(
             binary.exists(),
-            "{binary:?} missing: cargo build --profile bench-fast -p {function}"
+            "{binary:?} missing: cargo build --release -p {function}"
         );
-        let mut samples = Vec::with_capacity(runs);
+        let other = against.as_ref().map(|d| d.join(function));
+        let (mut samples, mut others) = (Vec::with_capacity(runs), Vec::with_capacity(runs));
         for _ in 0..runs {
             samples.push(cold_start(&binary)?);
+            if let Some(other) = &other {
+                others.push(cold_start(other)?);
+            }
         }
-        samples.sort();
-        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-        println!(
-            "  {function:<18} p50 {:>6.1} ms   max {:>6.1} ms",
-            ms(samples[samples.len() / 2]),
-            ms(samples[samples.len() - 1])
-        );
+        let (p50, max) = summary(&mut samples);
+        print!("  {function:<18} p50 {p50:>6.1} ms   max {max:>6.1} ms");
+        if !others.is_empty() {
+            let (other_p50, other_max) = summary(&mut others);
+            print!(
+                "   against: p50 {other_p50:>6.1} ms   max {other_max:>6.1} ms   ratio p50 {:.2}",
+                p50 / other_p50
+            );
+        }
+        println!();
     }
     Ok(())
+}
+
+/// p50 and max, in milliseconds.
+fn summary(samples: &mut [Duration]) -> (f64, f64) {
+    samples.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    (
+        ms(samples[samples.len() / 2]),
+        ms(samples[samples.len() - 1]),
+    )
 }
 
 fn cold_start(binary: &std::path::Path) -> Result<Duration> {

@@ -21,7 +21,7 @@ mod seed;
 use anyhow::{bail, Result};
 
 fn usage() -> &'static str {
-    "usage: bench projector [--records N] [--products P] [--seed S]\n       bench listing [--stores S] [--per-store N] [--rounds R]\n       bench reconciler [--products N] [--locations L] [--page P]\n       bench init [--runs R]\n       bench freshness [--writes M] [--products P] [--poll-ms MS]\n       bench pipeline [--updates N] [--products P]"
+    "usage: bench projector [--records N] [--products P] [--seed S]\n       bench listing [--stores S] [--per-store N] [--rounds R]\n       bench reconciler [--products N] [--locations L] [--page P]\n       bench init [--runs R] [--against DIR]\n       bench freshness [--writes M] [--products P] [--poll-ms MS]\n       bench pipeline [--updates N] [--products P]"
 }
 
 /// `--name value` flags into a lookup.

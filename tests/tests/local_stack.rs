@@ -402,13 +402,20 @@ fn the_run_command_and_the_cli_work_together() -> Result<()> {
     // The functions' telemetry, in the shapes it has on Lambda: EMF documents that
     // `catalog-local metrics` sums, and JSON log lines tagged with their invocation.
     let metrics = cli(&["metrics"])?;
-    for expected in ["summary-projector", "RecordsReceived", "ProjectionLag", "ColdStart"] {
+    for expected in [
+        "summary-projector",
+        "RecordsReceived",
+        "ProjectionLag",
+        "ColdStart",
+    ] {
         ensure!(metrics.contains(expected), "no {expected} in:\n{metrics}");
     }
     let logs = read(&dir.join("logs/stack.log"));
     ensure!(
-        logs.lines().any(|l| l.contains(r#""function_name":"SummaryProjectorFunction""#)
-            && l.contains(r#""function_request_id":"local-"#)),
+        logs.lines().any(
+            |l| l.contains(r#""function_name":"SummaryProjectorFunction""#)
+                && l.contains(r#""function_request_id":"local-"#)
+        ),
         "no projector line with its request id in:\n{logs}"
     );
     drop(running);

@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 
 use anyhow::{ensure, Context, Result};
+use catalog::telemetry::logs::KEYS;
 use catalog::testing::{product, stock};
 use catalog_local::template::Template;
 use catalog_tests::lambda_watch::{function_env, LambdaWatch};
@@ -13,17 +14,6 @@ use catalog_tests::metric_refs::{self, MetricId};
 use catalog_tests::storefront_stub::StorefrontStub;
 use catalog_tests::TestEnv;
 use serde_json::Value;
-
-const KEYS: [&str; 8] = [
-    "level",
-    "timestamp",
-    "message",
-    "service",
-    "function_name",
-    "function_request_id",
-    "cold_start",
-    "xray_trace_id",
-];
 
 /// What the template gives every function as `POWERTOOLS_SERVICE_NAME`.
 fn template_service(t: &Template) -> Result<String> {

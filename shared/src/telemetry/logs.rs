@@ -33,6 +33,18 @@ use super::ColdStarts;
 /// `requestId` and `xrayTraceId`. The local stack opens one of its own ([`invocation_span`]).
 pub const INVOCATION_SPAN: &str = "Lambda runtime invoke";
 
+/// The keys every line carries, Powertools Logger's names (null where unknown).
+pub const KEYS: [&str; 8] = [
+    "level",
+    "timestamp",
+    "message",
+    "service",
+    "function_name",
+    "function_request_id",
+    "cold_start",
+    "xray_trace_id",
+];
+
 static INVOCATIONS: ColdStarts = ColdStarts::new();
 
 /// Installs the JSON log lines on stdout as the global subscriber. Call once, at cold start.

@@ -5,7 +5,7 @@ use serde_json::Value;
 use tracing_subscriber::filter::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
-use super::{invocation_span, lambda_directive, trace_root, with_level};
+use super::{invocation_span, lambda_directive, trace_root, with_level, KEYS};
 
 /// Collects what the layer writes.
 #[derive(Clone, Default)]
@@ -56,18 +56,8 @@ fn each_line_carries_the_invocation_and_only_the_first_is_a_cold_start() {
         }
     });
     assert_eq!(lines.len(), 3, "{lines:?}");
-    let keys = [
-        "level",
-        "timestamp",
-        "message",
-        "service",
-        "function_name",
-        "function_request_id",
-        "cold_start",
-        "xray_trace_id",
-    ];
     for line in &lines {
-        for key in keys {
+        for key in KEYS {
             assert!(line.get(key).is_some(), "{key} missing from {line}");
         }
     }
@@ -116,4 +106,22 @@ fn the_trace_id_is_the_root_of_the_header() {
         "1-5759e988-bd862e3fe1be46a994272793"
     );
     assert_eq!(trace_root("1-abc"), "1-abc");
+}
+
+#[test]
+fn the_request_and_trace_ids_come_from_the_runtimes_span() {
+    // The span lambda_runtime's TracingLayer opens, field for field.
+    let lines = logged("INFO", || {
+        let _span = tracing::info_span!(
+            super::INVOCATION_SPAN,
+            requestId = "r-x",
+            xrayTraceId = "Root=1-abc-def;Parent=1;Sampled=1"
+        )
+        .entered();
+        tracing::error!(error = %std::io::Error::other("boom"), "failed");
+    });
+    assert_eq!(lines[0]["function_request_id"], "r-x");
+    assert_eq!(lines[0]["xray_trace_id"], "1-abc-def");
+    assert_eq!(lines[0]["error"], "boom");
+    assert_eq!(lines[0]["level"], "ERROR");
 }
