@@ -112,6 +112,9 @@ async fn run(command: &str, mut args: Args) -> Result<()> {
     if command == "metrics" {
         return metrics(&root, args);
     }
+    // `reconcile` runs the reconciler here: its metrics join the stack's, not this stdout.
+    let log_dir = catalog_local::services::log_dir(&root)?;
+    catalog::telemetry::set_metrics_writer(Box::new(append(&log_dir.join("metrics.log"))?));
     let endpoints = Endpoints::read(&root)?;
     let (dynamodb, sqs) = endpoints.clients().await;
     let editor = Editor::new(dynamodb.clone(), endpoints.tables.clone());
@@ -487,12 +490,22 @@ fn metrics(root: &Path, mut args: Args) -> Result<()> {
 /// `.local/logs/metrics.log`, in the shapes they have on Lambda (stdout there; here stdout is
 /// the status screen). `catalog-local metrics` reads the second.
 fn init_telemetry(dir: &Path) -> Result<()> {
-    let create = |name: &str| {
-        let path = dir.join(name);
-        std::fs::File::create(&path).with_context(|| format!("creating {path:?}"))
-    };
-    let logs = std::sync::Mutex::new(create("stack.log")?);
-    tracing::subscriber::set_global_default(catalog::telemetry::subscriber(logs))?;
-    catalog::telemetry::set_metrics_writer(Box::new(create("metrics.log")?));
+    let logs = dir.join("stack.log");
+    let logs = std::fs::File::create(&logs).with_context(|| format!("creating {logs:?}"))?;
+    tracing::subscriber::set_global_default(catalog::telemetry::subscriber(
+        std::sync::Mutex::new(logs),
+    ))?;
+    let metrics = dir.join("metrics.log");
+    std::fs::File::create(&metrics).with_context(|| format!("creating {metrics:?}"))?;
+    catalog::telemetry::set_metrics_writer(Box::new(append(&metrics)?));
     Ok(())
+}
+
+/// `path` opened for appending, so the stack and a CLI command can both write to it.
+fn append(path: &Path) -> Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening {path:?}"))
 }

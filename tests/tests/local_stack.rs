@@ -401,12 +401,19 @@ fn the_run_command_and_the_cli_work_together() -> Result<()> {
     }
     // The functions' telemetry, in the shapes it has on Lambda: EMF documents that
     // `catalog-local metrics` sums, and JSON log lines tagged with their invocation.
+    // A command that runs a function here keeps its metrics off its stdout, in the stack's file.
+    let started = cli(&["reconcile", "--dry-run"])?;
+    ensure!(
+        !started.contains(r#""_aws""#),
+        "EMF on the CLI's stdout:\n{started}"
+    );
     let metrics = cli(&["metrics"])?;
     for expected in [
         "summary-projector",
         "RecordsReceived",
         "ProjectionLag",
         "ColdStart",
+        "reconciler",
     ] {
         ensure!(metrics.contains(expected), "no {expected} in:\n{metrics}");
     }

@@ -125,8 +125,12 @@ pub fn emit(function: &str, metrics: &MetricSet) {
     if COLD_STARTS.first(function) {
         metrics.add("ColdStart", 1.0, "Count");
     }
+    let documents = emf_document(&super::service(), function, &metrics);
+    if documents.is_empty() {
+        return;
+    }
     let mut writer = WRITER.lock().unwrap_or_else(|e| e.into_inner());
-    for document in emf_document(&super::service(), function, &metrics) {
+    for document in documents {
         match writer.as_mut() {
             Some(file) => {
                 let _ = writeln!(file, "{document}");
