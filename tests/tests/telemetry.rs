@@ -68,6 +68,15 @@ fn check_logs(binary: &str, service: &str, logs: &[&Value]) -> Result<()> {
 
 /// One `ColdStart` in all; every metric the template reads for this function was emitted.
 fn check_metrics(binary: &str, template: &Template, documents: &[&Value]) -> Result<()> {
+    // Lambda's level filter treats a line without a level or an RFC 3339 timestamp as INFO.
+    for doc in documents {
+        ensure!(doc["level"] == "INFO", "level: {doc}");
+        let stamp = doc["timestamp"].as_str().unwrap_or_default();
+        ensure!(
+            chrono::DateTime::parse_from_rfc3339(stamp).is_ok(),
+            "timestamp: {doc}"
+        );
+    }
     let cold: usize = documents
         .iter()
         .filter(|d| d.get("ColdStart").is_some())

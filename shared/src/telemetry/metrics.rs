@@ -10,7 +10,7 @@
 use std::io::Write;
 use std::sync::Mutex;
 
-use chrono::Utc;
+use chrono::{SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
 
 use super::ColdStarts;
@@ -72,8 +72,27 @@ impl FromIterator<(&'static str, f64, &'static str)> for MetricSet {
     }
 }
 
-/// The EMF documents for `metrics`: one, unless a name has more than 100 values.
-pub fn emf_document(service: &str, function: &str, metrics: &MetricSet) -> Vec<String> {
+/// The `level` a document carries so that Lambda's log-level filter keeps it: with
+/// `ApplicationLogLevel` set, Lambda treats a JSON line without a `level` (or without an RFC 3339
+/// `timestamp`) as INFO and drops it at WARN and above, and the metrics with it. So a document
+/// is stamped with the configured level when that is above INFO.
+pub fn document_level(lambda_log_level: Option<&str>) -> &'static str {
+    match lambda_log_level.map(str::to_ascii_uppercase).as_deref() {
+        Some("WARN") => "WARN",
+        Some("ERROR") => "ERROR",
+        Some("FATAL") => "FATAL",
+        _ => "INFO",
+    }
+}
+
+/// The EMF documents for `metrics`: one, unless a name has more than 100 values. `level` is
+/// [`document_level`]'s.
+pub fn emf_document(
+    service: &str,
+    function: &str,
+    level: &str,
+    metrics: &MetricSet,
+) -> Vec<String> {
     let most = metrics.metrics.iter().map(|(_, _, v)| v.len()).max();
     let documents = most.unwrap_or(0).div_ceil(MAX_VALUES);
     (0..documents)
@@ -97,10 +116,16 @@ pub fn emf_document(service: &str, function: &str, metrics: &MetricSet) -> Vec<S
             }
             root.insert("service".into(), service.into());
             root.insert("function".into(), function.into());
+            root.insert("level".into(), level.into());
+            let now = Utc::now();
+            root.insert(
+                "timestamp".into(),
+                now.to_rfc3339_opts(SecondsFormat::Millis, true).into(),
+            );
             root.insert(
                 "_aws".into(),
                 json!({
-                    "Timestamp": Utc::now().timestamp_millis(),
+                    "Timestamp": now.timestamp_millis(),
                     "CloudWatchMetrics": [{
                         "Namespace": NAMESPACE,
                         "Dimensions": [["service", "function"]],
@@ -125,7 +150,10 @@ pub fn emit(function: &str, metrics: &MetricSet) {
     if COLD_STARTS.first(function) {
         metrics.add("ColdStart", 1.0, "Count");
     }
-    let documents = emf_document(&super::service(), function, &metrics);
+    static LEVEL: std::sync::OnceLock<&str> = std::sync::OnceLock::new();
+    let level =
+        LEVEL.get_or_init(|| document_level(std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().as_deref()));
+    let documents = emf_document(&super::service(), function, level, &metrics);
     if documents.is_empty() {
         return;
     }
@@ -158,7 +186,7 @@ mod tests {
     #[test]
     fn a_document_declares_each_metric_with_the_service_and_function_dimensions() {
         let set: MetricSet = [("RecordsReceived", 3.0, "Count")].into_iter().collect();
-        let docs = emf_document("catalog-sync", "summary-projector", &set);
+        let docs = emf_document("catalog-sync", "summary-projector", "INFO", &set);
         assert_eq!(docs.len(), 1);
         let v = parse(&docs[0]);
         assert_eq!(v["RecordsReceived"], 3.0);
@@ -177,7 +205,7 @@ mod tests {
         let mut set = MetricSet::default();
         set.add("Discrepancies", 2.0, "Count")
             .add("Discrepancies", 0.0, "Count");
-        let docs = emf_document("s", "reconciler", &set);
+        let docs = emf_document("s", "reconciler", "INFO", &set);
         assert_eq!(docs.len(), 1);
         assert_eq!(
             parse(&docs[0])["Discrepancies"],
@@ -190,7 +218,7 @@ mod tests {
         let set: MetricSet = (0..250)
             .map(|i| ("Lag", i as f64, "Milliseconds"))
             .collect();
-        let docs = emf_document("s", "f", &set);
+        let docs = emf_document("s", "f", "INFO", &set);
         assert_eq!(docs.len(), 3);
         let total: usize = docs
             .iter()
@@ -200,7 +228,24 @@ mod tests {
     }
 
     #[test]
+    fn a_document_passes_lambdas_level_filter_at_any_level() {
+        use super::document_level;
+        assert_eq!(document_level(None), "INFO");
+        assert_eq!(document_level(Some("DEBUG")), "INFO");
+        assert_eq!(document_level(Some("warn")), "WARN");
+        assert_eq!(document_level(Some("FATAL")), "FATAL");
+        let set: MetricSet = [("ColdStart", 1.0, "Count")].into_iter().collect();
+        let v = parse(&emf_document("s", "f", "ERROR", &set)[0]);
+        assert_eq!(v["level"], "ERROR");
+        let stamp = v["timestamp"].as_str().unwrap();
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(stamp).is_ok(),
+            "{stamp}"
+        );
+    }
+
+    #[test]
     fn an_empty_set_makes_no_document() {
-        assert!(emf_document("s", "f", &MetricSet::default()).is_empty());
+        assert!(emf_document("s", "f", "INFO", &MetricSet::default()).is_empty());
     }
 }
