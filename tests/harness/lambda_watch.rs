@@ -2,7 +2,7 @@
 //! emulator), invoked with `cargo lambda invoke`: what `sam local invoke` does, without Docker.
 //! Each binary's stdout (its log lines and EMF documents) lands in the watcher's log file.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -120,15 +120,12 @@ impl LambdaWatch {
 
     /// Every JSON line the functions have written so far (the watcher's own lines are not JSON).
     pub fn json_lines(&self) -> Result<Vec<Value>> {
-        json_lines(&self.log)
+        let text = std::fs::read_to_string(&self.log)
+            .with_context(|| format!("reading {:?}", self.log))?;
+        Ok(text
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line.trim()).ok())
+            .filter(Value::is_object)
+            .collect())
     }
-}
-
-fn json_lines(path: &Path) -> Result<Vec<Value>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {path:?}"))?;
-    Ok(text
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line.trim()).ok())
-        .filter(Value::is_object)
-        .collect())
 }

@@ -27,7 +27,7 @@ use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
-use super::ColdStarts;
+use super::{ColdStarts, LambdaLevel};
 
 /// The name of the span lambda_runtime's `TracingLayer` opens per invocation, with the fields
 /// `requestId` and `xrayTraceId`. The local stack opens one of its own ([`invocation_span`]).
@@ -90,12 +90,12 @@ fn level() -> EnvFilter {
 /// The filter directive for a Lambda log level. At DEBUG and TRACE the AWS SDK and the HTTP
 /// stack stay at INFO: they log every request and retry, which would drown the function's own.
 fn lambda_directive(level: &str) -> String {
-    let level = match level.to_ascii_uppercase().as_str() {
-        "TRACE" => "trace",
-        "DEBUG" => "debug",
-        "WARN" => "warn",
-        "ERROR" | "FATAL" => "error",
-        _ => "info",
+    let level = match LambdaLevel::parse(Some(level)) {
+        LambdaLevel::Trace => "trace",
+        LambdaLevel::Debug => "debug",
+        LambdaLevel::Info => "info",
+        LambdaLevel::Warn => "warn",
+        LambdaLevel::Error | LambdaLevel::Fatal => "error",
     };
     match level {
         "trace" | "debug" => format!("{level},aws=info,hyper=info,h2=info,rustls=info,tower=info"),

@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use chrono::{SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
 
-use super::ColdStarts;
+use super::{ColdStarts, LambdaLevel};
 
 /// The CloudWatch namespace of every catalog-sync metric.
 pub const NAMESPACE: &str = "CatalogSync";
@@ -51,15 +51,6 @@ impl MetricSet {
             }
         }
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.metrics.is_empty()
-    }
-
-    /// The names recorded, in order.
-    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.metrics.iter().map(|(name, _, _)| *name)
-    }
 }
 
 impl FromIterator<(&'static str, f64, &'static str)> for MetricSet {
@@ -77,10 +68,10 @@ impl FromIterator<(&'static str, f64, &'static str)> for MetricSet {
 /// `timestamp`) as INFO and drops it at WARN and above, and the metrics with it. So a document
 /// is stamped with the configured level when that is above INFO.
 pub fn document_level(lambda_log_level: Option<&str>) -> &'static str {
-    match lambda_log_level.map(str::to_ascii_uppercase).as_deref() {
-        Some("WARN") => "WARN",
-        Some("ERROR") => "ERROR",
-        Some("FATAL") => "FATAL",
+    match LambdaLevel::parse(lambda_log_level).max(LambdaLevel::Info) {
+        LambdaLevel::Warn => "WARN",
+        LambdaLevel::Error => "ERROR",
+        LambdaLevel::Fatal => "FATAL",
         _ => "INFO",
     }
 }

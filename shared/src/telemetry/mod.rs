@@ -20,6 +20,32 @@ pub fn service() -> String {
 /// The service name when `POWERTOOLS_SERVICE_NAME` is not set.
 pub const DEFAULT_SERVICE: &str = "catalog-sync";
 
+/// Lambda's application log levels, as `AWS_LAMBDA_LOG_LEVEL` names them (any case). The log
+/// filter and the metric documents' `level` both read it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum LambdaLevel {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+    Fatal,
+}
+
+impl LambdaLevel {
+    /// The level a name gives; INFO for none or one Lambda does not have.
+    fn parse(name: Option<&str>) -> Self {
+        match name.map(str::to_ascii_uppercase).as_deref() {
+            Some("TRACE") => Self::Trace,
+            Some("DEBUG") => Self::Debug,
+            Some("WARN") => Self::Warn,
+            Some("ERROR") => Self::Error,
+            Some("FATAL") => Self::Fatal,
+            _ => Self::Info,
+        }
+    }
+}
+
 /// The functions that have begun their first invocation in this process. On Lambda a process
 /// runs one function, so "first" is the cold start; the local stack runs all four in one
 /// process and keeps one entry each.
