@@ -6,12 +6,20 @@ use crate::store::TableNames;
 use crate::tags::StockTagPolicy;
 
 /// A variable that is missing or does not parse.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     #[error("environment variable {0} is not set (template.yaml sets it on AWS)")]
     Missing(&'static str),
     #[error("environment variable {name} is invalid: {reason}")]
     Invalid { name: &'static str, reason: String },
+}
+
+/// The message itself: a `main` that returns this error prints `Error: {:?}` at cold start,
+/// and that line is what the function's log shows.
+impl std::fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// Reads a variable through `get`, so tests can pass a map instead of the process environment.
@@ -47,8 +55,8 @@ impl ProjectorConfig {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         Ok(Self {
             tables: table_names(&get)?,
-            tag_queue_url: required(&get, "TAG_QUEUE_URL")?,
-            parked_queue_url: required(&get, "PARKED_RECORDS_QUEUE_URL")?,
+            tag_queue_url: queue_url(&get, "TAG_QUEUE_URL")?,
+            parked_queue_url: queue_url(&get, "PARKED_RECORDS_QUEUE_URL")?,
             stock_tag_policy: stock_tag_policy(&get)?,
         })
     }
@@ -91,21 +99,90 @@ impl ReconcilerConfig {
         };
         Ok(Self {
             tables: table_names(&get)?,
-            tag_queue_url: required(&get, "TAG_QUEUE_URL")?,
-            reconcile_queue_url: required(&get, "RECONCILE_QUEUE_URL")?,
+            tag_queue_url: queue_url(&get, "TAG_QUEUE_URL")?,
+            reconcile_queue_url: queue_url(&get, "RECONCILE_QUEUE_URL")?,
             default_segments,
             stock_tag_policy: stock_tag_policy(&get)?,
         })
     }
 }
 
-/// Where the tag-revalidator's signing secret comes from.
+/// Where a secret comes from (the cursor key, the revalidate signing secret).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecretSource {
-    /// `REVALIDATE_SECRET_ARN`: a Secrets Manager secret (as template.yaml sets it).
+    /// The ARN of a Secrets Manager secret (as template.yaml sets it).
     SecretsManager(String),
-    /// `REVALIDATE_SECRET`: the secret itself, for local runs only.
+    /// The secret itself, for local runs only.
     Value(String),
+}
+
+impl SecretSource {
+    /// Reads `arn_var`, else `value_var`. Empty means not set, so `sam local invoke --env-vars`
+    /// can blank the ARN the template declares; an ARN that is not one (under `sam local` a
+    /// `!Ref` gives the resource's logical id) is refused by name.
+    fn from_lookup(
+        get: &impl Fn(&str) -> Option<String>,
+        arn_var: &'static str,
+        value_var: &'static str,
+    ) -> Result<Self, ConfigError> {
+        let set = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        match (set(arn_var), set(value_var)) {
+            (Some(arn), _) if arn.trim().starts_with("arn:") => {
+                Ok(Self::SecretsManager(arn.trim().to_owned()))
+            }
+            (Some(arn), _) => Err(ConfigError::Invalid {
+                name: arn_var,
+                reason: format!("{arn:?} is not an ARN{SAM_LOCAL_HINT}"),
+            }),
+            (None, Some(value)) => Ok(Self::Value(value)),
+            (None, None) => Err(ConfigError::Missing(arn_var)),
+        }
+    }
+}
+
+/// Under `sam local`, a `!Ref` gives a resource's logical id instead of its name, URL or ARN.
+const SAM_LOCAL_HINT: &str = " (under sam local, pass --env-vars .local/sam-env.json, which \
+    scripts/dev writes)";
+
+/// Reads a queue URL, refusing what is not one (a logical id under `sam local`).
+fn queue_url(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<String, ConfigError> {
+    let url = required(get, name)?.trim().to_owned();
+    if url.starts_with("https://") || url.starts_with("http://") {
+        Ok(url)
+    } else {
+        Err(ConfigError::Invalid {
+            name,
+            reason: format!("{url:?} is not a queue URL{SAM_LOCAL_HINT}"),
+        })
+    }
+}
+
+/// The listing-api's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListingApiConfig {
+    /// `SUMMARIES_TABLE`.
+    pub summaries_table: String,
+    /// `CURSOR_SECRET_ARN` (as template.yaml sets it), or `CURSOR_SECRET` for local runs: the
+    /// key listing cursors are signed with.
+    pub cursor_secret: SecretSource,
+}
+
+impl ListingApiConfig {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads variables through `get`.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            summaries_table: required(&get, "SUMMARIES_TABLE")?,
+            cursor_secret: SecretSource::from_lookup(&get, "CURSOR_SECRET_ARN", "CURSOR_SECRET")?,
+        })
+    }
 }
 
 /// The tag-revalidator's settings.
@@ -147,14 +224,7 @@ impl RevalidatorConfig {
                 });
             }
         }
-        let secret = match (
-            get("REVALIDATE_SECRET_ARN").filter(|v| !v.trim().is_empty()),
-            get("REVALIDATE_SECRET").filter(|v| !v.is_empty()),
-        ) {
-            (Some(arn), _) => SecretSource::SecretsManager(arn),
-            (None, Some(value)) => SecretSource::Value(value),
-            (None, None) => return Err(ConfigError::Missing("REVALIDATE_SECRET_ARN")),
-        };
+        let secret = SecretSource::from_lookup(&get, "REVALIDATE_SECRET_ARN", "REVALIDATE_SECRET")?;
         let number = |name: &'static str, default: u64, range: std::ops::RangeInclusive<u64>| {
             match get(name).filter(|v| !v.trim().is_empty()) {
                 None => Ok(default),
@@ -170,7 +240,7 @@ impl RevalidatorConfig {
         Ok(Self {
             endpoints,
             secret,
-            tag_queue_url: required(&get, "TAG_QUEUE_URL")?,
+            tag_queue_url: queue_url(&get, "TAG_QUEUE_URL")?,
             timeout_ms: number("REVALIDATE_TIMEOUT_MS", 5000, 100..=60_000)?,
             max_tags_per_call: number("REVALIDATE_MAX_TAGS", 128, 1..=128)? as usize,
         })
@@ -269,5 +339,59 @@ mod tests {
         bad.push(("STOCK_TAG_POLICY", "loud"));
         let err = ProjectorConfig::from_lookup(env(&bad)).unwrap_err();
         assert!(err.to_string().contains("STOCK_TAG_POLICY"));
+    }
+
+    /// What `sam local invoke` gives without `--env-vars`: every `!Ref` is a logical id.
+    #[test]
+    fn logical_ids_from_sam_local_are_refused_by_name() {
+        let sam_local = [
+            ("SUMMARIES_TABLE", "SummariesTable"),
+            ("CURSOR_SECRET_ARN", "CursorSecret"),
+        ];
+        let err = ListingApiConfig::from_lookup(env(&sam_local)).unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Invalid {
+                name: "CURSOR_SECRET_ARN",
+                ..
+            }
+        ));
+        assert!(err.to_string().contains("--env-vars"), "{err}");
+        let mut queues = FULL.to_vec();
+        queues[3] = ("TAG_QUEUE_URL", "TagQueue");
+        let err = ProjectorConfig::from_lookup(env(&queues)).unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Invalid {
+                name: "TAG_QUEUE_URL",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn an_empty_secret_arn_is_not_set() {
+        let blanked = [
+            ("SUMMARIES_TABLE", "S"),
+            ("CURSOR_SECRET_ARN", ""),
+            ("CURSOR_SECRET", "local-key"),
+        ];
+        let config = ListingApiConfig::from_lookup(env(&blanked)).unwrap();
+        assert_eq!(
+            config.cursor_secret,
+            SecretSource::Value("local-key".into())
+        );
+        let err = ListingApiConfig::from_lookup(env(&blanked[..2])).unwrap_err();
+        assert_eq!(err, ConfigError::Missing("CURSOR_SECRET_ARN"));
+        let arn = [
+            ("SUMMARIES_TABLE", "S"),
+            ("CURSOR_SECRET_ARN", "arn:aws:secretsmanager:x"),
+        ];
+        assert_eq!(
+            ListingApiConfig::from_lookup(env(&arn))
+                .unwrap()
+                .cursor_secret,
+            SecretSource::SecretsManager("arn:aws:secretsmanager:x".into())
+        );
     }
 }

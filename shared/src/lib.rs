@@ -4,7 +4,7 @@
 //! [`tags`], [`listing`] keys, [`stream`] record decoding, [`http_path`] decoding and the
 //! [`reconcile`] compare. With `aws` (the default) come the adapters the Lambda functions
 //! share: the DynamoDB `store`s, the SQS `queue`s, the `refresh` protocol that writes
-//! summaries exactly-once in effect, `revalidate`, `config` and `telemetry`. The fuzz targets
+//! summaries exactly-once in effect, `revalidate`, `config`, the `sdk` clients and `telemetry`. The fuzz targets
 //! (fuzz/) build the core alone, without the AWS SDK.
 
 #[cfg(feature = "aws")]
@@ -23,6 +23,8 @@ pub mod reconcile;
 pub mod refresh;
 #[cfg(feature = "aws")]
 pub mod revalidate;
+#[cfg(feature = "aws")]
+pub mod sdk;
 #[cfg(feature = "aws")]
 pub mod store;
 pub mod stream;

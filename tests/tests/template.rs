@@ -76,10 +76,27 @@ fn the_projector_gets_every_variable_it_reads() -> Result<()> {
     let config = ProjectorConfig::from_lookup(|name| {
         names.contains(name).then(|| match name {
             "STOCK_TAG_POLICY" => "eager".to_owned(),
+            queue if queue.ends_with("_QUEUE_URL") => "https://sqs/queue".to_owned(),
             _ => "set".to_owned(),
         })
     });
     assert!(config.is_ok(), "{config:?}");
+    Ok(())
+}
+
+/// Every endpoint variable the functions read is declared, empty: "not set" on AWS, and
+/// settable by `sam local invoke --env-vars` (which ignores undeclared variables).
+#[test]
+fn every_endpoint_variable_is_declared_empty_for_sam_local() -> Result<()> {
+    use catalog::sdk::Service;
+    let t = template()?;
+    let globals = &t.document["Globals"]["Function"]["Environment"]["Variables"];
+    for service in [Service::DynamoDb, Service::Sqs, Service::SecretsManager] {
+        let name = service.endpoint_var();
+        assert_eq!(globals[name].as_str(), Some(""), "{name}");
+        let on_aws = |var: &str| globals[var].as_str().map(str::to_owned);
+        assert_eq!(catalog::sdk::endpoint_url(service, on_aws), None, "{name}");
+    }
     Ok(())
 }
 

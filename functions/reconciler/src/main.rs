@@ -20,12 +20,8 @@ fn deadline(epoch_ms: u64) -> Instant {
 async fn main() -> Result<(), Error> {
     catalog::telemetry::init();
     let config = catalog::config::ReconcilerConfig::from_env()?;
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let reconciler = Reconciler::new(
-        &config,
-        aws_sdk_dynamodb::Client::new(&aws),
-        aws_sdk_sqs::Client::new(&aws),
-    );
+    let sdk = catalog::sdk::Sdk::from_env().await;
+    let reconciler = Reconciler::new(&config, sdk.dynamodb(), sdk.sqs());
     let reconciler = &reconciler;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let deadline = deadline(event.context.deadline);

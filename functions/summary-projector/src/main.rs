@@ -10,12 +10,8 @@ use summary_projector::Projector;
 async fn main() -> Result<(), Error> {
     catalog::telemetry::init();
     let config = catalog::config::ProjectorConfig::from_env()?;
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let projector = Projector::new(
-        &config,
-        aws_sdk_dynamodb::Client::new(&aws),
-        aws_sdk_sqs::Client::new(&aws),
-    );
+    let sdk = catalog::sdk::Sdk::from_env().await;
+    let projector = Projector::new(&config, sdk.dynamodb(), sdk.sqs());
     let projector = &projector;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| async move {
         projector.handle(event.payload).await.map_err(Error::from)
