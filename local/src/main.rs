@@ -347,9 +347,13 @@ async fn up(root: &Path, mut args: Args) -> Result<()> {
             })
         })
         .transpose()?;
+    // The routes a `sam local` container may call too (the storefront's is not one of them).
+    let container_revalidate_endpoints = revalidate_endpoints.clone();
     let options = Options {
         poll_interval: Duration::from_millis(args.parsed("--poll-ms", 250)?),
         listing_port: args.parsed("--port", 0)?,
+        // So that `sam local` containers reach the emulators (.local/sam-env.json).
+        listen: catalog_local::services::Listen::Everywhere,
         storefront,
         revalidate_endpoints,
         aws_consistency,
@@ -369,6 +373,9 @@ async fn up(root: &Path, mut args: Args) -> Result<()> {
         Endpoints::path(root),
         serde_json::to_string_pretty(endpoints)?,
     )?;
+    let sam_env = catalog_local::sam_env::path(root);
+    catalog_local::sam_env::write(&sam_env, endpoints, &container_revalidate_endpoints)?;
+    catalog_local::sam_env::write_shell(&catalog_local::sam_env::shell_path(root), endpoints)?;
     println!("catalog-sync is running locally");
     println!("  DynamoDB     {}", endpoints.dynamodb);
     println!("  SQS          {}", endpoints.sqs);
@@ -393,6 +400,10 @@ async fn up(root: &Path, mut args: Args) -> Result<()> {
         endpoints.tables.products, endpoints.tables.inventory, endpoints.tables.summaries
     );
     println!("  logs         {}", log_dir.join("stack.log").display());
+    println!(
+        "  sam local    --env-vars {} (README: Sample events)",
+        sam_env.strip_prefix(root).unwrap_or(&sam_env).display()
+    );
     println!("  try          cargo run -q -p catalog-local -- stock p-00001 loc-1 7");
 
     if size.products > 0 {
@@ -446,6 +457,8 @@ async fn up(root: &Path, mut args: Args) -> Result<()> {
     println!("\nstopping: finishing the batches in hand...");
     let stopped = stack.stop().await;
     let _ = std::fs::remove_file(Endpoints::path(root));
+    let _ = std::fs::remove_file(catalog_local::sam_env::path(root));
+    let _ = std::fs::remove_file(catalog_local::sam_env::shell_path(root));
     let _ = std::fs::remove_file(status_path(root));
     stopped?;
     println!("stopped. {last_line}");

@@ -45,6 +45,27 @@ impl Drop for Service {
     }
 }
 
+/// Which interfaces a started service listens on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Listen {
+    /// 127.0.0.1 only (the tests).
+    #[default]
+    Loopback,
+    /// Every interface, so that containers (`sam local`, through `host.docker.internal`)
+    /// reach it too. DynamoDB Local always listens on every interface.
+    Everywhere,
+}
+
+impl Listen {
+    /// The address to bind.
+    pub fn host(self) -> &'static str {
+        match self {
+            Self::Loopback => "127.0.0.1",
+            Self::Everywhere => "0.0.0.0",
+        }
+    }
+}
+
 /// A port that was free a moment ago.
 pub fn free_port() -> Result<u16> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("binding a free port")?;
@@ -183,8 +204,9 @@ pub fn dynamodb_local(root: &Path) -> Result<Service> {
     Ok(service)
 }
 
-/// Starts moto's server (the SQS emulator) on a free port, or uses the one at `SQS_ENDPOINT`.
-pub fn sqs_emulator(root: &Path) -> Result<Service> {
+/// Starts moto's server (the SQS and Secrets Manager emulator) on a free port, or uses the
+/// one at `SQS_ENDPOINT`.
+pub fn sqs_emulator(root: &Path, listen: Listen) -> Result<Service> {
     if let Ok(endpoint) = std::env::var("SQS_ENDPOINT") {
         return Ok(Service {
             endpoint,
@@ -201,7 +223,7 @@ pub fn sqs_emulator(root: &Path) -> Result<Service> {
     let log = log_dir(root)?.join(format!("moto-{port}.log"));
     let args = vec![
         "-H".to_owned(),
-        "127.0.0.1".to_owned(),
+        listen.host().to_owned(),
         "-p".to_owned(),
         port.to_string(),
     ];

@@ -45,6 +45,8 @@ pub struct Options {
     pub cursor_secret: String,
     /// DynamoDB and SQS endpoints already running, to use instead of starting services.
     pub endpoints: Option<(String, String)>,
+    /// Which interfaces started services listen on (every one lets `sam local` containers in).
+    pub listen: services::Listen,
     /// Revalidate routes the tag-revalidator calls (besides the storefront's, if started).
     /// With none and no storefront, tag messages wait in the tag queue.
     pub revalidate_endpoints: Vec<String>,
@@ -71,6 +73,7 @@ impl Default for Options {
             wrap_projector: None,
             cursor_secret: "local-cursor-secret-not-for-production".into(),
             endpoints: None,
+            listen: services::Listen::Loopback,
             revalidate_endpoints: Vec::new(),
             storefront: false,
             revalidate_secret: "local-revalidate-secret-not-for-production".into(),
@@ -95,6 +98,10 @@ pub struct Endpoints {
     pub tables: TableNames,
     /// Logical id (as in template.yaml) -> queue URL.
     pub queues: BTreeMap<String, String>,
+    /// Logical id (`CursorSecret`, `RevalidateSecret`) -> ARN in the emulator's Secrets
+    /// Manager, holding the local values.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, String>,
 }
 
 impl Endpoints {
@@ -153,11 +160,11 @@ impl Stack {
         let (dynamodb_service, sqs_service) = match &options.endpoints {
             Some((dynamodb, sqs)) => (Service::existing(dynamodb), Service::existing(sqs)),
             None => {
-                let root = root.to_owned();
+                let (root, listen) = (root.to_owned(), options.listen);
                 tokio::task::spawn_blocking(move || -> Result<(Service, Service)> {
                     Ok((
                         services::dynamodb_local(&root)?,
-                        services::sqs_emulator(&root)?,
+                        services::sqs_emulator(&root, listen)?,
                     ))
                 })
                 .await??
@@ -166,7 +173,8 @@ impl Stack {
         let dynamodb_config = services::sdk_config(&dynamodb_service.endpoint).await;
         let dynamodb = aws_sdk_dynamodb::Client::new(&dynamodb_config);
         let streams = aws_sdk_dynamodbstreams::Client::new(&dynamodb_config);
-        let sqs = aws_sdk_sqs::Client::new(&services::sdk_config(&sqs_service.endpoint).await);
+        let sqs_config = services::sdk_config(&sqs_service.endpoint).await;
+        let sqs = aws_sdk_sqs::Client::new(&sqs_config);
         let tables = TableNames {
             products: format!("{}Products", options.prefix),
             inventory: format!("{}Inventory", options.prefix),
@@ -182,6 +190,15 @@ impl Stack {
             table_names.insert(logical.to_owned(), name.clone());
         }
         let queues = create_queues(&template, &sqs, &options.prefix).await?;
+        let secrets = crate::secrets::create(
+            &aws_sdk_secretsmanager::Client::new(&sqs_config),
+            &options.prefix,
+            &[
+                ("CursorSecret", &options.cursor_secret),
+                ("RevalidateSecret", &options.revalidate_secret),
+            ],
+        )
+        .await?;
         let (stopper, shutdown) = shutdown::channel();
 
         // What the functions use: the same endpoint, or the AWS-consistency proxy in front of
@@ -358,6 +375,7 @@ impl Stack {
                 revalidate_endpoints,
                 tables,
                 queues: queues.into_iter().collect(),
+                secrets,
             },
             dynamodb,
             sqs,

@@ -3,6 +3,7 @@
 
 pub mod lambda_watch;
 pub mod metric_refs;
+pub mod sample_events;
 pub mod storefront_stub;
 
 use std::collections::HashMap;
@@ -45,13 +46,24 @@ struct Services {
     sqs: Service,
 }
 
+static LISTEN: OnceLock<services::Listen> = OnceLock::new();
+
+/// Makes this test binary's services listen on every interface, so that containers reach
+/// them. Call it before the first [`TestEnv`]; it fails if the services already run.
+pub fn listen_everywhere() -> Result<()> {
+    LISTEN
+        .set(services::Listen::Everywhere)
+        .map_err(|_| anyhow::anyhow!("the services were started before listen_everywhere"))
+}
+
 fn services() -> &'static Services {
     static SERVICES: OnceLock<Services> = OnceLock::new();
     SERVICES.get_or_init(|| {
         let root = catalog_local::workspace_root();
+        let listen = *LISTEN.get_or_init(services::Listen::default);
         Services {
             dynamodb: services::dynamodb_local(&root).expect("starting DynamoDB Local"),
-            sqs: services::sqs_emulator(&root).expect("starting the SQS emulator"),
+            sqs: services::sqs_emulator(&root, listen).expect("starting the SQS emulator"),
         }
     })
 }

@@ -1,0 +1,132 @@
+//! The `--env-vars` file for `sam local invoke` and `sam local start-api` against the running
+//! stack (`.local/sam-env.json`): the table names, queue URLs and secret ARNs that a `!Ref`
+//! gives on AWS, and endpoints a container reaches (`host.docker.internal`, which the sam
+//! commands map with `--add-host host.docker.internal:host-gateway`).
+//!
+//! sam overrides only the variables template.yaml declares, so the endpoint variables are
+//! declared there, empty.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde_json::{json, Map, Value};
+
+use crate::stack::Endpoints;
+
+/// The host name containers reach this machine by.
+pub const CONTAINER_HOST: &str = "host.docker.internal";
+
+/// Where the running stack writes the file.
+pub fn path(root: &Path) -> PathBuf {
+    crate::local_dir(root).join("sam-env.json")
+}
+
+/// `url` as a container reaches it: a loopback host becomes [`CONTAINER_HOST`].
+pub fn for_container(url: &str) -> String {
+    ["127.0.0.1", "localhost", "[::1]"]
+        .iter()
+        .fold(url.to_owned(), |url, host| {
+            url.replacen(&format!("://{host}:"), &format!("://{CONTAINER_HOST}:"), 1)
+        })
+}
+
+/// The file's content: every variable under `Parameters` (sam applies those to each function
+/// that declares them). `revalidate_endpoints` become `REVALIDATE_ENDPOINTS` when there are
+/// any: the revalidate routes a container can call (the local storefront signs for its
+/// 127.0.0.1 URL only, so it is not one).
+pub fn render(endpoints: &Endpoints, revalidate_endpoints: &[String]) -> Result<Value> {
+    let queue = |logical: &str| -> Result<String> {
+        let url = endpoints.queues.get(logical);
+        Ok(for_container(
+            url.with_context(|| format!("no queue {logical}"))?,
+        ))
+    };
+    let secret = |logical: &str| -> Result<String> {
+        let arn = endpoints.secrets.get(logical);
+        Ok(arn.with_context(|| format!("no secret {logical}"))?.clone())
+    };
+    let mut vars = Map::new();
+    let mut set = |name: &str, value: String| vars.insert(name.to_owned(), Value::String(value));
+    set(
+        "AWS_ENDPOINT_URL_DYNAMODB",
+        for_container(&endpoints.dynamodb),
+    );
+    set("AWS_ENDPOINT_URL_SQS", for_container(&endpoints.sqs));
+    set(
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+        for_container(&endpoints.sqs),
+    );
+    set("PRODUCTS_TABLE", endpoints.tables.products.clone());
+    set("INVENTORY_TABLE", endpoints.tables.inventory.clone());
+    set("SUMMARIES_TABLE", endpoints.tables.summaries.clone());
+    set("TAG_QUEUE_URL", queue("TagQueue")?);
+    set("PARKED_RECORDS_QUEUE_URL", queue("ParkedRecordsQueue")?);
+    set("RECONCILE_QUEUE_URL", queue("ReconcileQueue")?);
+    set("CURSOR_SECRET_ARN", secret("CursorSecret")?);
+    set("REVALIDATE_SECRET_ARN", secret("RevalidateSecret")?);
+    if !revalidate_endpoints.is_empty() {
+        let urls: Vec<String> = revalidate_endpoints
+            .iter()
+            .map(|u| for_container(u))
+            .collect();
+        set("REVALIDATE_ENDPOINTS", urls.join(","));
+    }
+    Ok(json!({ "Parameters": vars }))
+}
+
+/// What the shell running `sam local` needs, for `.local/sam-env.sh`: credentials the
+/// emulators accept (sam hands the shell's credentials to the container), a region, and an STS
+/// endpoint for sam's own account lookup (it calls GetCallerIdentity before every invoke, which
+/// offline waits ~9 s for AWS; moto answers at once).
+pub fn shell_vars(endpoints: &Endpoints) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ACCESS_KEY_ID", "local".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "local".to_owned()),
+        ("AWS_REGION", crate::services::REGION.to_owned()),
+        ("AWS_ENDPOINT_URL_STS", endpoints.sqs.clone()),
+        ("SAM_CLI_TELEMETRY", "0".to_owned()),
+    ]
+}
+
+/// The path of the shell file beside [`path`].
+pub fn shell_path(root: &Path) -> PathBuf {
+    crate::local_dir(root).join("sam-env.sh")
+}
+
+/// Writes [`shell_vars`] as `export` lines to `path`.
+pub fn write_shell(path: &Path, endpoints: &Endpoints) -> Result<()> {
+    let mut text = String::from(
+        "# For `sam local` against the local stack: source .local/sam-env.sh (see README).\n",
+    );
+    for (name, value) in shell_vars(endpoints) {
+        text += &format!("export {name}={value}\n");
+    }
+    std::fs::write(path, text).with_context(|| format!("writing {path:?}"))
+}
+
+/// Writes [`render`]'s file to `path`.
+pub fn write(path: &Path, endpoints: &Endpoints, revalidate_endpoints: &[String]) -> Result<()> {
+    let text = serde_json::to_string_pretty(&render(endpoints, revalidate_endpoints)?)?;
+    std::fs::write(path, text + "\n").with_context(|| format!("writing {path:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_urls_become_the_container_host() {
+        assert_eq!(
+            for_container("http://127.0.0.1:4566/000000000000/q"),
+            "http://host.docker.internal:4566/000000000000/q"
+        );
+        assert_eq!(
+            for_container("http://localhost:8000"),
+            "http://host.docker.internal:8000"
+        );
+        assert_eq!(
+            for_container("https://shop.example.com/api"),
+            "https://shop.example.com/api"
+        );
+    }
+}
