@@ -40,7 +40,8 @@ pub fn function_env(env: &TestEnv, storefront: &str, secret: &str) -> Vec<(Strin
             &env.queues["ParkedRecordsQueue"],
         ),
         ("RECONCILE_QUEUE_URL", &env.queues["ReconcileQueue"]),
-        ("RECONCILE_SEGMENTS", "2"),
+        // The template's default, which `sam local` gives too (it resolves parameters to defaults).
+        ("RECONCILE_SEGMENTS", "4"),
         ("CURSOR_SECRET", "local-cursor-secret-at-least-16-bytes"),
         ("REVALIDATE_ENDPOINTS", storefront),
         ("REVALIDATE_SECRET", secret),

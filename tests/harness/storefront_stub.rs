@@ -85,10 +85,23 @@ pub struct StorefrontStub {
 }
 
 impl StorefrontStub {
-    /// Starts a stub on a free port that accepts calls signed with `secret`.
+    /// Starts a stub on a free loopback port that accepts calls signed with `secret`.
     pub async fn start(secret: &str) -> Result<Self> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}/api/revalidate", listener.local_addr()?);
+        Self::start_on("127.0.0.1", None, secret).await
+    }
+
+    /// Starts a stub that `sam local` containers call: listening on every interface, at the
+    /// URL (and signing audience) `http://host.docker.internal:PORT/api/revalidate`.
+    pub async fn start_for_containers(secret: &str) -> Result<Self> {
+        let host = catalog_local::sam_env::CONTAINER_HOST;
+        Self::start_on("0.0.0.0", Some(host), secret).await
+    }
+
+    async fn start_on(bind: &str, url_host: Option<&str>, secret: &str) -> Result<Self> {
+        let listener = tokio::net::TcpListener::bind((bind, 0)).await?;
+        let addr = listener.local_addr()?;
+        let host = url_host.map_or_else(|| addr.ip().to_string(), str::to_owned);
+        let url = format!("http://{host}:{}/api/revalidate", addr.port());
         let state = Arc::new(Mutex::new(State::default()));
         let secret = Arc::new(secret.as_bytes().to_vec());
         let audience: Arc<str> = url.clone().into();
