@@ -425,12 +425,30 @@ fn the_run_command_and_the_cli_work_together() -> Result<()> {
         ),
         "no projector line with its request id in:\n{logs}"
     );
+    // The files `sam local` runs with: every variable pointing at the container's view of
+    // this machine, the secrets by ARN, and sam's own STS call kept local.
+    let sam_env: serde_json::Value = serde_json::from_str(&read(&dir.join("sam-env.json")))?;
+    let vars = &sam_env["Parameters"];
+    for name in [
+        "AWS_ENDPOINT_URL_DYNAMODB",
+        "AWS_ENDPOINT_URL_SQS",
+        "TAG_QUEUE_URL",
+    ] {
+        let value = vars[name].as_str().unwrap_or_default();
+        ensure!(
+            value.starts_with("http://host.docker.internal:"),
+            "{name} = {value:?}"
+        );
+    }
+    ensure!(vars["CURSOR_SECRET_ARN"]
+        .as_str()
+        .is_some_and(|a| a.starts_with("arn:")));
+    ensure!(read(&dir.join("sam-env.sh")).contains("export AWS_ENDPOINT_URL_STS=http://127.0.0.1:"));
     drop(running);
     let log = read(&out);
     assert!(log.contains("stopped."), "no clean stop: {log}");
-    assert!(
-        !dir.join("stack.json").exists(),
-        "the endpoints file outlived the stack"
-    );
+    for file in ["stack.json", "sam-env.json", "sam-env.sh"] {
+        assert!(!dir.join(file).exists(), "{file} outlived the stack");
+    }
     Ok(())
 }

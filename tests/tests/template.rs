@@ -69,18 +69,38 @@ fn both_source_tables_stream_new_and_old_images() -> Result<()> {
     Ok(())
 }
 
+/// A value as it reaches the function on AWS: queue URLs are URLs, secret ARNs are ARNs.
+fn deployed_value(name: &str) -> String {
+    match name {
+        "STOCK_TAG_POLICY" => "eager".to_owned(),
+        "REVALIDATE_ENDPOINTS" => "https://shop.example/api/revalidate".to_owned(),
+        "REVALIDATE_TIMEOUT_MS" => "5000".to_owned(),
+        "RECONCILE_SEGMENTS" => "4".to_owned(),
+        queue if queue.ends_with("_QUEUE_URL") => format!("https://sqs.example/1/{queue}"),
+        arn if arn.ends_with("_ARN") => format!("arn:aws:secretsmanager:us-east-1:1:secret:{arn}"),
+        _ => "set".to_owned(),
+    }
+}
+
 #[test]
 fn the_projector_gets_every_variable_it_reads() -> Result<()> {
     let t = template()?;
     let names = env_names(&t, "SummaryProjectorFunction")?;
-    let config = ProjectorConfig::from_lookup(|name| {
-        names.contains(name).then(|| match name {
-            "STOCK_TAG_POLICY" => "eager".to_owned(),
-            queue if queue.ends_with("_QUEUE_URL") => "https://sqs/queue".to_owned(),
-            _ => "set".to_owned(),
-        })
+    let config =
+        ProjectorConfig::from_lookup(|name| names.contains(name).then(|| deployed_value(name)));
+    assert!(config.is_ok(), "{config:?}");
+    Ok(())
+}
+
+#[test]
+fn the_listing_api_gets_every_variable_it_reads_and_no_plain_secret() -> Result<()> {
+    let t = template()?;
+    let names = env_names(&t, "ListingApiFunction")?;
+    let config = catalog::config::ListingApiConfig::from_lookup(|name| {
+        names.contains(name).then(|| deployed_value(name))
     });
     assert!(config.is_ok(), "{config:?}");
+    assert!(names.contains("CURSOR_SECRET_ARN") && !names.contains("CURSOR_SECRET"));
     Ok(())
 }
 
@@ -96,6 +116,75 @@ fn every_endpoint_variable_is_declared_empty_for_sam_local() -> Result<()> {
         assert_eq!(globals[name].as_str(), Some(""), "{name}");
         let on_aws = |var: &str| globals[var].as_str().map(str::to_owned);
         assert_eq!(catalog::sdk::endpoint_url(service, on_aws), None, "{name}");
+    }
+    Ok(())
+}
+
+/// Under `sam local` a `!Ref` (or `!GetAtt`, `!If`) to a resource gives its logical id, so the
+/// `--env-vars` file the local stack writes must set every such variable a function reads;
+/// parameter references resolve to the parameter's default there and may stay.
+#[test]
+fn the_sam_local_env_file_sets_every_resource_reference() -> Result<()> {
+    let t = template()?;
+    let resources = t.document["Resources"].as_mapping().context("Resources")?;
+    let is_resource = |text: &str| {
+        let id = text.split('.').next().unwrap_or_default();
+        resources.contains_key(id)
+    };
+    let names = |secrets: &[&str]| -> std::collections::BTreeMap<String, String> {
+        secrets
+            .iter()
+            .map(|id| (id.to_string(), format!("arn:aws:secretsmanager:local:{id}")))
+            .collect()
+    };
+    let endpoints = catalog_local::stack::Endpoints {
+        dynamodb: "http://127.0.0.1:8000".into(),
+        sqs: "http://127.0.0.1:5000".into(),
+        listing_api: String::new(),
+        storefront: None,
+        revalidate_endpoints: Vec::new(),
+        tables: catalog::store::TableNames {
+            products: "P".into(),
+            inventory: "I".into(),
+            summaries: "S".into(),
+        },
+        queues: ["TagQueue", "ParkedRecordsQueue", "ReconcileQueue"]
+            .iter()
+            .map(|id| {
+                (
+                    id.to_string(),
+                    format!("http://127.0.0.1:5000/000000000000/{id}"),
+                )
+            })
+            .collect(),
+        secrets: names(&["CursorSecret", "RevalidateSecret"]),
+    };
+    let file = catalog_local::sam_env::render(&endpoints, &[])?;
+    let set = file["Parameters"].as_object().context("Parameters")?;
+    let mut missing = Vec::new();
+    for (id, resource) in resources {
+        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let own = &resource["Properties"]["Environment"]["Variables"];
+        let globals = &t.document["Globals"]["Function"]["Environment"]["Variables"];
+        for vars in [own, globals] {
+            for (name, value) in vars.as_mapping().into_iter().flatten() {
+                let mut refs = Vec::new();
+                texts(value, &mut refs);
+                let name = name.as_str().unwrap_or_default();
+                let tagged = matches!(value, Value::Tagged(_));
+                if tagged && refs.iter().any(|r| is_resource(r)) && !set.contains_key(name) {
+                    missing.push(format!("{}.{name}", id.as_str().unwrap_or_default()));
+                }
+            }
+        }
+    }
+    assert!(missing.is_empty(), "sam-env.json does not set {missing:?}");
+    // Endpoints reach the host from a container; nothing points at the container's own loopback.
+    for (name, value) in set {
+        let value = value.as_str().unwrap_or_default();
+        assert!(!value.contains("127.0.0.1"), "{name} = {value}");
     }
     Ok(())
 }
@@ -365,11 +454,7 @@ fn the_revalidator_gets_every_variable_it_reads_and_no_plain_secret() -> Result<
     let t = template()?;
     let names = env_names(&t, "TagRevalidatorFunction")?;
     let config = catalog::config::RevalidatorConfig::from_lookup(|name| {
-        names.contains(name).then(|| match name {
-            "REVALIDATE_ENDPOINTS" => "https://shop.example/api/revalidate".to_owned(),
-            "REVALIDATE_TIMEOUT_MS" => "5000".to_owned(),
-            _ => "set".to_owned(),
-        })
+        names.contains(name).then(|| deployed_value(name))
     });
     assert!(config.is_ok(), "{config:?}");
     // The secret comes from Secrets Manager, never from the template in plain text.
@@ -482,9 +567,19 @@ fn a_reconcile_run_is_capped_in_segments_and_in_concurrency() -> Result<()> {
     assert!(concurrency["MaxValue"].as_u64() <= Some(50));
     let config = catalog::config::ReconcilerConfig::from_lookup(|name| match name {
         "RECONCILE_SEGMENTS" => Some((MAX_SEGMENTS + 1).to_string()),
-        _ => Some("x".into()),
+        _ => Some(deployed_value(name)),
     });
-    assert!(config.is_err(), "{} segments accepted", MAX_SEGMENTS + 1);
+    assert!(
+        matches!(
+            config,
+            Err(catalog::config::ConfigError::Invalid {
+                name: "RECONCILE_SEGMENTS",
+                ..
+            })
+        ),
+        "{} segments: {config:?}",
+        MAX_SEGMENTS + 1
+    );
     Ok(())
 }
 
