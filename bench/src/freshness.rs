@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
-use catalog::ids::ProductId;
 use catalog::store::SummaryStore;
+use catalog_core::ids::ProductId;
 use catalog_local::demo::{self, DemoSize, Rng};
 use catalog_local::edits::Editor;
 use catalog_local::function::{Function, Invocation};

@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
-use catalog::ids::{LocationId, ProductId};
-use catalog::model::MinorUnits;
+use catalog_core::ids::{LocationId, ProductId};
+use catalog_core::model::MinorUnits;
 use catalog_local::demo::{self, DemoSize, Rng};
 use catalog_local::edits::Editor;
 use catalog_local::stack::{queue_depth, Stack};

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Result};
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use aws_sdk_dynamodb::Client;
-use catalog::model::{InventoryRow, MinorUnits, Product, ProductSummary};
-use catalog::projection::project;
-use catalog::testing::{product, stock};
+use catalog_core::model::{InventoryRow, MinorUnits, Product, ProductSummary};
+use catalog_core::projection::project;
+use catalog_core::testing::{product, stock};
 use catalog_tests::TestEnv;
 use futures::future::try_join_all;
 

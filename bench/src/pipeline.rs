@@ -10,10 +10,10 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use catalog::ids::ProductId;
-use catalog::model::ProductSummary;
-use catalog::projection::project;
 use catalog::store::{SourceStore, SummaryStore};
+use catalog_core::ids::ProductId;
+use catalog_core::model::ProductSummary;
+use catalog_core::projection::project;
 use catalog_local::consistency::AwsConsistency;
 use catalog_local::demo::{self, DemoSize, Rng};
 use catalog_local::edits::Editor;

@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Result};
 use aws_lambda_events::event::dynamodb::Event;
 use catalog::config::ProjectorConfig;
-use catalog::model::MinorUnits;
 use catalog::queue::TagPublisher;
 use catalog::refresh::Refresher;
 use catalog::store::{SourceStore, SummaryStore};
-use catalog::testing::{product, stock};
+use catalog_core::model::MinorUnits;
+use catalog_core::testing::{product, stock};
 use catalog_tests::TestEnv;
 use futures::stream::{self, StreamExt, TryStreamExt};
 
@@ -167,7 +167,7 @@ async fn run_naive(env: &TestEnv, config: &ProjectorConfig, batches: &[Event]) -
     let start = Instant::now();
     for batch in batches {
         for record in &batch.records {
-            let change = catalog::stream::decode(record).map_err(anyhow::Error::msg)?;
+            let change = catalog_core::stream::decode(record).map_err(anyhow::Error::msg)?;
             let outcome = refresher
                 .refresh(std::slice::from_ref(&change.product_id))
                 .await;
@@ -190,7 +190,9 @@ async fn check(env: &TestEnv, config: &ProjectorConfig, products: usize) -> Resu
             let store = store.clone();
             async move {
                 let id = format!("p{p}");
-                let stored = store.get(&catalog::ids::ProductId::parse(&id)?).await?;
+                let stored = store
+                    .get(&catalog_core::ids::ProductId::parse(&id)?)
+                    .await?;
                 let actual = stored.and_then(|s| s.record).map(|r| r.summary);
                 ensure!(actual == env.expected(&id).await?, "{id} did not converge");
                 Ok(())

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
 use aws_sdk_dynamodb::Client;
-use catalog::reconcile::Report;
-use catalog::testing::{product, stock};
+use catalog_core::reconcile::Report;
+use catalog_core::testing::{product, stock};
 use catalog_tests::TestEnv;
 use futures::future::try_join_all;
 use reconciler::{Reconciler, RunRequest, SegmentMessage};

@@ -4,7 +4,7 @@
 #![no_main]
 
 use aws_lambda_events::event::dynamodb::Event;
-use catalog::stream;
+use catalog_core::stream;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 
 use anyhow::{Context, Result};
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
-use catalog::ids::{LocationId, ProductId, StoreId};
-use catalog::model::{Image, InventoryRow, MinorUnits, Product, ProductStatus};
 use catalog::store::TableNames;
+use catalog_core::ids::{LocationId, ProductId, StoreId};
+use catalog_core::model::{Image, InventoryRow, MinorUnits, Product, ProductStatus};
 
 /// How much demo data to make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,9 +4,9 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use aws_sdk_dynamodb::types::AttributeValue;
-use catalog::ids::{LocationId, ProductId};
-use catalog::model::{InventoryRow, MinorUnits, Product, ProductStatus};
 use catalog::store::TableNames;
+use catalog_core::ids::{LocationId, ProductId};
+use catalog_core::model::{InventoryRow, MinorUnits, Product, ProductStatus};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 

@@ -6,9 +6,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use catalog::ids::{LocationId, ProductId, StoreId};
-use catalog::model::{Image, MinorUnits, Product, ProductStatus};
 use catalog::store::SummaryStore;
+use catalog_core::ids::{LocationId, ProductId, StoreId};
+use catalog_core::model::{Image, MinorUnits, Product, ProductStatus};
 use catalog_local::consistency::AwsConsistency;
 use catalog_local::demo::{self, DemoSize};
 use catalog_local::edits::Editor;
@@ -241,7 +241,7 @@ async fn run(command: &str, mut args: Args) -> Result<()> {
                     tag_queue_url: endpoints.queues["TagQueue"].clone(),
                     reconcile_queue_url: endpoints.queues["ReconcileQueue"].clone(),
                     default_segments: 4,
-                    stock_tag_policy: catalog::tags::StockTagPolicy::Eager,
+                    stock_tag_policy: catalog_core::tags::StockTagPolicy::Eager,
                 },
                 dynamodb,
                 sqs,

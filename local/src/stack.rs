@@ -11,7 +11,7 @@ use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use aws_sdk_sqs::types::QueueAttributeName;
 use catalog::config::{ProjectorConfig, ReconcilerConfig};
 use catalog::store::{SummaryStore, TableNames};
-use catalog::tags::StockTagPolicy;
+use catalog_core::tags::StockTagPolicy;
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 

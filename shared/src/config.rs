@@ -1,9 +1,9 @@
 //! Configuration, read from the environment once at cold start. A missing or bad value stops
 //! the function with a message that names the variable.
 
-use crate::reconcile::MAX_SEGMENTS;
 use crate::store::TableNames;
-use crate::tags::StockTagPolicy;
+use catalog_core::reconcile::MAX_SEGMENTS;
+use catalog_core::tags::StockTagPolicy;
 
 /// A variable that is missing or does not parse.
 #[derive(Clone, PartialEq, Eq, thiserror::Error)]
@@ -251,12 +251,12 @@ impl RevalidatorConfig {
 fn stock_tag_policy(get: &impl Fn(&str) -> Option<String>) -> Result<StockTagPolicy, ConfigError> {
     match get("STOCK_TAG_POLICY").filter(|v| !v.trim().is_empty()) {
         None => Ok(StockTagPolicy::default()),
-        Some(v) => v
-            .parse()
-            .map_err(|e: crate::tags::UnknownPolicy| ConfigError::Invalid {
+        Some(v) => v.parse().map_err(
+            |e: catalog_core::tags::UnknownPolicy| ConfigError::Invalid {
                 name: "STOCK_TAG_POLICY",
                 reason: e.to_string(),
-            }),
+            },
+        ),
     }
 }
 

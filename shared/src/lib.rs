@@ -1,35 +1,23 @@
-//! catalog-sync's shared library.
+//! catalog-sync's AWS half: every DynamoDB, SQS and Secrets Manager call, and the
+//! orchestration the Lambda functions share. What it computes comes from `catalog_core`
+//! (core/), which has no I/O.
 //!
-//! The pure core, built with or without the `aws` feature: [`ids`], [`model`], [`projection`],
-//! [`tags`], [`listing`] keys, [`stream`] record decoding, [`http_path`] decoding and the
-//! [`reconcile`] compare. With `aws` (the default) come the adapters the Lambda functions
-//! share: the DynamoDB `store`s, the SQS `queue`s, the `refresh` protocol that writes
-//! summaries exactly-once in effect, `revalidate`, `config`, the `sdk` clients and `telemetry`. The fuzz targets
-//! (fuzz/) build the core alone, without the AWS SDK.
+//! - [`store`]: the DynamoDB adapters (source tables, Summaries), with one paginate helper.
+//! - [`queue`]: the SQS adapters (tag queue, parking lot).
+//! - [`refresh`]: the `Refresher`, which reads, decides and writes a summary exactly-once in
+//!   effect; [`reconcile`]: the reconcile `Worker` over a share of the tables.
+//! - [`revalidate`]: `revalidate_product`, queueing a product's tags on demand.
+//! - [`config`], [`sdk`]: each function's settings and the SDK clients, read at cold start.
+//! - [`fault`]: transient versus permanent failures; [`lambda`]: the replies handlers share.
+//! - [`telemetry`]: structured logs and embedded metrics.
 
-#[cfg(feature = "aws")]
 pub mod config;
-#[cfg(feature = "aws")]
 pub mod fault;
-pub mod http_path;
-pub mod ids;
-pub mod listing;
-pub mod model;
-pub mod projection;
-#[cfg(feature = "aws")]
+pub mod lambda;
 pub mod queue;
 pub mod reconcile;
-#[cfg(feature = "aws")]
 pub mod refresh;
-#[cfg(feature = "aws")]
 pub mod revalidate;
-#[cfg(feature = "aws")]
 pub mod sdk;
-#[cfg(feature = "aws")]
 pub mod store;
-pub mod stream;
-pub mod tags;
-#[cfg(feature = "aws")]
 pub mod telemetry;
-#[cfg(any(test, feature = "testing"))]
-pub mod testing;

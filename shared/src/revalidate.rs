@@ -3,18 +3,10 @@
 //! stale). The tag-revalidator then revalidates them like any others.
 
 use crate::fault::Fault;
-use crate::ids::{ProductId, StoreId};
 use crate::queue::TagPublisher;
 use crate::store::{ReadError, SourceStore, SummaryStore};
-use crate::tags::{Tag, TagSet};
-
-/// Every tag `id`'s pages can be under: its product and inventory tags and the listing of
-/// each of `stores`. Pure.
-pub fn product_tags<'a>(id: &ProductId, stores: impl IntoIterator<Item = &'a StoreId>) -> TagSet {
-    let mut tags = TagSet::from([Tag::product(id), Tag::inventory(id)]);
-    tags.extend(stores.into_iter().map(Tag::store_products));
-    tags
-}
+use catalog_core::ids::ProductId;
+use catalog_core::tags::{product_tags, TagSet};
 
 fn fault(e: ReadError) -> Fault {
     match e {
@@ -50,29 +42,4 @@ pub async fn revalidate_product(
     let tags = product_tags(id, summary_store.iter().chain(product_store.iter()));
     publisher.publish(&tags, chrono::Utc::now()).await?;
     Ok(tags)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn both_stores_of_a_moved_product_and_no_duplicates() {
-        let id = ProductId::parse("p1").unwrap();
-        let (a, b) = (StoreId::parse("s1").unwrap(), StoreId::parse("s2").unwrap());
-        let tags: Vec<String> = product_tags(&id, [&a, &b, &a])
-            .iter()
-            .map(|t| t.to_string())
-            .collect();
-        assert_eq!(
-            tags,
-            [
-                "inventory:p1",
-                "product:p1",
-                "store:s1:products",
-                "store:s2:products"
-            ]
-        );
-        assert_eq!(product_tags(&id, []).len(), 2);
-    }
 }

@@ -15,12 +15,12 @@ use aws_lambda_events::event::dynamodb::Event;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use catalog::config::ProjectorConfig;
-use catalog::ids::ProductId;
-use catalog::model::{InventoryRow, Product, ProductSummary};
-use catalog::projection::project;
-use catalog::queue::{ParkedRecord, TagMessage};
 use catalog::store::{SourceStore, Stored, SummaryStore, TableNames};
-use catalog::tags::StockTagPolicy;
+use catalog_core::ids::ProductId;
+use catalog_core::messages::{ParkedRecord, TagMessage};
+use catalog_core::model::{InventoryRow, Product, ProductSummary};
+use catalog_core::projection::project;
+use catalog_core::tags::StockTagPolicy;
 use catalog_local::services::{self, Service};
 use catalog_local::streams::{decode_event, lambda_event, StreamReader};
 use catalog_local::template::{create_queues, Template};
@@ -222,7 +222,7 @@ impl TestEnv {
         reconciler: &reconciler::Reconciler,
         detail: serde_json::Value,
         segment_deadline: std::time::Duration,
-    ) -> Result<catalog::reconcile::Report> {
+    ) -> Result<catalog_core::reconcile::Report> {
         let schedule = serde_json::json!({
             "version": "0", "id": format!("run-{}", detail), "detail-type": "Scheduled Event",
             "source": "catalog-sync.test", "account": "000000000000", "time": "2026-11-26T03:30:00Z",
@@ -231,7 +231,7 @@ impl TestEnv {
         reconciler
             .handle(schedule, std::time::Instant::now())
             .await?;
-        let mut total = catalog::reconcile::Report::default();
+        let mut total = catalog_core::reconcile::Report::default();
         loop {
             let bodies = self.drain_queue("ReconcileQueue").await?;
             if bodies.is_empty() {

@@ -3,7 +3,7 @@
 //! (lambda_binaries.rs) and the run under `sam local invoke` in Docker (sam_local.rs).
 
 use anyhow::{ensure, Result};
-use catalog::testing::{product, stock};
+use catalog_core::testing::{product, stock};
 use serde_json::Value;
 
 use crate::TestEnv;

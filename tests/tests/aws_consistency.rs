@@ -6,9 +6,9 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
-use catalog::ids::ProductId;
 use catalog::store::SummaryStore;
-use catalog::testing::product;
+use catalog_core::ids::ProductId;
+use catalog_core::testing::product;
 use catalog_local::consistency::AwsConsistency;
 use catalog_local::edits::Editor;
 use catalog_local::stack::{Options, Stack};

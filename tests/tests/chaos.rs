@@ -24,11 +24,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use aws_sdk_dynamodb::types::AttributeValue;
-use catalog::ids::{LocationId, ProductId, StoreId};
-use catalog::model::{Image, InventoryRow, MinorUnits, Product, ProductStatus, ProductSummary};
-use catalog::projection::project;
 use catalog::store::{SourceStore, SummaryStore};
-use catalog::tags::{tags, StockTagPolicy};
+use catalog_core::ids::{LocationId, ProductId, StoreId};
+use catalog_core::model::{
+    Image, InventoryRow, MinorUnits, Product, ProductStatus, ProductSummary,
+};
+use catalog_core::projection::project;
+use catalog_core::tags::{tags, StockTagPolicy};
 use catalog_local::consistency::AwsConsistency;
 use catalog_local::demo::Rng;
 use catalog_local::edits::Editor;
@@ -488,7 +490,7 @@ async fn nothing_is_lost_and_nothing_stale_survives() -> Result<()> {
             break;
         }
         for m in messages {
-            let record: catalog::queue::ParkedRecord =
+            let record: catalog_core::messages::ParkedRecord =
                 serde_json::from_str(m.body().unwrap_or_default())?;
             parked.push(record);
             stack

@@ -8,8 +8,8 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use catalog::model::MinorUnits;
-use catalog::testing::{product, stock};
+use catalog_core::model::MinorUnits;
+use catalog_core::testing::{product, stock};
 use catalog_tests::TestEnv;
 use serde_json::{json, Value};
 

@@ -10,8 +10,8 @@ use std::io::Write;
 
 use anyhow::Result;
 use aws_lambda_events::event::dynamodb::Event;
-use catalog::model::Product;
-use catalog::stream::group;
+use catalog_core::model::Product;
+use catalog_core::stream::group;
 use catalog_tests::TestEnv;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -251,7 +251,7 @@ fn sqs_bodies_and_schedule_events_are_refused_clearly() {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_route_answers_a_hostile_request_without_a_5xx() -> Result<()> {
     let env = TestEnv::new().await?;
-    env.put_product(&catalog::testing::product("p1", "s1"))
+    env.put_product(&catalog_core::testing::product("p1", "s1"))
         .await?;
     env.project_pending().await?;
     let api = env.listing_api();

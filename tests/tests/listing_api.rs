@@ -4,8 +4,8 @@
 use std::collections::HashSet;
 
 use anyhow::Result;
-use catalog::model::ProductStatus;
-use catalog::testing::{product, stock};
+use catalog_core::model::ProductStatus;
+use catalog_core::testing::{product, stock};
 use catalog_tests::TestEnv;
 use serde_json::Value;
 

@@ -8,12 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use catalog::ids::{LocationId, ProductId};
-use catalog::model::{MinorUnits, ProductSummary};
-use catalog::projection::project;
-use catalog::queue::TagMessage;
 use catalog::store::{SourceStore, SummaryStore};
-use catalog::testing::product;
+use catalog_core::ids::{LocationId, ProductId};
+use catalog_core::messages::TagMessage;
+use catalog_core::model::{MinorUnits, ProductSummary};
+use catalog_core::projection::project;
+use catalog_core::testing::product;
 use catalog_local::edits::Editor;
 use catalog_local::function::{Function, FunctionError, Invocation};
 use catalog_local::stack::{queue_depth, Options, Stack, Wrap};
@@ -290,7 +290,7 @@ async fn retried_without_loss(fault: Fault) -> Result<()> {
     for records in handled.values() {
         for pair in records.windows(2) {
             ensure!(
-                catalog::stream::sequence_cmp(&pair[0].0, &pair[1].0).is_lt(),
+                catalog_core::stream::sequence_cmp(&pair[0].0, &pair[1].0).is_lt(),
                 "out of order or repeated: {pair:?}"
             );
         }

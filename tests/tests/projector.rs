@@ -3,9 +3,9 @@
 //! summary equals the projection of the final source rows.
 
 use anyhow::Result;
-use catalog::ids::StoreId;
-use catalog::model::{MinorUnits, ProductStatus};
-use catalog::testing::{product, stock};
+use catalog_core::ids::StoreId;
+use catalog_core::model::{MinorUnits, ProductStatus};
+use catalog_core::testing::{product, stock};
 use catalog_tests::TestEnv;
 
 #[tokio::test]

@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use anyhow::Result;
 use aws_sdk_dynamodb::types::AttributeValue;
-use catalog::ids::ProductId;
-use catalog::model::MinorUnits;
-use catalog::reconcile::Field;
 use catalog::store::SummaryStore;
-use catalog::tags::TagSet;
-use catalog::testing::{product, stock, summary};
+use catalog_core::ids::ProductId;
+use catalog_core::model::MinorUnits;
+use catalog_core::reconcile::Field;
+use catalog_core::tags::TagSet;
+use catalog_core::testing::{product, stock, summary};
 use catalog_tests::TestEnv;
 use serde_json::json;
 
@@ -59,7 +59,7 @@ async fn corrupt(env: &TestEnv) -> Result<()> {
     set_summary_attr(env, "p2", "price", AttributeValue::N("1".into())).await?;
     set_summary_attr(env, "p3", "storeId", AttributeValue::S("s9".into())).await?;
     let store = SummaryStore::new(env.dynamodb.clone(), &env.tables.summaries);
-    let ghost = catalog::model::SummaryRecord {
+    let ghost = catalog_core::model::SummaryRecord {
         summary: summary("ghost", "s1"),
         updated_at: "2026-11-26T00:00:00.000Z".into(),
     };
@@ -265,10 +265,10 @@ async fn a_run_racing_live_writes_never_leaves_an_older_summary() -> Result<()> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drift_is_counted_only_when_a_fresh_read_confirms_it() -> Result<()> {
     use catalog::queue::TagPublisher;
-    use catalog::reconcile::worker::{Checkpoint, Share, Worker};
+    use catalog::reconcile::{Checkpoint, Share, Worker};
     use catalog::refresh::Refresher;
     use catalog::store::SourceStore;
-    use catalog::tags::StockTagPolicy;
+    use catalog_core::tags::StockTagPolicy;
 
     let env = seeded().await?;
     let refresher = Refresher::new(

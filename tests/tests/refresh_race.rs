@@ -6,11 +6,11 @@
 use std::time::Duration;
 
 use anyhow::{ensure, Result};
-use catalog::ids::ProductId;
 use catalog::refresh::{Change, Refresher};
 use catalog::store::{SourceStore, SummaryStore};
-use catalog::tags::StockTagPolicy;
-use catalog::testing::{product, stock};
+use catalog_core::ids::ProductId;
+use catalog_core::tags::StockTagPolicy;
+use catalog_core::testing::{product, stock};
 use catalog_local::faults::Gate;
 use catalog_local::services;
 use catalog_tests::TestEnv;

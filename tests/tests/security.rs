@@ -130,7 +130,7 @@ async fn every_route_bounds_its_input() -> Result<()> {
     // The revalidate route (examples/storefront/app/api/revalidate/route.ts) caps a body at
     // 64 KB and a call at 128 tags of 256 characters; tests/tests/storefront.rs checks its
     // refusals. The tag-revalidator never sends more: tags are at most 256 characters
-    // (catalog::tags) and calls at most 128 tags (tests/tests/revalidator.rs).
+    // (catalog_core::tags) and calls at most 128 tags (tests/tests/revalidator.rs).
     Ok(())
 }
 
@@ -139,7 +139,7 @@ async fn every_route_bounds_its_input() -> Result<()> {
 #[tokio::test]
 async fn the_admin_route_decodes_ids_and_strips_a_named_stage() -> Result<()> {
     let env = TestEnv::new().await?;
-    env.put_product(&catalog::testing::product("café-1", "store-é"))
+    env.put_product(&catalog_core::testing::product("café-1", "store-é"))
         .await?;
     let mut request = catalog_local::apigw::http_request(
         "POST",

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use aws_sdk_dynamodb::types::AttributeValue;
-use catalog::ids::{LocationId, ProductId};
-use catalog::model::MinorUnits;
+use catalog_core::ids::{LocationId, ProductId};
+use catalog_core::model::MinorUnits;
 use catalog_local::demo::{self, DemoSize};
 use catalog_local::edits::Editor;
 use catalog_local::stack::{queue_depth, Options, Stack};

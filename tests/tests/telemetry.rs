@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use anyhow::{ensure, Context, Result};
 use catalog::telemetry::logs::KEYS;
-use catalog::testing::{product, stock};
+use catalog_core::testing::{product, stock};
 use catalog_local::template::Template;
 use catalog_tests::lambda_watch::{function_env, LambdaWatch};
 use catalog_tests::metric_refs::{self, MetricId};

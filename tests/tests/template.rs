@@ -5,8 +5,8 @@ use std::collections::HashSet;
 
 use anyhow::{Context, Result};
 use catalog::config::ProjectorConfig;
-use catalog::reconcile::MAX_SEGMENTS;
 use catalog::store::summaries::LISTING_INDEX;
+use catalog_core::reconcile::MAX_SEGMENTS;
 use catalog_local::template::Template;
 use serde_yaml_ng::Value;
 

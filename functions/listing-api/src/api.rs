@@ -5,12 +5,12 @@ use std::collections::HashSet;
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use catalog::http_path;
-use catalog::ids::{ProductId, StoreId};
-use catalog::model::SummaryRecord;
 use catalog::store::{ReadError, SummaryStore};
-use catalog::tags::{Tag, TagSet};
 use catalog::telemetry::{self, MetricSet};
+use catalog_core::http_path;
+use catalog_core::ids::{ProductId, StoreId};
+use catalog_core::model::SummaryRecord;
+use catalog_core::tags::{Tag, TagSet};
 use serde::Serialize;
 
 use crate::cursor::CursorKey;

@@ -3,8 +3,8 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use catalog::ids::{ProductId, StoreId};
-use catalog::listing::ListingPosition;
+use catalog_core::ids::{ProductId, StoreId};
+use catalog_core::listing::ListingPosition;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;

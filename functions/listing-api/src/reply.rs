@@ -4,7 +4,7 @@ use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::http::header::{HeaderName, HeaderValue};
 use aws_lambda_events::http::HeaderMap;
-use catalog::tags::TagSet;
+use catalog_core::tags::TagSet;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -149,8 +149,8 @@ pub fn error(error: &ApiError) -> ApiGatewayV2httpResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use catalog::ids::{ProductId, StoreId};
-    use catalog::tags::Tag;
+    use catalog_core::ids::{ProductId, StoreId};
+    use catalog_core::tags::Tag;
 
     #[test]
     fn if_none_match_takes_lists_weak_tags_and_star() {

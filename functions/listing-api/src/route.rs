@@ -2,8 +2,8 @@
 
 use aws_lambda_events::http::Method;
 use aws_lambda_events::query_map::QueryMap;
-use catalog::http_path;
-use catalog::ids::{ProductId, StoreId};
+use catalog_core::http_path;
+use catalog_core::ids::{ProductId, StoreId};
 
 use crate::reply::ApiError;
 

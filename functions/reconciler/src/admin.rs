@@ -4,11 +4,11 @@
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::http::{HeaderMap, HeaderValue, Method};
-use catalog::http_path;
-use catalog::ids::ProductId;
 use catalog::queue::TagPublisher;
 use catalog::revalidate::revalidate_product;
 use catalog::store::{SourceStore, SummaryStore};
+use catalog_core::http_path;
+use catalog_core::ids::ProductId;
 use serde_json::{json, Value};
 
 /// What the route needs.

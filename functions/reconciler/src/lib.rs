@@ -17,13 +17,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use catalog::config::ReconcilerConfig;
-use catalog::ids::StoreId;
 use catalog::queue::TagPublisher;
-use catalog::reconcile::worker::{Checkpoint, Share, Worker};
-use catalog::reconcile::{Report, MAX_SEGMENTS};
+use catalog::reconcile::{Checkpoint, Share, Worker};
 use catalog::refresh::Refresher;
 use catalog::store::{SourceStore, SummaryStore};
 use catalog::telemetry::{self, MetricSet};
+use catalog_core::ids::StoreId;
+use catalog_core::reconcile::{Report, MAX_SEGMENTS};
 
 const FUNCTION: &str = "reconciler";
 /// Time kept back from the deadline to queue a continuation.

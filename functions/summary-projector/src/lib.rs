@@ -8,13 +8,14 @@ use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse
 use chrono::{DateTime, Utc};
 
 use catalog::config::ProjectorConfig;
-use catalog::ids::ProductId;
-use catalog::queue::{ParkedRecord, ParkingLot, TagPublisher};
+use catalog::queue::{ParkingLot, TagPublisher};
 use catalog::refresh::{Change, Refreshed, Refresher};
 use catalog::store::{SourceStore, SummaryStore};
-use catalog::stream::{self, sequence_cmp, Grouped};
-use catalog::tags::TagSet;
 use catalog::telemetry::{self, MetricSet};
+use catalog_core::ids::ProductId;
+use catalog_core::messages::ParkedRecord;
+use catalog_core::stream::{self, sequence_cmp, Grouped};
+use catalog_core::tags::TagSet;
 
 const FUNCTION: &str = "summary-projector";
 

@@ -90,7 +90,7 @@ impl RevalidateClient {
     }
 
     /// POSTs `{"tags": [...]}` to `endpoint`, signed for `endpoint` as its audience.
-    pub async fn revalidate(&self, endpoint: &str, tags: &[catalog::tags::Tag]) -> Answer {
+    pub async fn revalidate(&self, endpoint: &str, tags: &[catalog_core::tags::Tag]) -> Answer {
         let tags: Vec<&str> = tags.iter().map(|t| t.as_str()).collect();
         let body = serde_json::json!({ "tags": tags }).to_string();
         let signed = signature::sign(

@@ -89,7 +89,7 @@ impl Revalidator {
 
         // Owned jobs: a closure over borrowed ones makes this future not `Send` for every
         // lifetime (rust-lang/rust#102211).
-        let jobs: Vec<(usize, String, Vec<catalog::tags::Tag>)> = plan
+        let jobs: Vec<(usize, String, Vec<catalog_core::tags::Tag>)> = plan
             .calls
             .iter()
             .enumerate()
@@ -145,7 +145,7 @@ impl Revalidator {
         let unreadable: BTreeSet<&String> = plan.unreadable.iter().map(|(id, _)| id).collect();
 
         let now = Utc::now();
-        let lag = |field: fn(&catalog::queue::TagMessage) -> &str| {
+        let lag = |field: fn(&catalog_core::messages::TagMessage) -> &str| {
             // A recheck's delay is on purpose: the lags measure first revalidations.
             plan.messages
                 .iter()
@@ -227,7 +227,7 @@ impl Revalidator {
     }
 
     /// One call, retried once inside the invocation when a short wait may fix it.
-    async fn call(&self, endpoint: &str, tags: &[catalog::tags::Tag]) -> Answer {
+    async fn call(&self, endpoint: &str, tags: &[catalog_core::tags::Tag]) -> Answer {
         let first = self.client.revalidate(endpoint, tags).await;
         match &first {
             Answer::Retry { after, .. } if after.unwrap_or_default() <= MAX_INLINE_WAIT => {

@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use catalog::queue::TagMessage;
-use catalog::tags::Tag;
+use catalog_core::messages::TagMessage;
+use catalog_core::tags::Tag;
 
 /// One message of the batch, as far as the plan needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]

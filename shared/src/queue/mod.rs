@@ -4,8 +4,8 @@
 pub mod parking;
 pub mod tag_queue;
 
-pub use parking::{ParkedRecord, ParkingLot};
-pub use tag_queue::{TagMessage, TagPublisher};
+pub use parking::ParkingLot;
+pub use tag_queue::TagPublisher;
 
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use aws_sdk_sqs::Client;

@@ -9,7 +9,7 @@ use futures::future::try_join_all;
 
 use super::{key, Item};
 use crate::fault::{classify, Fault};
-use crate::ids::ProductId;
+use catalog_core::ids::ProductId;
 
 /// BatchGetItem takes at most this many keys a call.
 const MAX_KEYS: usize = 100;

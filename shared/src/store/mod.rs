@@ -40,7 +40,7 @@ pub enum ReadError {
     Corrupt(#[from] Corrupt),
 }
 
-fn key(product_id: &crate::ids::ProductId) -> Item {
+fn key(product_id: &catalog_core::ids::ProductId) -> Item {
     HashMap::from([(
         "productId".to_owned(),
         AttributeValue::S(product_id.to_string()),
@@ -48,16 +48,16 @@ fn key(product_id: &crate::ids::ProductId) -> Item {
 }
 
 /// The `productId` of an item, if it has a valid one.
-pub fn product_id_of(item: &Item) -> Option<crate::ids::ProductId> {
+pub fn product_id_of(item: &Item) -> Option<catalog_core::ids::ProductId> {
     let id = item.get("productId")?.as_s().ok()?;
-    crate::ids::ProductId::parse(id.as_str()).ok()
+    catalog_core::ids::ProductId::parse(id.as_str()).ok()
 }
 
 /// Decodes a row of `table` that belongs to product `id`. The reason names the field that
 /// failed (`price: Failed to parse '19.99' as an integer`), so a parked record says what to fix.
 pub(crate) fn decode<T: serde::de::DeserializeOwned>(
     table: &str,
-    id: &crate::ids::ProductId,
+    id: &catalog_core::ids::ProductId,
     item: Item,
 ) -> Result<T, Corrupt> {
     let item = serde_dynamo::Item::from(item);

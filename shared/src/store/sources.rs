@@ -8,8 +8,8 @@ use aws_sdk_dynamodb::Client;
 use super::batch_get::{batch_get, CONSISTENT};
 use super::{decode, Item, ReadError, TableNames};
 use crate::fault::{classify, Fault};
-use crate::ids::ProductId;
-use crate::model::{InventoryRow, Product};
+use catalog_core::ids::ProductId;
+use catalog_core::model::{InventoryRow, Product};
 
 /// The Products and Inventory tables, read with strongly consistent reads.
 #[derive(Debug, Clone)]

@@ -11,9 +11,10 @@ use serde::{Deserialize, Serialize};
 use super::batch_get::{batch_get, projection, ReadMode, CONSISTENT};
 use super::{decode, key, product_id_of, Corrupt, ReadError};
 use crate::fault::{classify, Fault};
-use crate::ids::{ProductId, StoreId};
-use crate::model::{MinorUnits, ProductSummary, SummaryRecord};
-use crate::tags::TagSet;
+use catalog_core::ids::{ProductId, StoreId};
+use catalog_core::model::{MinorUnits, ProductSummary, SummaryRecord};
+pub use catalog_core::refresh::Stored;
+use catalog_core::tags::TagSet;
 
 /// The listing index: partition `storeId`, sort `listSk`.
 pub const LISTING_INDEX: &str = "byStore";
@@ -44,8 +45,8 @@ const CARD_READ: ReadMode<'static> = ReadMode {
     attributes: Some(CARD_ATTRIBUTES),
 };
 
-use crate::listing::listing_sort_key;
-pub use crate::listing::ListingPosition;
+use catalog_core::listing::listing_sort_key;
+pub use catalog_core::listing::ListingPosition;
 
 /// One page of a store's listing, in listing order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,19 +54,6 @@ pub struct ListingPage {
     pub items: Vec<SummaryRecord>,
     /// Where the next page starts; `None` on the last page.
     pub next: Option<ListingPosition>,
-}
-
-/// What the Summaries table holds for one product.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Stored {
-    /// Bumped by every write; the compare-and-swap token.
-    pub revision: u64,
-    /// The summary, or `None` for a tombstone left by a delete.
-    pub record: Option<SummaryRecord>,
-    /// Tags written with the summary and not yet known to be queued (a transactional outbox).
-    pub pending_tags: TagSet,
-    /// A tombstone's expiry (epoch seconds), when it is one.
-    pub expires_at: Option<i64>,
 }
 
 /// The result of a conditional write.
@@ -426,7 +414,7 @@ impl SummaryStore {
     }
 
     /// Bumps the revision of `id` from `expected` to `expected + 1` and nothing else (a fence:
-    /// see [`Decision::Fence`](crate::refresh::Decision::Fence)). `revision` is not projected
+    /// see [`Decision::Fence`](catalog_core::refresh::Decision::Fence)). `revision` is not projected
     /// into the listing index, so this costs one write unit on the table and none on the index.
     pub async fn fence(&self, id: &ProductId, expected: u64) -> Result<Write, Fault> {
         let result = self

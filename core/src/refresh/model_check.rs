@@ -2,7 +2,7 @@
 //! the refreshes they trigger, against an in-memory Summaries item with DynamoDB's
 //! conditional-write semantics, ends with the summary equal to the projection of the final rows.
 //!
-//! Each refresher runs the protocol's steps as [`Refresher`](super::Refresher) does — read the
+//! Each refresher runs the protocol's steps as the `Refresher` does — read the
 //! stored item (consistent), read the rows (consistent), then make [`decide`]'s one conditional
 //! write, starting over on a conflict — and each step is atomic, as each DynamoDB call is. A
 //! stream batch may cover several writes of one table (its refresher starts after the last);
@@ -13,10 +13,9 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, TimeZone, Utc};
 
-use super::{decide, Decision};
+use super::{decide, Decision, Stored};
 use crate::model::{MinorUnits, ProductStatus, ProductSummary, SummaryRecord};
 use crate::projection::project;
-use crate::store::Stored;
 use crate::tags::StockTagPolicy;
 use crate::testing::{product, stock};
 

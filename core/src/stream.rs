@@ -13,7 +13,7 @@ use crate::ids::ProductId;
 
 /// A change to a product's rows in Products or Inventory.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Change {
+pub struct SourceChange {
     pub product_id: ProductId,
     pub sequence_number: String,
     /// When DynamoDB recorded the change, rounded down to the second as DynamoDB documents:
@@ -30,7 +30,7 @@ struct Keys {
 
 /// Reads the product a record is about. `Err` carries the reason the record can never be
 /// processed; the record is then parked, not retried.
-pub fn decode(record: &EventRecord) -> Result<Change, String> {
+pub fn decode(record: &EventRecord) -> Result<SourceChange, String> {
     let sequence_number = record
         .change
         .sequence_number
@@ -39,7 +39,7 @@ pub fn decode(record: &EventRecord) -> Result<Change, String> {
         .ok_or_else(|| "record has no SequenceNumber".to_owned())?;
     let keys: Keys = serde_dynamo::from_item(record.change.keys.clone())
         .map_err(|e| format!("record keys are not a product key: {e}"))?;
-    Ok(Change {
+    Ok(SourceChange {
         product_id: keys.product_id,
         sequence_number,
         event_time: record.change.approximate_creation_date_time,

@@ -1,8 +1,6 @@
 //! Reconciliation: the pure comparison of a stored summary with the projection of its source
-//! rows, and the report a run adds up. The I/O that feeds it is in [`worker`].
-
-#[cfg(feature = "aws")]
-pub mod worker;
+//! rows, and the report a run adds up. The I/O that feeds it is the `catalog` crate's
+//! `reconcile::Worker`.
 
 use std::collections::BTreeMap;
 

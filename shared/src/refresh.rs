@@ -28,15 +28,14 @@ use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
 
 use crate::fault::Fault;
-use crate::ids::ProductId;
-use crate::model::{InventoryRow, Product, ProductSummary};
-use crate::projection::project;
-use crate::reconcile::{compare, Discrepancy};
 use crate::store::{Corrupt, ReadError, SourceStore, Stored, SummaryStore, Write};
-use crate::tags::{StockTagPolicy, TagSet};
+use catalog_core::ids::ProductId;
+use catalog_core::model::{InventoryRow, Product, ProductSummary};
+use catalog_core::projection::project;
+use catalog_core::reconcile::{compare, Discrepancy};
+use catalog_core::tags::{StockTagPolicy, TagSet};
 
-mod decision;
-pub use decision::{decide, Change, Decision};
+pub use catalog_core::refresh::{decide, Change, Decision};
 
 /// How long a tombstone outlives the delete: far longer than any Lambda invocation.
 pub const TOMBSTONE_TTL_SECS: i64 = 24 * 60 * 60;
@@ -323,6 +322,3 @@ impl Refresher {
         results.into_iter().collect()
     }
 }
-
-#[cfg(test)]
-mod model_check;

@@ -1,12 +1,24 @@
 //! The refresh decision: given what the Summaries table holds and what the rows project to
 //! now, what to write. Pure, so the protocol's model test drives the very function the
-//! [`Refresher`](super::Refresher) uses, over every interleaving it can enumerate.
+//! `Refresher` (in the `catalog` crate) uses, over every interleaving it can enumerate.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::model::{ProductSummary, SummaryRecord};
-use crate::store::Stored;
 use crate::tags::{tags, StockTagPolicy, TagSet};
+
+/// What the Summaries table holds for one product.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Stored {
+    /// Bumped by every write; the compare-and-swap token.
+    pub revision: u64,
+    /// The summary, or `None` for a tombstone left by a delete.
+    pub record: Option<SummaryRecord>,
+    /// Tags written with the summary and not yet known to be queued (a transactional outbox).
+    pub pending_tags: TagSet,
+    /// A tombstone's expiry (epoch seconds), when it is one.
+    pub expires_at: Option<i64>,
+}
 
 /// What changed in a product's summary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -90,3 +102,6 @@ pub fn decide(
         change,
     }
 }
+
+#[cfg(test)]
+mod model_check;

@@ -3,8 +3,8 @@
 //! the tags. Built with two profiles, it measures what `opt-level = "s"` costs against `3`.
 //!
 //! ```text
-//! cargo build --release --example handler_cpu -p catalog
-//! cargo build --profile release-o3 --example handler_cpu -p catalog
+//! cargo build --release --example handler_cpu -p catalog-core
+//! cargo build --profile release-o3 --example handler_cpu -p catalog-core
 //! target/release/examples/handler_cpu --against target/release-o3/examples/handler_cpu
 //! ```
 
@@ -12,10 +12,10 @@ use std::process::Command;
 use std::time::Instant;
 
 use aws_lambda_events::event::dynamodb::Event;
-use catalog::model::{InventoryRow, Product};
-use catalog::projection::project;
-use catalog::stream::group;
-use catalog::tags::{tags, StockTagPolicy};
+use catalog_core::model::{InventoryRow, Product};
+use catalog_core::projection::project;
+use catalog_core::stream::group;
+use catalog_core::tags::{tags, StockTagPolicy};
 use serde_json::{json, Value};
 
 /// A batch of 100 MODIFY records, half Products and half Inventory, over 25 products.

@@ -21,15 +21,15 @@ use aws_sdk_dynamodb::Client;
 use futures::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 
-use super::{compare, Report};
 use crate::fault::{classify, Fault};
-use crate::ids::{ProductId, StoreId};
-use crate::model::{InventoryRow, Product};
-use crate::projection::project;
 use crate::queue::TagPublisher;
 use crate::refresh::{outbox_stuck, Change, Refreshed, Refresher};
 use crate::store::{product_id_of, Corrupt, ReadError, SourceStore, Stored, TableNames};
-use crate::tags::TagSet;
+use catalog_core::ids::{ProductId, StoreId};
+use catalog_core::model::{InventoryRow, Product};
+use catalog_core::projection::project;
+use catalog_core::reconcile::{compare, Report};
+use catalog_core::tags::TagSet;
 
 /// Which share of the catalog a worker reconciles, and how.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,7 +118,7 @@ fn from_checkpoint_key(key: &BTreeMap<String, String>) -> Key {
 }
 
 /// The live summary a stored item holds, if any.
-fn live(stored: &Stored) -> Option<&crate::model::ProductSummary> {
+fn live(stored: &Stored) -> Option<&catalog_core::model::ProductSummary> {
     stored.record.as_ref().map(|r| &r.summary)
 }
 

@@ -165,6 +165,14 @@ pub fn tags(
     set
 }
 
+/// Every tag `id`'s pages can be under: its product and inventory tags and the listing of
+/// each of `stores`. Pure.
+pub fn product_tags<'a>(id: &ProductId, stores: impl IntoIterator<Item = &'a StoreId>) -> TagSet {
+    let mut tags = TagSet::from([Tag::product(id), Tag::inventory(id)]);
+    tags.extend(stores.into_iter().map(Tag::store_products));
+    tags
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -269,5 +277,25 @@ mod tests {
                 prop_assert!(Tag::parse(tag.as_str()).is_ok());
             }
         }
+    }
+
+    #[test]
+    fn both_stores_of_a_moved_product_and_no_duplicates() {
+        let id = ProductId::parse("p1").unwrap();
+        let (a, b) = (StoreId::parse("s1").unwrap(), StoreId::parse("s2").unwrap());
+        let tags: Vec<String> = product_tags(&id, [&a, &b, &a])
+            .iter()
+            .map(|t| t.to_string())
+            .collect();
+        assert_eq!(
+            tags,
+            [
+                "inventory:p1",
+                "product:p1",
+                "store:s1:products",
+                "store:s2:products"
+            ]
+        );
+        assert_eq!(product_tags(&id, []).len(), 2);
     }
 }
