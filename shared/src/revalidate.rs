@@ -4,16 +4,9 @@
 
 use crate::fault::Fault;
 use crate::queue::TagPublisher;
-use crate::store::{ReadError, SourceStore, SummaryStore};
+use crate::store::{SourceStore, SummaryStore};
 use catalog_core::ids::ProductId;
 use catalog_core::tags::{product_tags, TagSet};
-
-fn fault(e: ReadError) -> Fault {
-    match e {
-        ReadError::Fault(f) => f,
-        ReadError::Corrupt(c) => Fault::Permanent(c.to_string()),
-    }
-}
 
 /// Reads `id`'s summary and its Products row and queues all of its tags, with the listing of
 /// both stores when they differ (the product moved and the summary has not caught up).
@@ -26,8 +19,7 @@ pub async fn revalidate_product(
 ) -> Result<TagSet, Fault> {
     let summary_store = summaries
         .get(id)
-        .await
-        .map_err(fault)?
+        .await?
         .and_then(|s| s.record)
         .map(|r| r.summary.store_id);
     let product_store = match sources.products(std::slice::from_ref(id)).await?.remove(id) {

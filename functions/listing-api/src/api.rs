@@ -10,7 +10,7 @@ use catalog::telemetry::{self, MetricSet};
 use catalog_core::http_path;
 use catalog_core::ids::{ProductId, StoreId};
 use catalog_core::model::SummaryRecord;
-use catalog_core::tags::{Tag, TagSet};
+use catalog_core::tags::{product_tags, Tag, TagSet};
 use serde::Serialize;
 
 use crate::cursor::CursorKey;
@@ -79,11 +79,6 @@ fn caller(request: &ApiGatewayV2httpRequest) -> Caller {
     }
 }
 
-fn product_tags(tags: &mut TagSet, id: &ProductId) {
-    tags.insert(Tag::product(id));
-    tags.insert(Tag::inventory(id));
-}
-
 impl ListingApi {
     /// An API over `summaries`, signing cursors with `cursors`.
     pub fn new(summaries: SummaryStore, cursors: CursorKey) -> Self {
@@ -131,69 +126,98 @@ impl ListingApi {
                 cursor,
                 include_inactive,
             } => {
-                let after = cursor
-                    .map(|c| self.cursors.open(&c, &store, include_inactive))
-                    .transpose()
-                    .map_err(|e| ApiError::bad_request("invalid_cursor", e.to_string()))?;
-                let page = self
-                    .summaries
-                    .list_store(&store, include_inactive, limit, after.as_ref())
+                self.list(&store, limit, cursor, include_inactive, if_none_match)
                     .await
-                    .map_err(store_error)?;
-                let store_tag = TagSet::from([Tag::store_products(&store)]);
-                let mut tags = CacheTags {
-                    tags: store_tag.clone(),
-                    fallback: store_tag,
-                };
-                for item in &page.items {
-                    product_tags(&mut tags.tags, &item.summary.product_id);
-                }
-                let body = ListBody {
-                    store_id: &store,
-                    next_cursor: page
-                        .next
-                        .map(|p| self.cursors.sign(&store, include_inactive, &p)),
-                    items: page.items,
-                };
-                Ok(reply::ok(&body, &tags, if_none_match))
             }
-            Route::Get(id) => {
-                let card = self.summaries.get_card(&id).await.map_err(store_error)?;
-                let card = card.ok_or_else(|| ApiError::not_found(format!("no product {id}")))?;
-                let mut tags = CacheTags::default();
-                product_tags(&mut tags.tags, &id);
-                Ok(reply::ok(&PublicCard::from(card), &tags, if_none_match))
-            }
+            Route::Get(id) => self.get(&id, if_none_match).await,
             Route::BatchGet => {
-                let body = request_body(request)?;
-                let ids = route::batch_ids(&body)?;
-                let mut seen = HashSet::new();
-                let distinct: Vec<ProductId> =
-                    ids.iter().filter(|id| seen.insert(*id)).cloned().collect();
-                let mut cards = self
-                    .summaries
-                    .get_cards(&distinct)
-                    .await
-                    .map_err(store_error)?;
-                let mut tags = CacheTags::default();
-                let mut body = BatchBody {
-                    products: Vec::with_capacity(distinct.len()),
-                    missing: Vec::new(),
-                };
-                for id in distinct {
-                    product_tags(&mut tags.tags, &id);
-                    match cards.remove(&id) {
-                        Some(card) => {
-                            let store = &card.summary.store_id;
-                            tags.fallback.insert(Tag::store_products(store));
-                            body.products.push(card.into())
-                        }
-                        None => body.missing.push(id),
-                    }
-                }
-                Ok(reply::ok(&body, &tags, if_none_match))
+                let ids = route::batch_ids(&request_body(request)?)?;
+                self.batch_get(&ids, if_none_match).await
             }
         }
+    }
+
+    /// A page of `store`'s listing, tagged with the store's listing and each card's product.
+    async fn list(
+        &self,
+        store: &StoreId,
+        limit: usize,
+        cursor: Option<String>,
+        include_inactive: bool,
+        if_none_match: Option<&str>,
+    ) -> Result<ApiGatewayV2httpResponse, ApiError> {
+        let after = cursor
+            .map(|c| self.cursors.open(&c, store, include_inactive))
+            .transpose()
+            .map_err(|e| ApiError::bad_request("invalid_cursor", e.to_string()))?;
+        let page = self
+            .summaries
+            .list_store(store, include_inactive, limit, after.as_ref())
+            .await
+            .map_err(store_error)?;
+        let store_tag = TagSet::from([Tag::store_products(store)]);
+        let mut tags = CacheTags {
+            tags: store_tag.clone(),
+            fallback: store_tag,
+        };
+        for item in &page.items {
+            tags.tags.extend(product_tags(&item.summary.product_id, []));
+        }
+        let body = ListBody {
+            store_id: store,
+            next_cursor: page
+                .next
+                .map(|p| self.cursors.sign(store, include_inactive, &p)),
+            items: page.items,
+        };
+        Ok(reply::ok(&body, &tags, if_none_match))
+    }
+
+    /// One product's card.
+    async fn get(
+        &self,
+        id: &ProductId,
+        if_none_match: Option<&str>,
+    ) -> Result<ApiGatewayV2httpResponse, ApiError> {
+        let card = self.summaries.get_card(id).await.map_err(store_error)?;
+        let card = card.ok_or_else(|| ApiError::not_found(format!("no product {id}")))?;
+        let tags = CacheTags {
+            tags: product_tags(id, []),
+            ..CacheTags::default()
+        };
+        Ok(reply::ok(&PublicCard::from(card), &tags, if_none_match))
+    }
+
+    /// The cards of a cart's `ids` (each once, in order), and those with none.
+    async fn batch_get(
+        &self,
+        ids: &[ProductId],
+        if_none_match: Option<&str>,
+    ) -> Result<ApiGatewayV2httpResponse, ApiError> {
+        let mut seen = HashSet::new();
+        let distinct: Vec<ProductId> = ids.iter().filter(|id| seen.insert(*id)).cloned().collect();
+        let mut cards = self
+            .summaries
+            .get_cards(&distinct)
+            .await
+            .map_err(store_error)?;
+        let mut tags = CacheTags::default();
+        let mut body = BatchBody {
+            products: Vec::with_capacity(distinct.len()),
+            missing: Vec::new(),
+        };
+        for id in distinct {
+            tags.tags.extend(product_tags(&id, []));
+            match cards.remove(&id) {
+                Some(card) => {
+                    tags.fallback
+                        .insert(Tag::store_products(&card.summary.store_id));
+                    body.products.push(card.into())
+                }
+                None => body.missing.push(id),
+            }
+        }
+        Ok(reply::ok(&body, &tags, if_none_match))
     }
 }
 

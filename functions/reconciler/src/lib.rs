@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use aws_lambda_events::sqs::BatchItemFailure;
+use catalog::lambda::sqs_failure;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -209,7 +209,7 @@ impl Reconciler {
                 other => {
                     // Never succeeds: fail it until SQS moves it to the dead-letter queue.
                     tracing::error!(message_id = %id, error = ?other.map(|r| r.err()), "malformed segment message");
-                    response.batch_item_failures.push(failure(&id));
+                    response.batch_item_failures.push(sqs_failure(&id));
                     continue;
                 }
             };
@@ -219,7 +219,7 @@ impl Reconciler {
                 Ok((_, Some(_continuation))) => {}
                 Err(err) => {
                     tracing::warn!(message_id = %id, error = %err, "segment failed; SQS retries it from its checkpoint");
-                    response.batch_item_failures.push(failure(&id));
+                    response.batch_item_failures.push(sqs_failure(&id));
                 }
             }
         }
@@ -266,12 +266,6 @@ impl Reconciler {
             }
         }
     }
-}
-
-fn failure(id: &str) -> BatchItemFailure {
-    let mut failure = BatchItemFailure::default();
-    failure.item_identifier = id.to_owned();
-    failure
 }
 
 /// The one structured line a finished segment logs.

@@ -4,7 +4,8 @@
 use std::collections::{BTreeMap, HashSet};
 
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
-use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use aws_lambda_events::streams::DynamoDbEventResponse;
+use catalog::lambda::stream_failure;
 use chrono::{DateTime, Utc};
 
 use catalog::config::ProjectorConfig;
@@ -232,9 +233,7 @@ fn first_failure(
         }
     }
     if let Some(seq) = first {
-        let mut failure = DynamoDbBatchItemFailure::default();
-        failure.item_identifier = Some(seq.to_owned());
-        response.batch_item_failures.push(failure);
+        response.batch_item_failures.push(stream_failure(seq));
     }
     Ok(response)
 }

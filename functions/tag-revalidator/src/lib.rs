@@ -13,13 +13,17 @@ pub mod signature;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry;
+use catalog::lambda::sqs_response;
+use catalog::telemetry::{self, MetricSet};
+use catalog_core::messages::TagMessage;
+use catalog_core::tags::Tag;
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
 
 use crate::client::{Answer, RevalidateClient};
-use crate::plan::{plan, Incoming};
+use crate::plan::{plan, Incoming, Plan};
 
 const FUNCTION: &str = "tag-revalidator";
 /// Calls in flight at once.
@@ -86,10 +90,20 @@ impl Revalidator {
         for (id, reason) in &plan.unreadable {
             tracing::error!(message_id = %id, %reason, "unreadable tag message; it goes to the dead-letter queue after its retries");
         }
+        let answers = self.call_all(&plan).await;
+        let outcome = Outcome::of(&plan, &answers);
+        report(&plan, &outcome, event.records.len());
+        let (reported, delays) = hold_backs(&event.records, &outcome);
+        self.hold_back(&delays).await;
+        (sqs_response(reported), outcome.tally)
+    }
 
+    /// Every call of `plan` at every endpoint, [`CONCURRENCY`] at a time: (call, endpoint,
+    /// answer).
+    async fn call_all(&self, plan: &Plan) -> Vec<(usize, String, Answer)> {
         // Owned jobs: a closure over borrowed ones makes this future not `Send` for every
         // lifetime (rust-lang/rust#102211).
-        let jobs: Vec<(usize, String, Vec<catalog_core::tags::Tag>)> = plan
+        let jobs: Vec<(usize, String, Vec<Tag>)> = plan
             .calls
             .iter()
             .enumerate()
@@ -99,135 +113,18 @@ impl Revalidator {
                     .map(move |e| (i, e.clone(), tags.clone()))
             })
             .collect();
-        let answers: Vec<(usize, String, Answer)> = stream::iter(jobs)
+        stream::iter(jobs)
             .map(|(i, endpoint, tags)| async move {
                 let answer = self.call(&endpoint, &tags).await;
                 (i, endpoint, answer)
             })
             .buffer_unordered(CONCURRENCY)
             .collect()
-            .await;
-
-        let mut tally = Tally {
-            calls: answers.len(),
-            ..Tally::default()
-        };
-        let mut failed_calls: BTreeSet<usize> = BTreeSet::new();
-        let mut retry_after: Option<Duration> = None;
-        for (i, endpoint, answer) in &answers {
-            match answer {
-                Answer::Done => {}
-                Answer::Retry { reason, after } => {
-                    tally.failed_calls += 1;
-                    failed_calls.insert(*i);
-                    retry_after = retry_after.max(*after);
-                    tracing::warn!(%endpoint, %reason, tags = plan.calls[*i].len(), "revalidation failed; will retry");
-                }
-                Answer::Refused { status, reason } => {
-                    tally.failed_calls += 1;
-                    tally.config_errors += 1;
-                    failed_calls.insert(*i);
-                    tracing::error!(%endpoint, status, %reason, "CONFIGURATION ERROR: the storefront refuses revalidate calls (check REVALIDATE_ENDPOINTS and the shared secret); messages are retried and then dead-lettered");
-                }
-            }
-        }
-        tally.tags_revalidated = plan
-            .calls
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !failed_calls.contains(i))
-            .map(|(_, tags)| tags.len())
-            .sum();
-        let failed: BTreeSet<&String> = failed_calls
-            .iter()
-            .flat_map(|i| plan.waiting[*i].iter())
-            .collect();
-        let unreadable: BTreeSet<&String> = plan.unreadable.iter().map(|(id, _)| id).collect();
-
-        let now = Utc::now();
-        let lag = |field: fn(&catalog_core::messages::TagMessage) -> &str| {
-            // A recheck's delay is on purpose: the lags measure first revalidations.
-            plan.messages
-                .iter()
-                .filter(|(id, m)| !failed.contains(id) && !m.recheck)
-                .filter_map(|(_, m)| DateTime::parse_from_rfc3339(field(m)).ok())
-                .map(|t| (now - t.with_timezone(&Utc)).num_milliseconds().max(0) as f64)
-                .fold(None, |max: Option<f64>, v| {
-                    Some(max.map_or(v, |m| m.max(v)))
-                })
-        };
-        let mut metrics: catalog::telemetry::MetricSet = [
-            ("TagsRevalidated", tally.tags_revalidated as f64, "Count"),
-            ("RevalidateCalls", tally.calls as f64, "Count"),
-            ("RevalidateFailures", tally.failed_calls as f64, "Count"),
-            (
-                "RevalidateConfigErrors",
-                tally.config_errors as f64,
-                "Count",
-            ),
-            ("UnreadableMessages", unreadable.len() as f64, "Count"),
-        ]
-        .into_iter()
-        .collect();
-        if let Some(ms) = lag(|m| &m.event_time) {
-            metrics.add("RevalidationLag", ms, "Milliseconds");
-        }
-        if let Some(ms) = lag(|m| &m.enqueued_at) {
-            metrics.add("QueueLag", ms, "Milliseconds");
-        }
-        tracing::info!(
-            messages = event.records.len(),
-            tags = tally.tags_revalidated,
-            calls = tally.calls,
-            failed_calls = tally.failed_calls,
-            unreadable = unreadable.len(),
-            "batch revalidated"
-        );
-        catalog::telemetry::emit(FUNCTION, &metrics);
-
-        // Hold failed messages back (see `backoff`): long enough, over the queue's receives,
-        // to outlast an hour of storefront outage. Unreadable ones come back at once, to reach
-        // the dead-letter queue soon.
-        let mut delays = Vec::new();
-        let mut reported = Vec::new();
-        for record in &event.records {
-            let Some(id) = record.message_id.as_ref() else {
-                continue;
-            };
-            let delay = if unreadable.contains(id) {
-                Duration::ZERO
-            } else if failed.contains(id) {
-                let received: u32 = record
-                    .attributes
-                    .get("ApproximateReceiveCount")
-                    .and_then(|c| c.parse().ok())
-                    .unwrap_or(1);
-                backoff::backoff(received, retry_after)
-            } else {
-                continue;
-            };
-            reported.push(id.clone());
-            if let Some(handle) = &record.receipt_handle {
-                delays.push((handle.clone(), delay));
-            }
-        }
-        self.hold_back(&delays).await;
-
-        let batch_item_failures = reported
-            .into_iter()
-            .map(|id| {
-                let mut failure = BatchItemFailure::default();
-                failure.item_identifier = id;
-                failure
-            })
-            .collect();
-        let mut response = SqsBatchResponse::default();
-        response.batch_item_failures = batch_item_failures;
-        (response, tally)
+            .await
     }
 
     /// One call, retried once inside the invocation when a short wait may fix it.
-    async fn call(&self, endpoint: &str, tags: &[catalog_core::tags::Tag]) -> Answer {
+    async fn call(&self, endpoint: &str, tags: &[Tag]) -> Answer {
         let first = self.client.revalidate(endpoint, tags).await;
         match &first {
             Answer::Retry { after, .. } if after.unwrap_or_default() <= MAX_INLINE_WAIT => {
@@ -266,4 +163,136 @@ impl Revalidator {
             }
         }
     }
+}
+
+/// What a batch's answers come to.
+struct Outcome {
+    tally: Tally,
+    /// Messages with a call that failed: retried after a backoff.
+    failed: BTreeSet<String>,
+    /// Messages that cannot be read: back at once, to reach the dead-letter queue soon.
+    unreadable: BTreeSet<String>,
+    /// The longest `Retry-After` a storefront asked for.
+    retry_after: Option<Duration>,
+}
+
+impl Outcome {
+    /// Tallies `answers` (call index, endpoint, answer) to the calls of `plan`, logging each
+    /// failure. Pure but for the logs.
+    fn of(plan: &Plan, answers: &[(usize, String, Answer)]) -> Self {
+        let mut tally = Tally {
+            calls: answers.len(),
+            ..Tally::default()
+        };
+        let mut failed_calls: BTreeSet<usize> = BTreeSet::new();
+        let mut retry_after: Option<Duration> = None;
+        for (i, endpoint, answer) in answers {
+            match answer {
+                Answer::Done => continue,
+                Answer::Retry { reason, after } => {
+                    retry_after = retry_after.max(*after);
+                    tracing::warn!(%endpoint, %reason, tags = plan.calls[*i].len(), "revalidation failed; will retry");
+                }
+                Answer::Refused { status, reason } => {
+                    tally.config_errors += 1;
+                    tracing::error!(%endpoint, status, %reason, "CONFIGURATION ERROR: the storefront refuses revalidate calls (check REVALIDATE_ENDPOINTS and the shared secret); messages are retried and then dead-lettered");
+                }
+            }
+            tally.failed_calls += 1;
+            failed_calls.insert(*i);
+        }
+        tally.tags_revalidated = plan
+            .calls
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !failed_calls.contains(i))
+            .map(|(_, tags)| tags.len())
+            .sum();
+        Self {
+            tally,
+            failed: failed_calls
+                .iter()
+                .flat_map(|i| plan.waiting[*i].iter().cloned())
+                .collect(),
+            unreadable: plan.unreadable.iter().map(|(id, _)| id.clone()).collect(),
+            retry_after,
+        }
+    }
+}
+
+/// The batch's log line and metrics: counts, and the lags of the first revalidations.
+fn report(plan: &Plan, outcome: &Outcome, messages: usize) {
+    let now = Utc::now();
+    let lag = |field: fn(&TagMessage) -> &str| {
+        // A recheck's delay is on purpose: the lags measure first revalidations.
+        plan.messages
+            .iter()
+            .filter(|(id, m)| !outcome.failed.contains(*id) && !m.recheck)
+            .filter_map(|(_, m)| DateTime::parse_from_rfc3339(field(m)).ok())
+            .map(|t| (now - t.with_timezone(&Utc)).num_milliseconds().max(0) as f64)
+            .reduce(f64::max)
+    };
+    let tally = &outcome.tally;
+    let mut metrics: MetricSet = [
+        ("TagsRevalidated", tally.tags_revalidated as f64, "Count"),
+        ("RevalidateCalls", tally.calls as f64, "Count"),
+        ("RevalidateFailures", tally.failed_calls as f64, "Count"),
+        (
+            "RevalidateConfigErrors",
+            tally.config_errors as f64,
+            "Count",
+        ),
+        (
+            "UnreadableMessages",
+            outcome.unreadable.len() as f64,
+            "Count",
+        ),
+    ]
+    .into_iter()
+    .collect();
+    if let Some(ms) = lag(|m| &m.event_time) {
+        metrics.add("RevalidationLag", ms, "Milliseconds");
+    }
+    if let Some(ms) = lag(|m| &m.enqueued_at) {
+        metrics.add("QueueLag", ms, "Milliseconds");
+    }
+    tracing::info!(
+        messages,
+        tags = tally.tags_revalidated,
+        calls = tally.calls,
+        failed_calls = tally.failed_calls,
+        unreadable = outcome.unreadable.len(),
+        "batch revalidated"
+    );
+    telemetry::emit(FUNCTION, &metrics);
+}
+
+/// The messages to report as failed, and how long to hold each back (see `backoff`): long
+/// enough, over the queue's receives, to outlast an hour of storefront outage. Unreadable
+/// ones come back at once, to reach the dead-letter queue soon.
+fn hold_backs(records: &[SqsMessage], outcome: &Outcome) -> (Vec<String>, Vec<(String, Duration)>) {
+    let mut delays = Vec::new();
+    let mut reported = Vec::new();
+    for record in records {
+        let Some(id) = record.message_id.as_ref() else {
+            continue;
+        };
+        let delay = if outcome.unreadable.contains(id) {
+            Duration::ZERO
+        } else if outcome.failed.contains(id) {
+            let received: u32 = record
+                .attributes
+                .get("ApproximateReceiveCount")
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(1);
+            backoff::backoff(received, outcome.retry_after)
+        } else {
+            continue;
+        };
+        reported.push(id.clone());
+        if let Some(handle) = &record.receipt_handle {
+            delays.push((handle.clone(), delay));
+        }
+    }
+    (reported, delays)
 }

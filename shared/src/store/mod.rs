@@ -1,9 +1,11 @@
 //! DynamoDB adapters: the source tables (read-only) and the Summaries table.
 
 mod batch_get;
+pub mod pages;
 pub mod sources;
 pub mod summaries;
 
+pub use pages::{Page, Slice, STORE_INDEX};
 pub use sources::SourceStore;
 pub use summaries::{Stored, SummaryStore, Write};
 
@@ -31,6 +33,17 @@ pub struct Corrupt {
     pub reason: String,
 }
 
+impl Corrupt {
+    /// An item of `table` without a valid `productId`.
+    pub(crate) fn keyless(table: &str) -> Self {
+        Self {
+            table: table.to_owned(),
+            product_id: "?".into(),
+            reason: "item without a valid productId".into(),
+        }
+    }
+}
+
 /// A read of one product's rows failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReadError {
@@ -38,6 +51,16 @@ pub enum ReadError {
     Fault(#[from] crate::fault::Fault),
     #[error(transparent)]
     Corrupt(#[from] Corrupt),
+}
+
+/// Where a read's caller cannot park the product, a corrupt row is a permanent failure.
+impl From<ReadError> for crate::fault::Fault {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Fault(f) => f,
+            ReadError::Corrupt(c) => Self::Permanent(c.to_string()),
+        }
+    }
 }
 
 fn key(product_id: &catalog_core::ids::ProductId) -> Item {

@@ -6,7 +6,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
 use super::batch_get::{batch_get, CONSISTENT};
-use super::{decode, Item, ReadError, TableNames};
+use super::pages::{read_page, segment_scan, Page, Slice};
+use super::{decode, product_id_of, Corrupt, Item, ReadError, TableNames};
 use crate::fault::{classify, Fault};
 use catalog_core::ids::ProductId;
 use catalog_core::model::{InventoryRow, Product};
@@ -34,7 +35,7 @@ impl SourceStore {
     pub async fn products(
         &self,
         ids: &[ProductId],
-    ) -> Result<HashMap<ProductId, Result<Option<Product>, super::Corrupt>>, Fault> {
+    ) -> Result<HashMap<ProductId, Result<Option<Product>, Corrupt>>, Fault> {
         let mut found = batch_get(&self.client, &self.products, ids, CONSISTENT).await?;
         Ok(ids
             .iter()
@@ -50,27 +51,73 @@ impl SourceStore {
 
     /// Every stock row of `id`, with a consistent Query (all pages).
     pub async fn inventory(&self, id: &ProductId) -> Result<Vec<InventoryRow>, ReadError> {
+        let mut items = self
+            .client
+            .query()
+            .table_name(&self.inventory)
+            .key_condition_expression("productId = :p")
+            .expression_attribute_values(":p", AttributeValue::S(id.to_string()))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send();
         let mut rows = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.inventory)
-                .key_condition_expression("productId = :p")
-                .expression_attribute_values(":p", AttributeValue::S(id.to_string()))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| classify("Query inventory", e))?;
-            for item in output.items.unwrap_or_default() {
-                rows.push(decode::<InventoryRow>(&self.inventory, id, item)?);
+        while let Some(item) = items.next().await {
+            let item = item.map_err(|e| classify("Query inventory", e))?;
+            rows.push(decode::<InventoryRow>(&self.inventory, id, item)?);
+        }
+        Ok(rows)
+    }
+
+    /// One page of Products in `slice`, each row decoded (a row that does not decode is an
+    /// `Err`, for the caller to count).
+    pub async fn products_page(
+        &self,
+        slice: &Slice,
+        limit: i32,
+        start: Option<Item>,
+    ) -> Result<Page<Result<Product, Corrupt>>, Fault> {
+        let page = read_page(&self.client, &self.products, slice, limit, start).await?;
+        let items = page
+            .items
+            .into_iter()
+            .map(|item| match product_id_of(&item) {
+                Some(id) => decode::<Product>(&self.products, &id, item),
+                None => Err(Corrupt::keyless(&self.products)),
+            })
+            .collect();
+        Ok(Page {
+            items,
+            next: page.next,
+        })
+    }
+
+    /// The stock rows of one Scan segment of Inventory, by product; `None` past `max_rows`
+    /// (rows past the cap may belong to products already held, so no product may trust a
+    /// partial map). An undecodable row is left out: its product's own Query reports it.
+    pub async fn scan_stock(
+        &self,
+        segment: u32,
+        total: u32,
+        max_rows: usize,
+    ) -> Result<Option<HashMap<ProductId, Vec<InventoryRow>>>, Fault> {
+        let mut items = segment_scan(&self.client, &self.inventory, segment, total)
+            .into_paginator()
+            .items()
+            .send();
+        let (mut rows, mut held) = (HashMap::<ProductId, Vec<InventoryRow>>::new(), 0usize);
+        while let Some(item) = items.next().await {
+            let item = item.map_err(|e| classify("Scan inventory", e))?;
+            match serde_dynamo::from_item::<_, InventoryRow>(item) {
+                Ok(row) => rows.entry(row.product_id.clone()).or_default().push(row),
+                Err(e) => tracing::warn!(error = %e, "undecodable stock row in scan"),
             }
-            match output.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(rows),
+            held += 1;
+            if held > max_rows {
+                tracing::warn!(held, "segment has more stock rows than max_joined_rows");
+                return Ok(None);
             }
         }
+        Ok(Some(rows))
     }
 }

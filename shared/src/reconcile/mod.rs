@@ -13,71 +13,30 @@
 //! its rows in the map. A tracked product that finds none there gets a real Query, so the
 //! join is correct whether or not the segments line up; it is only faster when they do.
 
-use std::collections::{BTreeMap, HashMap};
+mod share;
+
+pub use share::{Checkpoint, Phase, Share};
+
+use std::collections::HashMap;
 use std::time::Instant;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use futures::stream::{self, StreamExt};
-use serde::{Deserialize, Serialize};
 
-use crate::fault::{classify, Fault};
+use crate::fault::Fault;
 use crate::queue::TagPublisher;
 use crate::refresh::{outbox_stuck, Change, Refreshed, Refresher};
-use crate::store::{product_id_of, Corrupt, ReadError, SourceStore, Stored, TableNames};
-use catalog_core::ids::{ProductId, StoreId};
-use catalog_core::model::{InventoryRow, Product};
+use crate::store::pages::{key_from_checkpoint, key_to_checkpoint};
+use crate::store::{Corrupt, Item, Page, SourceStore, Stored, TableNames};
+use catalog_core::ids::ProductId;
+use catalog_core::model::{InventoryRow, Product, ProductSummary};
 use catalog_core::projection::project;
 use catalog_core::reconcile::{compare, Report};
 use catalog_core::tags::TagSet;
 
-/// Which share of the catalog a worker reconciles, and how.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Share {
-    /// Report only; repair nothing.
-    #[serde(default)]
-    pub dry_run: bool,
-    /// Only this store's products (then there is one segment).
-    #[serde(default)]
-    pub store_id: Option<StoreId>,
-    pub segment: u32,
-    pub total_segments: u32,
-}
-
-/// The phase a worker is in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Phase {
-    Products,
-    Summaries,
-}
-
-/// Where a worker got to: resume here after a timeout instead of starting over.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Checkpoint {
-    pub phase: Phase,
-    /// The page key to continue from (all key attributes are strings); `None`: the start.
-    #[serde(default)]
-    pub start_key: Option<BTreeMap<String, String>>,
-}
-
-impl Checkpoint {
-    /// The beginning of a share.
-    pub fn start() -> Self {
-        Self {
-            phase: Phase::Products,
-            start_key: None,
-        }
-    }
-}
-
 /// Reads, compares and repairs.
 #[derive(Debug, Clone)]
 pub struct Worker {
-    client: Client,
-    tables: TableNames,
     sources: SourceStore,
     refresher: Refresher,
     publisher: TagPublisher,
@@ -90,35 +49,16 @@ pub struct Worker {
     pub max_joined_rows: usize,
 }
 
-/// A segment's stock rows, by product.
-#[derive(Debug, Default)]
-struct StockMap {
-    rows: HashMap<ProductId, Vec<InventoryRow>>,
-}
+/// A segment's stock rows, by product (empty: every product is read by Query).
+type StockMap = HashMap<ProductId, Vec<InventoryRow>>;
 
 /// The segment's Summaries, read by one Scan; `None` when not loaded (a store run, or more
 /// than `max_joined_rows`). Entries are taken out as products claim them; what is left at the
 /// end of the products phase are the orphan candidates.
 type SummaryMap = Option<HashMap<ProductId, Result<Stored, Corrupt>>>;
 
-type Key = HashMap<String, AttributeValue>;
-
-fn to_checkpoint_key(key: Key) -> Option<BTreeMap<String, String>> {
-    let map: BTreeMap<String, String> = key
-        .into_iter()
-        .filter_map(|(k, v)| v.as_s().ok().map(|s| (k, s.clone())))
-        .collect();
-    (!map.is_empty()).then_some(map)
-}
-
-fn from_checkpoint_key(key: &BTreeMap<String, String>) -> Key {
-    key.iter()
-        .map(|(k, v)| (k.clone(), AttributeValue::S(v.clone())))
-        .collect()
-}
-
 /// The live summary a stored item holds, if any.
-fn live(stored: &Stored) -> Option<&catalog_core::model::ProductSummary> {
+fn live(stored: &Stored) -> Option<&ProductSummary> {
     stored.record.as_ref().map(|r| &r.summary)
 }
 
@@ -131,9 +71,7 @@ impl Worker {
         publisher: TagPublisher,
     ) -> Self {
         Self {
-            sources: SourceStore::new(client.clone(), &tables),
-            client,
-            tables,
+            sources: SourceStore::new(client, &tables),
             refresher,
             publisher,
             page_size: 1000,
@@ -153,26 +91,24 @@ impl Worker {
         mut progress: impl FnMut(&Report, &Checkpoint),
     ) -> Result<(Report, Option<Checkpoint>), Fault> {
         let mut report = Report::default();
-        let mut stock = StockMap::default();
-        let mut summaries: SummaryMap = None;
-        if checkpoint.phase == Phase::Products && share.store_id.is_none() {
-            stock = self.scan_stock(share).await?;
-            summaries = self
-                .refresher
-                .summaries()
-                .scan_segment(share.segment, share.total_segments, self.max_joined_rows)
-                .await?;
-        }
+        let (mut stock, mut summaries) = self.segment_maps(share, &checkpoint).await?;
         loop {
-            let (items, last) = self.page(share, &checkpoint).await?;
-            match checkpoint.phase {
+            let start = checkpoint.start_key.as_ref().map(key_from_checkpoint);
+            let next = match checkpoint.phase {
                 Phase::Products => {
+                    let page = self.products_page(share, start).await?;
+                    let items = page.items;
                     self.check_products(share, items, &mut stock, &mut summaries, &mut report)
-                        .await?
+                        .await?;
+                    page.next
                 }
-                Phase::Summaries => self.check_orphans(share, items, &mut report).await?,
-            }
-            checkpoint = match (last.and_then(to_checkpoint_key), checkpoint.phase) {
+                Phase::Summaries => {
+                    let page = self.summaries_page(share, start).await?;
+                    self.check_orphans(share, page.items, &mut report).await?;
+                    page.next
+                }
+            };
+            checkpoint = match (next.and_then(key_to_checkpoint), checkpoint.phase) {
                 (Some(key), phase) => Checkpoint {
                     phase,
                     start_key: Some(key),
@@ -198,106 +134,62 @@ impl Worker {
         }
     }
 
-    /// One page of the current phase: a Scan segment, or a store's index.
-    async fn page(
+    /// A whole-segment run starting its products phase reads the segment's stock rows and
+    /// summaries once, to join in memory; otherwise both stay empty.
+    async fn segment_maps(
         &self,
         share: &Share,
         checkpoint: &Checkpoint,
-    ) -> Result<(Vec<Key>, Option<Key>), Fault> {
-        let start = checkpoint.start_key.as_ref().map(from_checkpoint_key);
-        let table = match checkpoint.phase {
-            Phase::Products => &self.tables.products,
-            Phase::Summaries => &self.tables.summaries,
-        };
-        let (items, last) = match &share.store_id {
-            Some(store) => {
-                let output = self
-                    .client
-                    .query()
-                    .table_name(table)
-                    .index_name("byStore")
-                    .key_condition_expression("storeId = :s")
-                    .expression_attribute_values(":s", AttributeValue::S(store.to_string()))
-                    .limit(self.page_size)
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await
-                    .map_err(|e| classify("Query byStore", e))?;
-                (output.items, output.last_evaluated_key)
-            }
-            None => {
-                let output = self
-                    .client
-                    .scan()
-                    .table_name(table)
-                    .segment(share.segment as i32)
-                    .total_segments(share.total_segments.max(1) as i32)
-                    .consistent_read(true)
-                    .limit(self.page_size)
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await
-                    .map_err(|e| classify("Scan", e))?;
-                (output.items, output.last_evaluated_key)
-            }
-        };
-        Ok((items.unwrap_or_default(), last.filter(|k| !k.is_empty())))
+    ) -> Result<(StockMap, SummaryMap), Fault> {
+        if checkpoint.phase != Phase::Products || share.store_id.is_some() {
+            return Ok((StockMap::default(), None));
+        }
+        let (segment, total) = (share.segment, share.total_segments);
+        let stock = self
+            .sources
+            .scan_stock(segment, total, self.max_joined_rows)
+            .await?
+            .unwrap_or_default();
+        let summaries = self
+            .refresher
+            .summaries()
+            .scan_segment(segment, total, self.max_joined_rows)
+            .await?;
+        Ok((stock, summaries))
     }
 
-    /// The stock rows of this share's Inventory segment, up to `max_joined_rows`.
-    async fn scan_stock(&self, share: &Share) -> Result<StockMap, Fault> {
-        let mut map = StockMap::default();
-        let mut held = 0usize;
-        let mut start: Option<Key> = None;
-        loop {
-            let output = self
-                .client
-                .scan()
-                .table_name(&self.tables.inventory)
-                .segment(share.segment as i32)
-                .total_segments(share.total_segments.max(1) as i32)
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| classify("Scan inventory", e))?;
-            for item in output.items.unwrap_or_default() {
-                match serde_dynamo::from_item::<_, InventoryRow>(item) {
-                    Ok(row) => {
-                        map.rows
-                            .entry(row.product_id.clone())
-                            .or_default()
-                            .push(row);
-                        held += 1;
-                    }
-                    // Its product gets a Query instead, which reports the row properly.
-                    Err(e) => tracing::warn!(error = %e, "undecodable stock row in scan"),
-                }
-            }
-            match output.last_evaluated_key {
-                Some(key) if !key.is_empty() && held < self.max_joined_rows => start = Some(key),
-                Some(key) if !key.is_empty() => {
-                    // Rows past the cap may belong to products already in the map, so no
-                    // product may trust it: every product is read by Query instead.
-                    tracing::warn!(held, "segment has more stock rows than max_joined_rows");
-                    return Ok(StockMap::default());
-                }
-                _ => return Ok(map),
-            }
-        }
+    async fn products_page(
+        &self,
+        share: &Share,
+        start: Option<Item>,
+    ) -> Result<Page<Result<Product, Corrupt>>, Fault> {
+        let slice = share.slice();
+        self.sources
+            .products_page(&slice, self.page_size, start)
+            .await
+    }
+
+    async fn summaries_page(
+        &self,
+        share: &Share,
+        start: Option<Item>,
+    ) -> Result<Page<(ProductId, Result<Stored, Corrupt>)>, Fault> {
+        let slice = share.slice();
+        let summaries = self.refresher.summaries();
+        summaries.page(&slice, self.page_size, start).await
     }
 
     async fn check_products(
         &self,
         share: &Share,
-        items: Vec<Key>,
+        items: Vec<Result<Product, Corrupt>>,
         stock: &mut StockMap,
         summaries: &mut SummaryMap,
         report: &mut Report,
     ) -> Result<(), Fault> {
         let mut products: Vec<Product> = Vec::with_capacity(items.len());
         for item in items {
-            match serde_dynamo::from_item::<_, Product>(item) {
+            match item {
                 Ok(p) => products.push(p),
                 Err(e) => {
                     // The projector parks such rows; the reconciler only counts them.
@@ -306,34 +198,7 @@ impl Worker {
                 }
             }
         }
-        let mut rows: HashMap<ProductId, Vec<InventoryRow>> = HashMap::new();
-        let mut unjoined = Vec::new();
-        for p in products.iter().filter(|p| p.track_inventory) {
-            match stock.rows.remove(&p.product_id) {
-                Some(found) => {
-                    rows.insert(p.product_id.clone(), found);
-                }
-                None => unjoined.push(p.product_id.clone()),
-            }
-        }
-        // Owned ids: a closure over borrowed ones makes this future not `Send` for every
-        // lifetime (rust-lang/rust#102211), and the local stack runs it on a multi-thread runtime.
-        let sources = &self.sources;
-        let queried = stream::iter(unjoined)
-            .map(|id| async move {
-                let found = sources.inventory(&id).await;
-                (id, found)
-            })
-            .buffer_unordered(self.concurrency)
-            .collect::<Vec<_>>()
-            .await;
-        for (id, result) in queried {
-            let found = result.map_err(|e| match e {
-                ReadError::Fault(f) => f,
-                ReadError::Corrupt(c) => Fault::Permanent(c.to_string()),
-            })?;
-            rows.insert(id, found);
-        }
+        let mut rows = self.stock_rows(&products, stock).await?;
         // First look: the summary from the segment's Scan, where there is one. Its stock rows
         // may be minutes old by now, so it only picks out the doubtful.
         let now = chrono::Utc::now();
@@ -353,6 +218,40 @@ impl Worker {
         // Second look, only for the doubtful: the refresh protocol's own fresh reads decide,
         // so a summary the projector rewrote since the Scan is not counted.
         self.settle(share, &confirm, report).await
+    }
+
+    /// The stock rows of the tracked `products`: from the segment's map, or by a consistent
+    /// Query for those not in it.
+    async fn stock_rows(
+        &self,
+        products: &[Product],
+        stock: &mut StockMap,
+    ) -> Result<StockMap, Fault> {
+        let mut rows = StockMap::new();
+        let mut unjoined = Vec::new();
+        for p in products.iter().filter(|p| p.track_inventory) {
+            match stock.remove(&p.product_id) {
+                Some(found) => {
+                    rows.insert(p.product_id.clone(), found);
+                }
+                None => unjoined.push(p.product_id.clone()),
+            }
+        }
+        // Owned ids: a closure over borrowed ones makes this future not `Send` for every
+        // lifetime (rust-lang/rust#102211), and the local stack runs it on a multi-thread runtime.
+        let sources = &self.sources;
+        let queried = stream::iter(unjoined)
+            .map(|id| async move {
+                let found = sources.inventory(&id).await;
+                (id, found)
+            })
+            .buffer_unordered(self.concurrency)
+            .collect::<Vec<_>>()
+            .await;
+        for (id, found) in queried {
+            rows.insert(id, found?);
+        }
+        Ok(rows)
     }
 
     /// Orphan candidates: summaries of the segment that no product of the segment claimed,
@@ -394,20 +293,18 @@ impl Worker {
         self.settle(share, &orphans, report).await
     }
 
+    /// A page of the summaries phase: every live summary (and any that does not decode) is
+    /// an orphan candidate, confirmed against Products.
     async fn check_orphans(
         &self,
         share: &Share,
-        items: Vec<Key>,
+        items: Vec<(ProductId, Result<Stored, Corrupt>)>,
         report: &mut Report,
     ) -> Result<(), Fault> {
         let live: Vec<ProductId> = items
-            .iter()
-            .filter(|item| {
-                !item
-                    .get("deleted")
-                    .is_some_and(|d| d.as_bool().is_ok_and(|b| *b))
-            })
-            .filter_map(product_id_of)
+            .into_iter()
+            .filter(|(_, stored)| !matches!(stored, Ok(s) if s.record.is_none()))
+            .map(|(id, _)| id)
             .collect();
         self.confirm_orphans(share, &live, report).await
     }

@@ -1,0 +1,120 @@
+//! A summary as the Summaries table stores it, and back.
+
+use serde::{Deserialize, Serialize};
+
+use super::super::Corrupt;
+use catalog_core::ids::{ProductId, StoreId};
+use catalog_core::listing::listing_sort_key;
+use catalog_core::model::{MinorUnits, ProductSummary, SummaryRecord};
+use catalog_core::refresh::Stored;
+use catalog_core::tags::TagSet;
+
+/// The item as stored. A tombstone keeps only the key, `revision`, `deleted` and `expiresAt`,
+/// so it has no `storeId`/`listSk` and never appears in the listing index.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct SummaryItem {
+    pub(super) product_id: ProductId,
+    /// Not projected into the listing index, where it reads as 0.
+    #[serde(default)]
+    revision: u64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    deleted: bool,
+    /// Epoch seconds; DynamoDB TTL removes tombstones after this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_at: Option<i64>,
+
+    #[serde(
+        default,
+        skip_serializing_if = "TagSet::is_empty",
+        with = "serde_dynamo::string_set"
+    )]
+    pending_tags: TagSet,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    store_id: Option<StoreId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) list_sk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    price: Option<MinorUnits>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    active: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    inventory_available: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    primary_image_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    updated_at: Option<String>,
+}
+
+impl SummaryItem {
+    pub(super) fn new(
+        product_id: &ProductId,
+        record: Option<&SummaryRecord>,
+        revision: u64,
+        pending_tags: &TagSet,
+        tombstone_expires_at: i64,
+    ) -> Self {
+        let mut item = SummaryItem {
+            product_id: product_id.clone(),
+            revision,
+            deleted: record.is_none(),
+            expires_at: record.is_none().then_some(tombstone_expires_at),
+            pending_tags: pending_tags.clone(),
+            store_id: None,
+            list_sk: None,
+            title: None,
+            price: None,
+            active: None,
+            inventory_available: None,
+            primary_image_url: None,
+            updated_at: None,
+        };
+        if let Some(record) = record {
+            let s = &record.summary;
+            item.store_id = Some(s.store_id.clone());
+            item.list_sk = Some(listing_sort_key(s));
+            item.title = Some(s.title.clone());
+            item.price = Some(s.price);
+            item.active = Some(s.active);
+            item.inventory_available = s.inventory_available;
+            item.primary_image_url = s.primary_image_url.clone();
+            item.updated_at = Some(record.updated_at.clone());
+        }
+        item
+    }
+
+    pub(super) fn into_stored(self, table: &str) -> Result<Stored, Corrupt> {
+        let record = if self.deleted {
+            None
+        } else {
+            let missing = |field: &str| Corrupt {
+                table: table.to_owned(),
+                product_id: self.product_id.to_string(),
+                reason: format!("live summary without {field}"),
+            };
+            Some(SummaryRecord {
+                summary: ProductSummary {
+                    product_id: self.product_id.clone(),
+                    store_id: self.store_id.clone().ok_or_else(|| missing("storeId"))?,
+                    title: self.title.clone().ok_or_else(|| missing("title"))?,
+                    price: self.price.ok_or_else(|| missing("price"))?,
+                    active: self.active.ok_or_else(|| missing("active"))?,
+                    inventory_available: self.inventory_available,
+                    primary_image_url: self.primary_image_url.clone(),
+                },
+                updated_at: self
+                    .updated_at
+                    .clone()
+                    .ok_or_else(|| missing("updatedAt"))?,
+            })
+        };
+        Ok(Stored {
+            revision: self.revision,
+            record,
+            pending_tags: self.pending_tags,
+            expires_at: self.expires_at,
+        })
+    }
+}
