@@ -15,7 +15,7 @@ use catalog_local::stack::{queue_depth, Stack};
 pub async fn load_and_settle(stack: &Stack, size: DemoSize) -> Result<()> {
     let loaded =
         demo::load(&stack.dynamodb, &stack.endpoints.tables, size, |_, _| {}).await? as u64;
-    let tag_queue = &stack.endpoints.queues["TagQueue"];
+    let tag_queue = &stack.endpoints.queues.tag_queue;
     let revalidating = !stack.endpoints.revalidate_endpoints.is_empty();
     let start = Instant::now();
     loop {

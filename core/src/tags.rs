@@ -104,6 +104,16 @@ pub enum StockTagPolicy {
 #[error("unknown stock tag policy {0:?}: expected \"eager\" or \"quiet\"")]
 pub struct UnknownPolicy(pub String);
 
+impl StockTagPolicy {
+    /// The name `STOCK_TAG_POLICY` takes, which [`FromStr`] reads back.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Eager => "eager",
+            Self::Quiet => "quiet",
+        }
+    }
+}
+
 impl FromStr for StockTagPolicy {
     type Err = UnknownPolicy;
     fn from_str(s: &str) -> Result<Self, UnknownPolicy> {

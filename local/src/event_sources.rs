@@ -126,86 +126,114 @@ impl Template {
         for (name, event) in events {
             let name = name.as_str().unwrap_or_default().to_owned();
             let props = get(event, "Properties").cloned().unwrap_or(Value::Null);
-            let context = || format!("{function}.Events.{name}");
+            let context = &format!("{function}.Events.{name}");
             match get(event, "Type").and_then(Value::as_str) {
-                Some("DynamoDB") => sources.streams.push(StreamSource {
-                    table: get_att(get(&props, "Stream"))
-                        .with_context(|| format!("{}: Stream must be !GetAtt", context()))?,
-                    starting_position: get(&props, "StartingPosition")
-                        .and_then(Value::as_str)
-                        .unwrap_or("LATEST")
-                        .to_owned(),
-                    batch_size: get(&props, "BatchSize")
-                        .and_then(Value::as_u64)
-                        .unwrap_or(100) as usize,
-                    batching_window: seconds(get(&props, "MaximumBatchingWindowInSeconds")),
-                    max_retries: get(&props, "MaximumRetryAttempts")
-                        .and_then(Value::as_i64)
-                        .filter(|n| *n >= 0)
-                        .map(|n| n as u32),
-                    max_record_age: get(&props, "MaximumRecordAgeInSeconds")
-                        .and_then(Value::as_i64)
-                        .filter(|n| *n > 0)
-                        .map(|n| Duration::from_secs(n as u64)),
-                    bisect_on_error: get(&props, "BisectBatchOnFunctionError")
-                        .and_then(Value::as_bool)
-                        .unwrap_or(false),
-                    report_item_failures: reports_item_failures(&props),
-                    on_failure_queue: get_att(
-                        get(&props, "DestinationConfig")
-                            .and_then(|d| get(d, "OnFailure"))
-                            .and_then(|d| get(d, "Destination")),
-                    ),
-                    name,
-                }),
-                Some("SQS") => sources.queues.push(QueueSource {
-                    queue: get_att(get(&props, "Queue"))
-                        .with_context(|| format!("{}: Queue must be !GetAtt", context()))?,
-                    batch_size: get(&props, "BatchSize")
-                        .and_then(Value::as_u64)
-                        .unwrap_or(10) as usize,
-                    batching_window: seconds(get(&props, "MaximumBatchingWindowInSeconds")),
-                    report_item_failures: reports_item_failures(&props),
-                    name,
-                }),
-                Some("Schedule" | "ScheduleV2") => {
-                    let input = match get(&props, "Input").and_then(Value::as_str) {
-                        Some(text) => serde_json::from_str(text)
-                            .with_context(|| format!("{}: Input is not JSON", context()))?,
-                        None => serde_json::json!({}),
-                    };
-                    sources.schedules.push(ScheduleSource {
-                        expression: get(&props, "ScheduleExpression")
-                            .and_then(Value::as_str)
-                            .with_context(|| format!("{}: no ScheduleExpression", context()))?
-                            .to_owned(),
-                        input,
-                        name,
-                    });
-                }
-                Some("HttpApi") => sources.routes.push(HttpRoute {
-                    method: get(&props, "Method")
-                        .and_then(Value::as_str)
-                        .with_context(|| format!("{}: no Method", context()))?
-                        .to_uppercase(),
-                    path: get(&props, "Path")
-                        .and_then(Value::as_str)
-                        .with_context(|| format!("{}: no Path", context()))?
-                        .to_owned(),
-                    authorizer: get(&props, "Auth")
-                        .and_then(|a| get(a, "Authorizer"))
-                        .and_then(Value::as_str)
-                        .map(str::to_owned),
-                    name,
-                }),
-                Some(other) => bail!("{}: event type {other} is not emulated", context()),
-                None => bail!("{}: no Type", context()),
+                Some("DynamoDB") => sources
+                    .streams
+                    .push(StreamSource::read(name, &props, context)?),
+                Some("SQS") => sources
+                    .queues
+                    .push(QueueSource::read(name, &props, context)?),
+                Some("Schedule" | "ScheduleV2") => sources
+                    .schedules
+                    .push(ScheduleSource::read(name, &props, context)?),
+                Some("HttpApi") => sources.routes.push(HttpRoute::read(name, &props, context)?),
+                Some(other) => bail!("{}: event type {other} is not emulated", context),
+                None => bail!("{}: no Type", context),
             }
         }
         sources.streams.sort_by(|a, b| a.name.cmp(&b.name));
         sources.queues.sort_by(|a, b| a.name.cmp(&b.name));
         sources.routes.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(sources)
+    }
+}
+
+impl StreamSource {
+    /// Reads a `DynamoDB` event's properties; `context` names the event in errors.
+    fn read(name: String, props: &Value, context: &str) -> Result<Self> {
+        Ok(Self {
+            table: get_att(get(props, "Stream"))
+                .with_context(|| format!("{}: Stream must be !GetAtt", context))?,
+            starting_position: get(props, "StartingPosition")
+                .and_then(Value::as_str)
+                .unwrap_or("LATEST")
+                .to_owned(),
+            batch_size: get(props, "BatchSize")
+                .and_then(Value::as_u64)
+                .unwrap_or(100) as usize,
+            batching_window: seconds(get(props, "MaximumBatchingWindowInSeconds")),
+            max_retries: get(props, "MaximumRetryAttempts")
+                .and_then(Value::as_i64)
+                .filter(|n| *n >= 0)
+                .map(|n| n as u32),
+            max_record_age: get(props, "MaximumRecordAgeInSeconds")
+                .and_then(Value::as_i64)
+                .filter(|n| *n > 0)
+                .map(|n| Duration::from_secs(n as u64)),
+            bisect_on_error: get(props, "BisectBatchOnFunctionError")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            report_item_failures: reports_item_failures(props),
+            on_failure_queue: get_att(
+                get(props, "DestinationConfig")
+                    .and_then(|d| get(d, "OnFailure"))
+                    .and_then(|d| get(d, "Destination")),
+            ),
+            name,
+        })
+    }
+}
+
+impl QueueSource {
+    fn read(name: String, props: &Value, context: &str) -> Result<Self> {
+        Ok(Self {
+            queue: get_att(get(props, "Queue"))
+                .with_context(|| format!("{}: Queue must be !GetAtt", context))?,
+            batch_size: get(props, "BatchSize")
+                .and_then(Value::as_u64)
+                .unwrap_or(10) as usize,
+            batching_window: seconds(get(props, "MaximumBatchingWindowInSeconds")),
+            report_item_failures: reports_item_failures(props),
+            name,
+        })
+    }
+}
+
+impl ScheduleSource {
+    fn read(name: String, props: &Value, context: &str) -> Result<Self> {
+        let input = match get(props, "Input").and_then(Value::as_str) {
+            Some(text) => serde_json::from_str(text)
+                .with_context(|| format!("{}: Input is not JSON", context))?,
+            None => serde_json::json!({}),
+        };
+        Ok(Self {
+            expression: get(props, "ScheduleExpression")
+                .and_then(Value::as_str)
+                .with_context(|| format!("{}: no ScheduleExpression", context))?
+                .to_owned(),
+            input,
+            name,
+        })
+    }
+}
+
+impl HttpRoute {
+    fn read(name: String, props: &Value, context: &str) -> Result<Self> {
+        let text = |key: &str| {
+            get(props, key)
+                .and_then(Value::as_str)
+                .with_context(|| format!("{}: no {key}", context))
+        };
+        Ok(Self {
+            method: text("Method")?.to_uppercase(),
+            path: text("Path")?.to_owned(),
+            authorizer: get(props, "Auth")
+                .and_then(|a| get(a, "Authorizer"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            name,
+        })
     }
 }
 

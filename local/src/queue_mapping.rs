@@ -89,10 +89,31 @@ impl QueueMapping {
     /// Invokes the function with `messages` and deletes those it handled.
     async fn handle(&self, messages: &[Message]) -> Result<()> {
         Stats::add(&self.stats.invocations, 1);
+        let failed = self.invoke(messages).await;
+        if !failed.is_empty() {
+            Stats::add(&self.stats.retries, 1);
+        }
+        let done: Vec<&Message> = messages
+            .iter()
+            .filter(|m| !m.message_id.as_ref().is_some_and(|id| failed.contains(id)))
+            .collect();
+        Stats::add(&self.stats.records, done.len() as u64);
+        if let Some(sent) = done.iter().filter_map(|m| sent_ms(m)).max() {
+            self.stats.last_lag_ms.store(
+                now_ms().saturating_sub(sent),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
+        self.delete(&done).await
+    }
+
+    /// Invokes the function as Lambda does; returns the ids of the messages that failed (all
+    /// of them on a function error, those it reports with `ReportBatchItemFailures`).
+    async fn invoke(&self, messages: &[Message]) -> Vec<String> {
         let event = json!({
             "Records": messages.iter().map(|m| lambda_record(m, &self.queue_arn)).collect::<Vec<_>>()
         });
-        let failed: Vec<String> = match self.function.invoke(event).await {
+        match self.function.invoke(event).await {
             Err(e) => {
                 Stats::add(&self.stats.errors, 1);
                 tracing::warn!(queue = %self.source.queue, error = %e, "function error; the batch returns to the queue");
@@ -111,21 +132,11 @@ impl QueueMapping {
                 // A function that answers something else handled everything (as on AWS).
                 Err(_) => Vec::new(),
             },
-        };
-        if !failed.is_empty() {
-            Stats::add(&self.stats.retries, 1);
         }
-        let done: Vec<&Message> = messages
-            .iter()
-            .filter(|m| !m.message_id.as_ref().is_some_and(|id| failed.contains(id)))
-            .collect();
-        Stats::add(&self.stats.records, done.len() as u64);
-        if let Some(sent) = done.iter().filter_map(|m| sent_ms(m)).max() {
-            self.stats.last_lag_ms.store(
-                now_ms().saturating_sub(sent),
-                std::sync::atomic::Ordering::Relaxed,
-            );
-        }
+    }
+
+    /// Deletes the handled messages, ten a call.
+    async fn delete(&self, done: &[&Message]) -> Result<()> {
         for chunk in done.chunks(10) {
             let entries = chunk
                 .iter()

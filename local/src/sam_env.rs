@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use catalog::sdk::Service;
 use serde_json::{json, Map, Value};
 
 use crate::stack::Endpoints;
@@ -35,43 +36,34 @@ pub fn for_container(url: &str) -> String {
 /// any: the revalidate routes a container can call (the local storefront signs for its
 /// 127.0.0.1 URL only, so it is not one).
 pub fn render(endpoints: &Endpoints, revalidate_endpoints: &[String]) -> Result<Value> {
-    let queue = |logical: &str| -> Result<String> {
-        let url = endpoints.queues.get(logical);
-        Ok(for_container(
-            url.with_context(|| format!("no queue {logical}"))?,
-        ))
-    };
-    let secret = |logical: &str| -> Result<String> {
-        let arn = endpoints.secrets.get(logical);
-        Ok(arn.with_context(|| format!("no secret {logical}"))?.clone())
-    };
-    let mut vars = Map::new();
-    let mut set = |name: &str, value: String| vars.insert(name.to_owned(), Value::String(value));
-    set(
-        "AWS_ENDPOINT_URL_DYNAMODB",
-        for_container(&endpoints.dynamodb),
-    );
-    set("AWS_ENDPOINT_URL_SQS", for_container(&endpoints.sqs));
-    set(
-        "AWS_ENDPOINT_URL_SECRETS_MANAGER",
-        for_container(&endpoints.sqs),
-    );
-    set("PRODUCTS_TABLE", endpoints.tables.products.clone());
-    set("INVENTORY_TABLE", endpoints.tables.inventory.clone());
-    set("SUMMARIES_TABLE", endpoints.tables.summaries.clone());
-    set("TAG_QUEUE_URL", queue("TagQueue")?);
-    set("PARKED_RECORDS_QUEUE_URL", queue("ParkedRecordsQueue")?);
-    set("RECONCILE_QUEUE_URL", queue("ReconcileQueue")?);
-    set("CURSOR_SECRET_ARN", secret("CursorSecret")?);
-    set("REVALIDATE_SECRET_ARN", secret("RevalidateSecret")?);
+    let services = [
+        (Service::DynamoDb, &endpoints.dynamodb),
+        (Service::Sqs, &endpoints.sqs),
+        // moto serves Secrets Manager beside SQS.
+        (Service::SecretsManager, &endpoints.sqs),
+    ];
+    let mut vars: Vec<(&str, String)> = services
+        .into_iter()
+        .map(|(service, url)| (service.endpoint_var(), url.clone()))
+        .collect();
+    vars.extend(endpoints.resources().environment());
     if !revalidate_endpoints.is_empty() {
-        let urls: Vec<String> = revalidate_endpoints
-            .iter()
-            .map(|u| for_container(u))
-            .collect();
-        set("REVALIDATE_ENDPOINTS", urls.join(","));
+        vars.push(("REVALIDATE_ENDPOINTS", revalidate_endpoints.join(",")));
     }
+    let vars: Map<String, Value> = vars
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), Value::String(for_container_all(&value))))
+        .collect();
     Ok(json!({ "Parameters": vars }))
+}
+
+/// [`for_container`] for each of a comma-separated list of URLs (other values pass unchanged).
+fn for_container_all(value: &str) -> String {
+    value
+        .split(',')
+        .map(for_container)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// What the shell running `sam local` needs, for `.local/sam-env.sh`: credentials the

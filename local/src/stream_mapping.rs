@@ -50,6 +50,15 @@ struct ShardQueue {
     first_read: Option<Instant>,
 }
 
+impl ShardQueue {
+    /// The head batch is done with (handled or given up): the next one starts afresh.
+    fn settled(&mut self) {
+        self.attempts = 0;
+        self.limit = None;
+        self.retry_at = None;
+    }
+}
+
 /// How one invocation went.
 enum Outcome {
     /// Every record handled.
@@ -98,17 +107,9 @@ impl StreamMapping {
     /// Invokes the function once for the batch at the head of `queue`, if one is due.
     /// Returns whether it invoked.
     async fn step(&self, shard: &str, queue: &mut ShardQueue) -> Result<bool> {
-        if queue.records.is_empty() || queue.retry_at.is_some_and(|t| Instant::now() < t) {
+        let Some(size) = self.due(queue) else {
             return Ok(false);
-        }
-        let limit = queue.limit.unwrap_or(self.source.batch_size).max(1);
-        let window_open = queue
-            .first_read
-            .is_some_and(|t| t.elapsed() < self.source.batching_window);
-        if queue.records.len() < limit && window_open && queue.attempts == 0 {
-            return Ok(false);
-        }
-        let size = limit.min(queue.records.len());
+        };
         let batch: Vec<Record> = queue
             .records
             .iter()
@@ -142,11 +143,7 @@ impl StreamMapping {
             queue.records.drain(..handled);
         }
         match outcome {
-            Outcome::Done => {
-                queue.attempts = 0;
-                queue.limit = None;
-                queue.retry_at = None;
-            }
+            Outcome::Done => queue.settled(),
             Outcome::FailedFrom(_) | Outcome::Error(_) => {
                 if let Outcome::Error(message) = &outcome {
                     Stats::add(&self.stats.errors, 1);
@@ -155,30 +152,55 @@ impl StreamMapping {
                         queue.limit = Some(size.div_ceil(2));
                     }
                 }
-                queue.attempts += 1;
-                Stats::add(&self.stats.retries, 1);
-                if self
-                    .source
-                    .max_retries
-                    .is_some_and(|max| queue.attempts > max)
-                {
-                    let rest = size - handled;
-                    let failed: Vec<Record> = queue.records.drain(..rest).map(|(r, _)| r).collect();
-                    self.give_up(shard, &failed, queue.attempts, "RetryAttemptsExhausted")
-                        .await?;
-                    queue.attempts = 0;
-                    queue.limit = None;
-                    queue.retry_at = None;
-                } else {
-                    let backoff = Duration::from_millis(50 << queue.attempts.min(6));
-                    queue.retry_at = Some(Instant::now() + backoff.min(MAX_BACKOFF));
-                }
+                self.retry_or_give_up(shard, queue, size - handled).await?;
             }
         }
         if queue.records.is_empty() {
             queue.first_read = None;
         }
         Ok(true)
+    }
+
+    /// The size of the head batch if it is due: not waiting out a backoff, and full or past
+    /// its batching window (a retry never waits for the window).
+    fn due(&self, queue: &ShardQueue) -> Option<usize> {
+        if queue.records.is_empty() || queue.retry_at.is_some_and(|t| Instant::now() < t) {
+            return None;
+        }
+        let limit = queue.limit.unwrap_or(self.source.batch_size).max(1);
+        let window_open = queue
+            .first_read
+            .is_some_and(|t| t.elapsed() < self.source.batching_window);
+        if queue.records.len() < limit && window_open && queue.attempts == 0 {
+            return None;
+        }
+        Some(limit.min(queue.records.len()))
+    }
+
+    /// After a failed invocation: retry the `rest` of the batch after a backoff, or, past
+    /// `MaximumRetryAttempts`, send it to the on-failure destination and move on.
+    async fn retry_or_give_up(
+        &self,
+        shard: &str,
+        queue: &mut ShardQueue,
+        rest: usize,
+    ) -> Result<()> {
+        queue.attempts += 1;
+        Stats::add(&self.stats.retries, 1);
+        let exhausted = self
+            .source
+            .max_retries
+            .is_some_and(|max| queue.attempts > max);
+        if exhausted {
+            let failed: Vec<Record> = queue.records.drain(..rest).map(|(r, _)| r).collect();
+            self.give_up(shard, &failed, queue.attempts, "RetryAttemptsExhausted")
+                .await?;
+            queue.settled();
+        } else {
+            let backoff = Duration::from_millis(50 << queue.attempts.min(6));
+            queue.retry_at = Some(Instant::now() + backoff.min(MAX_BACKOFF));
+        }
+        Ok(())
     }
 
     /// Sends `batch` to the function and reads its answer as Lambda does.

@@ -272,7 +272,7 @@ pub async fn create_queues(
     template: &Template,
     client: &aws_sdk_sqs::Client,
     prefix: &str,
-) -> Result<HashMap<String, String>> {
+) -> Result<crate::stack::Queues> {
     let mut urls: HashMap<String, String> = HashMap::new();
     let mut arns: HashMap<String, String> = HashMap::new();
     let mut remaining: Vec<&QueueDef> = template.queues.iter().collect();
@@ -324,7 +324,7 @@ pub async fn create_queues(
         }
         remaining = next;
     }
-    Ok(urls)
+    crate::stack::Queues::from_created(urls)
 }
 
 #[cfg(test)]

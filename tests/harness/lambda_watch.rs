@@ -34,12 +34,9 @@ pub fn function_env(env: &TestEnv, storefront: &str, secret: &str) -> Vec<(Strin
         ("PRODUCTS_TABLE", &env.tables.products),
         ("INVENTORY_TABLE", &env.tables.inventory),
         ("SUMMARIES_TABLE", &env.tables.summaries),
-        ("TAG_QUEUE_URL", &env.queues["TagQueue"]),
-        (
-            "PARKED_RECORDS_QUEUE_URL",
-            &env.queues["ParkedRecordsQueue"],
-        ),
-        ("RECONCILE_QUEUE_URL", &env.queues["ReconcileQueue"]),
+        ("TAG_QUEUE_URL", &env.queues.tag_queue),
+        ("PARKED_RECORDS_QUEUE_URL", &env.queues.parked_records_queue),
+        ("RECONCILE_QUEUE_URL", &env.queues.reconcile_queue),
         // The template's default, which `sam local` gives too (it resolves parameters to defaults).
         ("RECONCILE_SEGMENTS", "4"),
         ("CURSOR_SECRET", "local-cursor-secret-at-least-16-bytes"),

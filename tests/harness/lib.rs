@@ -22,6 +22,7 @@ use catalog_core::model::{InventoryRow, Product, ProductSummary};
 use catalog_core::projection::project;
 use catalog_core::tags::StockTagPolicy;
 use catalog_local::services::{self, Service};
+use catalog_local::stack::{table_names, tables_by_logical_id, Queues, Resources};
 use catalog_local::streams::{decode_event, lambda_event, StreamReader};
 use catalog_local::template::{create_queues, Template};
 use summary_projector::Projector;
@@ -82,8 +83,7 @@ pub struct TestEnv {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub tables: TableNames,
-    /// Logical id (as in template.yaml) -> queue URL.
-    pub queues: HashMap<String, String>,
+    pub queues: Queues,
     pub config: ProjectorConfig,
     /// `None` when the tables were made without streams ([`TestEnv::without_streams`]).
     streams: Option<Streams>,
@@ -128,16 +128,8 @@ impl TestEnv {
         let sqs = aws_sdk_sqs::Client::new(&services::sdk_config(&services.sqs.endpoint).await);
 
         let template = Template::load(&catalog_local::workspace_root())?;
-        let tables = TableNames {
-            products: format!("{prefix}Products"),
-            inventory: format!("{prefix}Inventory"),
-            summaries: format!("{prefix}Summaries"),
-        };
-        for (logical, name) in [
-            ("ProductsTable", &tables.products),
-            ("InventoryTable", &tables.inventory),
-            ("SummariesTable", &tables.summaries),
-        ] {
+        let tables = table_names(&prefix);
+        for (logical, name) in tables_by_logical_id(&tables) {
             let mut table = template.table(logical)?.clone();
             if !with_streams {
                 table.stream_view_type = None;
@@ -145,12 +137,12 @@ impl TestEnv {
             table.create(&dynamodb, name).await?;
         }
         let queues = create_queues(&template, &sqs, &prefix).await?;
-        let config = ProjectorConfig {
+        let resources = Resources {
             tables: tables.clone(),
-            tag_queue_url: queues["TagQueue"].clone(),
-            parked_queue_url: queues["ParkedRecordsQueue"].clone(),
-            stock_tag_policy: StockTagPolicy::Eager,
+            queues: queues.clone(),
+            secrets: Default::default(),
         };
+        let config = resources.projector_config(StockTagPolicy::Eager)?;
         let streams = if with_streams {
             let reader = |table: String| {
                 let (dynamodb, streams) = (dynamodb.clone(), streams.clone());
@@ -175,6 +167,15 @@ impl TestEnv {
             config,
             streams,
         })
+    }
+
+    /// This test's tables and queues (no secrets: tests pass theirs as values).
+    pub fn resources(&self) -> Resources {
+        Resources {
+            tables: self.tables.clone(),
+            queues: self.queues.clone(),
+            secrets: Default::default(),
+        }
     }
 
     /// The real projector, wired to this test's tables and queues.
@@ -203,13 +204,10 @@ impl TestEnv {
 
     /// The real reconciler, wired to this test's tables and queues.
     pub fn reconciler(&self) -> reconciler::Reconciler {
-        let config = catalog::config::ReconcilerConfig {
-            tables: self.tables.clone(),
-            tag_queue_url: self.queues["TagQueue"].clone(),
-            reconcile_queue_url: self.queues["ReconcileQueue"].clone(),
-            default_segments: 2,
-            stock_tag_policy: StockTagPolicy::Eager,
-        };
+        let config = self
+            .resources()
+            .reconciler_config(StockTagPolicy::Eager, 2)
+            .expect("the test's own resources configure the reconciler");
         reconciler::Reconciler::new(&config, self.dynamodb.clone(), self.sqs.clone())
     }
 
@@ -408,7 +406,7 @@ impl TestEnv {
 
     /// Receives and deletes every message in the queue with this logical id.
     pub async fn drain_queue(&self, logical_id: &str) -> Result<Vec<String>> {
-        let url = &self.queues[logical_id];
+        let url = self.queues.url(logical_id)?;
         let mut bodies = Vec::new();
         loop {
             let output = self

@@ -400,7 +400,7 @@ async fn nothing_is_lost_and_nothing_stale_survives() -> Result<()> {
     // Faults stay on until every stream record written has been handled (each write makes
     // exactly one), so the backlog is projected under faults too; then they stop and the
     // pipeline drains.
-    let tag_queue = stack.endpoints.queues["TagQueue"].clone();
+    let tag_queue = stack.endpoints.queues.tag_queue.clone();
     let (stock_writes, product_writes) = {
         let m = model.lock().unwrap();
         let stock = m.ops.get("stock adjustment").copied().unwrap_or_default();
@@ -447,13 +447,10 @@ async fn nothing_is_lost_and_nothing_stale_survives() -> Result<()> {
 
     // A reconciler dry run over everything must agree: 0 discrepancies.
     let reconciler = reconciler::Reconciler::new(
-        &catalog::config::ReconcilerConfig {
-            tables: stack.endpoints.tables.clone(),
-            tag_queue_url: tag_queue.clone(),
-            reconcile_queue_url: stack.endpoints.queues["ReconcileQueue"].clone(),
-            default_segments: 1,
-            stock_tag_policy: StockTagPolicy::Eager,
-        },
+        &stack
+            .endpoints
+            .resources()
+            .reconciler_config(StockTagPolicy::Eager, 1)?,
         stack.dynamodb.clone(),
         stack.sqs.clone(),
     );
@@ -480,7 +477,7 @@ async fn nothing_is_lost_and_nothing_stale_survives() -> Result<()> {
         let messages = stack
             .sqs
             .receive_message()
-            .queue_url(&stack.endpoints.queues["ParkedRecordsQueue"])
+            .queue_url(&stack.endpoints.queues.parked_records_queue)
             .max_number_of_messages(10)
             .send()
             .await?
@@ -496,7 +493,7 @@ async fn nothing_is_lost_and_nothing_stale_survives() -> Result<()> {
             stack
                 .sqs
                 .delete_message()
-                .queue_url(&stack.endpoints.queues["ParkedRecordsQueue"])
+                .queue_url(&stack.endpoints.queues.parked_records_queue)
                 .set_receipt_handle(m.receipt_handle)
                 .send()
                 .await?;
@@ -522,7 +519,7 @@ async fn nothing_is_lost_and_nothing_stale_survives() -> Result<()> {
     for q in dead {
         dead_letters.insert(
             q,
-            queue_depth(&stack.sqs, &stack.endpoints.queues[q]).await?,
+            queue_depth(&stack.sqs, stack.endpoints.queues.url(q)?).await?,
         );
     }
 
@@ -671,7 +668,7 @@ async fn tail(
     }
     // Past the last recheck (4 s) and the lag, then until the tag queue is empty.
     tokio::time::sleep_until((last + Duration::from_secs(7)).into()).await;
-    let tag_queue = &stack.endpoints.queues["TagQueue"];
+    let tag_queue = &stack.endpoints.queues.tag_queue;
     while queue_depth(&stack.sqs, tag_queue).await? > 0 {
         ensure!(
             last.elapsed() < Duration::from_secs(60),

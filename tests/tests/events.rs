@@ -306,7 +306,7 @@ async fn the_tag_batch_event_revalidates_each_tag_once() -> Result<()> {
             std::time::Duration::from_secs(2),
         )?,
         env.sqs.clone(),
-        env.queues["TagQueue"].clone(),
+        env.queues.tag_queue.clone(),
         128,
     );
     let response = revalidator.handle(serde_json::from_value(event)?).await;

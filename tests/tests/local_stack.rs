@@ -94,7 +94,7 @@ async fn a_stock_change_reaches_the_summary_and_the_tag_queue() -> Result<()> {
             == Some(5))
     })
     .await?;
-    let tag_queue = stack.endpoints.queues["TagQueue"].clone();
+    let tag_queue = stack.endpoints.queues.tag_queue.clone();
     // Drain what the create queued, its listing rechecks included (they come 2 s and 4 s
     // later), then change stock and expect exactly its tags.
     tokio::time::sleep(Duration::from_millis(4500)).await;
@@ -295,7 +295,7 @@ async fn retried_without_loss(fault: Fault) -> Result<()> {
             );
         }
     }
-    ensure!(queue_depth(&stack.sqs, &stack.endpoints.queues["StreamFailureQueue"]).await? == 0);
+    ensure!(queue_depth(&stack.sqs, &stack.endpoints.queues.stream_failure_queue).await? == 0);
     options_stack.stop().await
 }
 

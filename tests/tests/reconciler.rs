@@ -276,7 +276,7 @@ async fn drift_is_counted_only_when_a_fresh_read_confirms_it() -> Result<()> {
         SummaryStore::new(env.dynamodb.clone(), &env.tables.summaries),
         StockTagPolicy::Eager,
     );
-    let publisher = TagPublisher::new(env.sqs.clone(), &env.queues["TagQueue"]);
+    let publisher = TagPublisher::new(env.sqs.clone(), &env.queues.tag_queue);
     let mut worker = Worker::new(
         env.dynamodb.clone(),
         env.tables.clone(),

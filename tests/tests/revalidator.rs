@@ -28,7 +28,7 @@ fn revalidator(
         endpoints.iter().map(|e| e.to_string()).collect(),
         RevalidateClient::new(secret.as_bytes(), Duration::from_millis(timeout_ms))?,
         env.sqs.clone(),
-        env.queues["TagQueue"].clone(),
+        env.queues.tag_queue.clone(),
         max_tags,
     ))
 }
@@ -39,7 +39,7 @@ async fn queue(env: &TestEnv, messages: &[Vec<String>]) -> Result<()> {
         let body = json!({"version": 1, "tags": tags, "eventTime": chrono::Utc::now().to_rfc3339(), "enqueuedAt": chrono::Utc::now().to_rfc3339()});
         env.sqs
             .send_message()
-            .queue_url(&env.queues["TagQueue"])
+            .queue_url(&env.queues.tag_queue)
             .message_body(body.to_string())
             .send()
             .await?;
@@ -49,7 +49,7 @@ async fn queue(env: &TestEnv, messages: &[Vec<String>]) -> Result<()> {
 
 /// Receives what is visible on `logical` queue now, as Lambda's SQS event.
 async fn receive(env: &TestEnv, logical: &str) -> Result<SqsEvent> {
-    let url = &env.queues[logical];
+    let url = env.queues.url(logical)?;
     let arn = env
         .sqs
         .get_queue_attributes()
@@ -356,7 +356,7 @@ async fn a_message_that_keeps_failing_lands_in_the_dead_letter_queue() -> Result
     loop {
         let event = receive(&env, "TagQueue").await?;
         if event.records.is_empty() {
-            let dead = &env.queues["TagDeadLetterQueue"];
+            let dead = &env.queues.tag_dead_letter_queue;
             if catalog_local::stack::queue_depth(&env.sqs, dead).await? > 0 {
                 break;
             }
@@ -372,7 +372,7 @@ async fn a_message_that_keeps_failing_lands_in_the_dead_letter_queue() -> Result
         assert_eq!(revalidator.handle(event).await.batch_item_failures.len(), 1);
         env.sqs
             .change_message_visibility()
-            .queue_url(&env.queues["TagQueue"])
+            .queue_url(&env.queues.tag_queue)
             .set_receipt_handle(handle)
             .visibility_timeout(0)
             .send()
@@ -384,8 +384,8 @@ async fn a_message_that_keeps_failing_lands_in_the_dead_letter_queue() -> Result
     // The recovery, once the storefront is back: one redrive, and the tags go out.
     let moved = catalog_local::redrive::redrive(
         &env.sqs,
-        &env.queues["TagDeadLetterQueue"],
-        &env.queues["TagQueue"],
+        &env.queues.tag_dead_letter_queue,
+        &env.queues.tag_queue,
     )
     .await?;
     assert_eq!(moved, 1);

@@ -68,7 +68,7 @@ impl SamLocal {
             storefront: None,
             revalidate_endpoints: Vec::new(),
             tables: env.tables.clone(),
-            queues: env.queues.clone().into_iter().collect(),
+            queues: env.queues.clone(),
             secrets: catalog_local::secrets::create(&secrets_client, &prefix, &secrets).await?,
         };
         let env_vars = dir.join("sam-env.json");

@@ -53,7 +53,7 @@ async fn logs_never_carry_the_secret_or_request_bodies() -> Result<()> {
         vec![stub.url.clone()],
         tag_revalidator::client::RevalidateClient::new(secret.as_bytes(), Duration::from_secs(2))?,
         env.sqs.clone(),
-        env.queues["TagQueue"].clone(),
+        env.queues.tag_queue.clone(),
         128,
     );
     let body = json!({"version": 1, "tags": ["product:body-marker-1"], "eventTime": "2026-11-26T00:00:00Z", "enqueuedAt": "2026-11-26T00:00:00Z"});

@@ -171,7 +171,7 @@ async fn a_shopper_sees_new_prices_and_stock_after_a_reload_and_other_stores_sta
         seed: 3,
     };
     let loaded = demo::load(&stack.dynamodb, &stack.endpoints.tables, size, |_, _| {}).await?;
-    let tag_queue = stack.endpoints.queues["TagQueue"].clone();
+    let tag_queue = stack.endpoints.queues.tag_queue.clone();
     let start = Instant::now();
     loop {
         let status = stack.status().await?;

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use anyhow::{Context, Result};
 use catalog::config::ProjectorConfig;
-use catalog::store::summaries::LISTING_INDEX;
+use catalog::store::STORE_INDEX;
 use catalog_core::reconcile::MAX_SEGMENTS;
 use catalog_local::template::Template;
 use serde_yaml_ng::Value;
@@ -39,7 +39,7 @@ fn env_names(t: &Template, function: &str) -> Result<HashSet<String>> {
 fn the_listing_index_is_the_one_the_code_queries() -> Result<()> {
     let t = template()?;
     let index = &t.table("SummariesTable")?.indexes[0];
-    assert_eq!(index.name, LISTING_INDEX);
+    assert_eq!(index.name, STORE_INDEX);
     assert_eq!(
         index.key_schema,
         [
@@ -148,15 +148,19 @@ fn the_sam_local_env_file_sets_every_resource_reference() -> Result<()> {
             inventory: "I".into(),
             summaries: "S".into(),
         },
-        queues: ["TagQueue", "ParkedRecordsQueue", "ReconcileQueue"]
-            .iter()
-            .map(|id| {
-                (
-                    id.to_string(),
-                    format!("http://127.0.0.1:5000/000000000000/{id}"),
-                )
-            })
-            .collect(),
+        queues: catalog_local::stack::Queues::from_created(
+            catalog_local::template::Template::load(&catalog_local::workspace_root())?
+                .queues
+                .iter()
+                .map(|q| {
+                    let id = &q.logical_id;
+                    (
+                        id.clone(),
+                        format!("http://127.0.0.1:5000/000000000000/{id}"),
+                    )
+                })
+                .collect(),
+        )?,
         secrets: names(&["CursorSecret", "RevalidateSecret"]),
     };
     let file = catalog_local::sam_env::render(&endpoints, &[])?;

@@ -1,0 +1,134 @@
+//! The four functions as the stack runs them: built from the stack's resources the way each
+//! Lambda builds itself from its environment, with the DynamoDB client the options ask for
+//! (plain, behind the AWS-consistency proxy, or throttled).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use catalog::store::SummaryStore;
+
+use super::resources::{create_table_if_missing, Resources};
+use super::Options;
+use crate::consistency::{ConsistencyProxy, ConsistencyStats};
+use crate::event_sources::HttpRoute;
+use crate::function::{self, Function};
+use crate::services;
+use crate::shutdown::Shutdown;
+use crate::template::Template;
+
+/// Scan segments of a scheduled reconciliation, as template.yaml's `ReconcileSegments`
+/// defaults them.
+pub const RECONCILE_SEGMENTS: u32 = 4;
+
+/// The functions the stack's triggers invoke (the tag-revalidator comes with its endpoints).
+pub struct Functions {
+    pub projector: Arc<dyn Function>,
+    pub reconciler: Arc<function::Reconciler>,
+    pub listing: Arc<dyn Function>,
+}
+
+impl Functions {
+    /// The functions over `resources`, calling DynamoDB through `dynamodb`.
+    pub fn new(
+        resources: &Resources,
+        options: &Options,
+        dynamodb: &aws_sdk_dynamodb::Client,
+        sqs: &aws_sdk_sqs::Client,
+    ) -> Result<Self> {
+        let policy = options.stock_tag_policy;
+        let projector: Arc<dyn Function> = Arc::new(summary_projector::Projector::new(
+            &resources.projector_config(policy)?,
+            dynamodb.clone(),
+            sqs.clone(),
+        ));
+        let reconciler = Arc::new(function::Reconciler {
+            handler: reconciler::Reconciler::new(
+                &resources.reconciler_config(policy, RECONCILE_SEGMENTS)?,
+                dynamodb.clone(),
+                sqs.clone(),
+            ),
+            timeout: Duration::from_secs(900),
+        });
+        let listing = Arc::new(listing_api::ListingApi::new(
+            SummaryStore::new(dynamodb.clone(), resources.tables.summaries.clone()),
+            listing_api::cursor::CursorKey::new(options.cursor_secret.as_bytes())?,
+        ));
+        Ok(Self {
+            projector: match &options.wrap_projector {
+                Some(wrap) => wrap(projector),
+                None => projector,
+            },
+            reconciler,
+            listing,
+        })
+    }
+
+    /// The HTTP API: the listing API's routes and the reconciler's admin route.
+    pub fn routes(
+        &self,
+        listing: Vec<HttpRoute>,
+        reconciler: Vec<HttpRoute>,
+    ) -> Vec<(HttpRoute, Arc<dyn Function>)> {
+        let listing = listing.into_iter().map(|r| (r, self.listing.clone()));
+        let admin = reconciler
+            .into_iter()
+            .map(|r| (r, self.reconciler.clone() as Arc<dyn Function>));
+        listing.chain(admin).collect()
+    }
+}
+
+/// The tag-revalidator, calling `endpoints`.
+pub fn revalidator(
+    endpoints: Vec<String>,
+    resources: &Resources,
+    options: &Options,
+    sqs: &aws_sdk_sqs::Client,
+) -> Result<Arc<dyn Function>> {
+    let client = tag_revalidator::client::RevalidateClient::new(
+        options.revalidate_secret.as_bytes(),
+        options.revalidate_timeout,
+    )?;
+    Ok(Arc::new(tag_revalidator::Revalidator::new(
+        endpoints,
+        client,
+        sqs.clone(),
+        resources.queues.tag_queue.clone(),
+        128,
+    )))
+}
+
+/// The DynamoDB client the functions use: the stack's endpoint, or the AWS-consistency proxy
+/// in front of it; throttled in chaos runs. The stack's own client is spared both.
+pub async fn dynamodb_client(
+    template: &Template,
+    endpoint: &str,
+    dynamodb: &aws_sdk_dynamodb::Client,
+    resources: &Resources,
+    options: &Options,
+    shutdown: &Shutdown,
+) -> Result<(aws_sdk_dynamodb::Client, Option<Arc<ConsistencyStats>>)> {
+    let mut config = services::sdk_config(endpoint).await;
+    let mut consistency = None;
+    if let Some(settings) = options.aws_consistency {
+        let summaries = &resources.tables.summaries;
+        let replica = crate::consistency::replica_name(summaries);
+        create_table_if_missing(template, dynamodb, "SummariesTable", &replica).await?;
+        let proxy = ConsistencyProxy::start(
+            endpoint,
+            dynamodb.clone(),
+            summaries,
+            &replica,
+            settings,
+            shutdown.clone(),
+        )
+        .await?;
+        config = services::sdk_config(&proxy.endpoint).await;
+        consistency = Some(proxy.stats);
+    }
+    let client = match &options.throttling {
+        Some(throttling) => services::wrapped_dynamodb(&config, |http| throttling.wrap(http)),
+        None => aws_sdk_dynamodb::Client::new(&config),
+    };
+    Ok((client, consistency))
+}

@@ -1,0 +1,68 @@
+//! How to run the stack.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use catalog_core::tags::StockTagPolicy;
+
+use crate::consistency::AwsConsistency;
+use crate::function::Function;
+use crate::services;
+
+/// Wraps a function before the stack invokes it (tests inject faults this way).
+pub type Wrap = Arc<dyn Fn(Arc<dyn Function>) -> Arc<dyn Function> + Send + Sync>;
+
+/// How to run the stack.
+#[derive(Clone)]
+pub struct Options {
+    /// Prefix of every table and queue name.
+    pub prefix: String,
+    /// Wait between polls of an idle stream or queue (AWS: 250 ms for streams).
+    pub poll_interval: Duration,
+    /// Port of the listing API on 127.0.0.1 (0: any free port).
+    pub listing_port: u16,
+    pub stock_tag_policy: StockTagPolicy,
+    /// Applied to the summary-projector before the stream mappings invoke it.
+    pub wrap_projector: Option<Wrap>,
+    /// The signing key of listing cursors (`CURSOR_SECRET` locally).
+    pub cursor_secret: String,
+    /// DynamoDB and SQS endpoints already running, to use instead of starting services.
+    pub endpoints: Option<(String, String)>,
+    /// Which interfaces started services listen on (every one lets `sam local` containers in).
+    pub listen: services::Listen,
+    /// Revalidate routes the tag-revalidator calls (besides the storefront's, if started).
+    /// With none and no storefront, tag messages wait in the tag queue.
+    pub revalidate_endpoints: Vec<String>,
+    /// Start examples/storefront (Next.js) against the local listing API.
+    pub storefront: bool,
+    /// The secret revalidate calls are signed with (`REVALIDATE_SECRET` locally).
+    pub revalidate_secret: String,
+    /// Per-call timeout of the tag-revalidator.
+    pub revalidate_timeout: Duration,
+    /// Throttles the functions' DynamoDB calls (chaos runs); the stack's own client is spared.
+    pub throttling: Option<Arc<crate::faults::Throttling>>,
+    /// Makes the functions' DynamoDB as weak as AWS's: a lagging index and replica, held
+    /// writes (see [`crate::consistency`]). The stack's own client is spared.
+    pub aws_consistency: Option<AwsConsistency>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            prefix: "catalog-".into(),
+            poll_interval: Duration::from_millis(250),
+            listing_port: 0,
+            stock_tag_policy: StockTagPolicy::Eager,
+            wrap_projector: None,
+            cursor_secret: "local-cursor-secret-not-for-production".into(),
+            endpoints: None,
+            listen: services::Listen::Loopback,
+            revalidate_endpoints: Vec::new(),
+            storefront: false,
+            revalidate_secret: "local-revalidate-secret-not-for-production".into(),
+            revalidate_timeout: Duration::from_secs(5),
+            throttling: None,
+            aws_consistency: None,
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! What template.yaml declares, created under a prefix: the three tables, the queues (each a
+//! named field, so a missing one is a compile error, not a panic at `queues.tag_queue`),
+//! and the secrets. Also each function's configuration, read from these as Lambda reads its
+//! environment.
+
+use std::collections::{BTreeMap, HashMap};
+
+use anyhow::{anyhow, Result};
+use catalog::config::{ProjectorConfig, ReconcilerConfig};
+use catalog::store::TableNames;
+use catalog_core::tags::StockTagPolicy;
+use serde::{Deserialize, Serialize};
+
+use crate::template::Template;
+
+/// The queues of template.yaml, by logical id (the serialized names are the logical ids).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Queues {
+    pub tag_queue: String,
+    pub tag_dead_letter_queue: String,
+    pub parked_records_queue: String,
+    pub stream_failure_queue: String,
+    pub reconcile_queue: String,
+    pub reconcile_dead_letter_queue: String,
+}
+
+impl Queues {
+    /// Every queue as (logical id, URL), in template order.
+    pub fn all(&self) -> [(&'static str, &str); 6] {
+        [
+            ("TagQueue", &self.tag_queue),
+            ("TagDeadLetterQueue", &self.tag_dead_letter_queue),
+            ("ParkedRecordsQueue", &self.parked_records_queue),
+            ("StreamFailureQueue", &self.stream_failure_queue),
+            ("ReconcileQueue", &self.reconcile_queue),
+            (
+                "ReconcileDeadLetterQueue",
+                &self.reconcile_dead_letter_queue,
+            ),
+        ]
+    }
+
+    /// The URL of the queue with this logical id (as an event source names it).
+    pub fn url(&self, logical: &str) -> Result<&str> {
+        self.all()
+            .into_iter()
+            .find(|(id, _)| *id == logical)
+            .map(|(_, url)| url)
+            .ok_or_else(|| anyhow!("template.yaml has no queue {logical}"))
+    }
+
+    /// The queues `create_queues` made; every one the stack knows must be there, and no other.
+    pub fn from_created(mut urls: HashMap<String, String>) -> Result<Self> {
+        let mut take = |logical: &str| {
+            urls.remove(logical)
+                .ok_or_else(|| anyhow!("template.yaml declares no queue {logical}"))
+        };
+        let queues = Self {
+            tag_queue: take("TagQueue")?,
+            tag_dead_letter_queue: take("TagDeadLetterQueue")?,
+            parked_records_queue: take("ParkedRecordsQueue")?,
+            stream_failure_queue: take("StreamFailureQueue")?,
+            reconcile_queue: take("ReconcileQueue")?,
+            reconcile_dead_letter_queue: take("ReconcileDeadLetterQueue")?,
+        };
+        match urls.keys().next() {
+            Some(unknown) => Err(anyhow!("the local stack does not know queue {unknown}")),
+            None => Ok(queues),
+        }
+    }
+}
+
+/// The table names a prefix gives (on AWS, CloudFormation names them).
+pub fn table_names(prefix: &str) -> TableNames {
+    TableNames {
+        products: format!("{prefix}Products"),
+        inventory: format!("{prefix}Inventory"),
+        summaries: format!("{prefix}Summaries"),
+    }
+}
+
+/// The tables as (logical id in template.yaml, name).
+pub fn tables_by_logical_id(tables: &TableNames) -> [(&'static str, &str); 3] {
+    [
+        ("ProductsTable", &tables.products),
+        ("InventoryTable", &tables.inventory),
+        ("SummariesTable", &tables.summaries),
+    ]
+}
+
+/// Creates table `name` from the template's `logical` definition unless it exists.
+pub async fn create_table_if_missing(
+    template: &Template,
+    dynamodb: &aws_sdk_dynamodb::Client,
+    logical: &str,
+    name: &str,
+) -> Result<()> {
+    let exists = dynamodb
+        .describe_table()
+        .table_name(name)
+        .send()
+        .await
+        .is_ok();
+    if !exists {
+        template.table(logical)?.create(dynamodb, name).await?;
+    }
+    Ok(())
+}
+
+/// The tables, queues and secrets of one stack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resources {
+    pub tables: TableNames,
+    pub queues: Queues,
+    /// Logical id (`CursorSecret`, `RevalidateSecret`) -> ARN in the emulator's Secrets
+    /// Manager.
+    pub secrets: BTreeMap<String, String>,
+}
+
+impl Resources {
+    /// What a `!Ref` to each resource gives a function on AWS, by the variable template.yaml
+    /// sets it in: table names, queue URLs and the ARNs of the secrets created.
+    pub fn environment(&self) -> Vec<(&'static str, String)> {
+        let mut env = vec![
+            ("PRODUCTS_TABLE", self.tables.products.clone()),
+            ("INVENTORY_TABLE", self.tables.inventory.clone()),
+            ("SUMMARIES_TABLE", self.tables.summaries.clone()),
+            ("TAG_QUEUE_URL", self.queues.tag_queue.clone()),
+            (
+                "PARKED_RECORDS_QUEUE_URL",
+                self.queues.parked_records_queue.clone(),
+            ),
+            ("RECONCILE_QUEUE_URL", self.queues.reconcile_queue.clone()),
+        ];
+        for (var, logical) in [
+            ("CURSOR_SECRET_ARN", "CursorSecret"),
+            ("REVALIDATE_SECRET_ARN", "RevalidateSecret"),
+        ] {
+            if let Some(arn) = self.secrets.get(logical) {
+                env.push((var, arn.clone()));
+            }
+        }
+        env
+    }
+
+    /// [`environment`](Self::environment) with the template's parameters set.
+    fn environment_with(
+        &self,
+        policy: StockTagPolicy,
+        segments: u32,
+    ) -> HashMap<&'static str, String> {
+        let mut env: HashMap<_, _> = self.environment().into_iter().collect();
+        env.insert("STOCK_TAG_POLICY", policy.as_str().to_owned());
+        env.insert("RECONCILE_SEGMENTS", segments.to_string());
+        env
+    }
+
+    /// The summary-projector's configuration, read through its own `from_lookup`.
+    pub fn projector_config(&self, policy: StockTagPolicy) -> Result<ProjectorConfig> {
+        let env = self.environment_with(policy, 1);
+        Ok(ProjectorConfig::from_lookup(|k| env.get(k).cloned())?)
+    }
+
+    /// The reconciler's configuration with `segments` Scan segments a run.
+    pub fn reconciler_config(
+        &self,
+        policy: StockTagPolicy,
+        segments: u32,
+    ) -> Result<ReconcilerConfig> {
+        let env = self.environment_with(policy, segments);
+        Ok(ReconcilerConfig::from_lookup(|k| env.get(k).cloned())?)
+    }
+}
