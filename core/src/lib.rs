@@ -7,12 +7,13 @@
 //! - [`tags`]: cache tags and the tag diff between two summaries.
 //! - [`listing`]: the `byStore` index's sort key and page positions.
 //! - [`stream`]: which product a DynamoDB stream record is about.
-//! - [`http_path`]: API Gateway's raw path, decoded.
+//! - [`http_path`], [`http_reply`]: API Gateway's raw path, decoded; the JSON error reply.
 //! - [`refresh`]: the refresh decision, the one conditional write a refresh makes.
 //! - [`reconcile`]: the compare of a stored summary with its projection, and a run's report.
 //! - [`messages`]: the bodies of tag-queue and parked-record messages.
 
 pub mod http_path;
+pub mod http_reply;
 pub mod ids;
 pub mod listing;
 pub mod messages;

@@ -144,13 +144,18 @@ impl SecretSource {
 const SAM_LOCAL_HINT: &str = " (under sam local, pass --env-vars .local/sam-env.json, which \
     scripts/dev writes)";
 
+/// Whether `url` is an http(s) URL (what SQS queue URLs and revalidate routes are).
+fn is_http_url(url: &str) -> bool {
+    url.starts_with("https://") || url.starts_with("http://")
+}
+
 /// Reads a queue URL, refusing what is not one (a logical id under `sam local`).
 fn queue_url(
     get: &impl Fn(&str) -> Option<String>,
     name: &'static str,
 ) -> Result<String, ConfigError> {
     let url = required(get, name)?.trim().to_owned();
-    if url.starts_with("https://") || url.starts_with("http://") {
+    if is_http_url(&url) {
         Ok(url)
     } else {
         Err(ConfigError::Invalid {
@@ -216,8 +221,7 @@ impl RevalidatorConfig {
         for endpoint in &endpoints {
             let printable =
                 endpoint.len() <= 2048 && endpoint.bytes().all(|b| b.is_ascii_graphic());
-            if !printable || !(endpoint.starts_with("https://") || endpoint.starts_with("http://"))
-            {
+            if !printable || !is_http_url(endpoint) {
                 return Err(ConfigError::Invalid {
                     name: "REVALIDATE_ENDPOINTS",
                     reason: format!("{endpoint:?} is not an http(s) URL of printable ASCII"),

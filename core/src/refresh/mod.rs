@@ -105,3 +105,78 @@ pub fn decide(
 
 #[cfg(test)]
 mod model_check;
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::tags::all_tags;
+    use crate::testing::arb_summary;
+
+    /// What the Summaries table may hold: nothing, a tombstone or a summary, with any
+    /// revision and any tags left in the outbox.
+    fn arb_stored() -> impl Strategy<Value = Option<Stored>> {
+        let record = proptest::option::of(arb_summary()).prop_map(|s| {
+            s.map(|summary| SummaryRecord {
+                summary,
+                updated_at: "2026-11-26T00:00:00.000Z".into(),
+            })
+        });
+        let leftover = proptest::option::of(arb_summary())
+            .prop_map(|s| s.as_ref().map(all_tags).unwrap_or_default());
+        proptest::option::of((0u64..1_000, record, leftover).prop_map(
+            |(revision, record, pending_tags)| Stored {
+                revision,
+                record,
+                pending_tags,
+                expires_at: None,
+            },
+        ))
+    }
+
+    fn arb_policy() -> impl Strategy<Value = StockTagPolicy> {
+        prop_oneof![Just(StockTagPolicy::Eager), Just(StockTagPolicy::Quiet)]
+    }
+
+    proptest! {
+        /// Unchanged content is a fence on the stored revision that re-queues only the
+        /// outbox; anything else is one write, conditional on the revision read, that carries
+        /// the diff's tags and the outbox, and stores exactly `next`.
+        #[test]
+        fn decide_fences_what_is_current_and_writes_the_rest(
+            stored in arb_stored(),
+            next in proptest::option::of(arb_summary()),
+            policy in arb_policy(),
+        ) {
+            let now = Utc.with_ymd_and_hms(2026, 11, 27, 3, 0, 0).unwrap();
+            let previous = stored.as_ref().and_then(|s| s.record.as_ref()).map(|r| &r.summary);
+            let leftover = stored.as_ref().map(|s| s.pending_tags.clone()).unwrap_or_default();
+            match decide(stored.as_ref(), next.clone(), policy, now) {
+                Decision::Fence { expected, leftover: queued } => {
+                    let stored = stored.as_ref().expect("a fence needs a stored item");
+                    prop_assert_eq!(previous, next.as_ref());
+                    prop_assert_eq!(expected, stored.revision);
+                    prop_assert_eq!(queued, leftover);
+                }
+                Decision::Write { expected, record, pending, change } => {
+                    prop_assert!(stored.is_none() || previous != next.as_ref());
+                    prop_assert_eq!(expected, stored.as_ref().map(|s| s.revision));
+                    prop_assert_eq!(record.as_ref().map(|r| &r.summary), next.as_ref());
+                    if let Some(r) = &record {
+                        prop_assert_eq!(&r.updated_at, "2026-11-27T03:00:00.000Z");
+                    }
+                    prop_assert!(pending.is_superset(&leftover));
+                    prop_assert!(pending.is_superset(&tags(previous, next.as_ref(), policy)));
+                    let expected_change = match (previous, &next) {
+                        (_, None) => Change::Deleted,
+                        (None, Some(_)) => Change::Created,
+                        (Some(_), Some(_)) => Change::Updated,
+                    };
+                    prop_assert_eq!(change, expected_change);
+                }
+            }
+        }
+    }
+}

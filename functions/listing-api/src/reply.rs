@@ -4,6 +4,7 @@ use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::http::header::{HeaderName, HeaderValue};
 use aws_lambda_events::http::HeaderMap;
+use catalog_core::http_reply;
 use catalog_core::tags::TagSet;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -136,14 +137,11 @@ pub fn ok(
 
 /// The JSON error response for `error`; never cached.
 pub fn error(error: &ApiError) -> ApiGatewayV2httpResponse {
-    let body = serde_json::json!({"error": {"code": error.code, "message": error.message}});
-    let mut headers = HeaderMap::new();
-    header(&mut headers, "content-type", "application/json");
-    header(&mut headers, "cache-control", "no-store");
+    let mut response = http_reply::error(error.status, error.code, &error.message);
     if error.status == 503 {
-        header(&mut headers, "retry-after", "1");
+        header(&mut response.headers, "retry-after", "1");
     }
-    response(error.status, headers, Some(body.to_string()))
+    response
 }
 
 #[cfg(test)]

@@ -2,14 +2,14 @@
 //! authorized in template.yaml): queue every tag of one product now.
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
-use aws_lambda_events::encodings::Body;
-use aws_lambda_events::http::{HeaderMap, HeaderValue, Method};
+use aws_lambda_events::http::Method;
 use catalog::queue::TagPublisher;
 use catalog::revalidate::revalidate_product;
 use catalog::store::{SourceStore, SummaryStore};
 use catalog_core::http_path;
+use catalog_core::http_reply::{error, uncached_json};
 use catalog_core::ids::ProductId;
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// What the route needs.
 #[derive(Debug, Clone)]
@@ -19,25 +19,10 @@ pub struct Admin {
     pub publisher: TagPublisher,
 }
 
-fn reply(status: i64, body: Value) -> ApiGatewayV2httpResponse {
-    let mut headers = HeaderMap::new();
-    headers.insert("content-type", HeaderValue::from_static("application/json"));
-    headers.insert("cache-control", HeaderValue::from_static("no-store"));
-    let mut response = ApiGatewayV2httpResponse::default();
-    response.status_code = status;
-    response.headers = headers;
-    response.body = Some(Body::Text(body.to_string()));
-    response
-}
-
-fn error(status: i64, code: &str, message: &str) -> ApiGatewayV2httpResponse {
-    reply(status, json!({"error": {"code": code, "message": message}}))
-}
-
 /// The product id of `POST /admin/products/{productId}/revalidate`, from the path as routed
 /// (stage stripped) with the id percent-decoded exactly as listing-api decodes its ids.
 /// Refusals are (status, code, message).
-fn product_of(method: &Method, path: &str) -> Result<ProductId, (i64, &'static str, String)> {
+fn product_of(method: &Method, path: &str) -> Result<ProductId, (u16, &'static str, String)> {
     let ["admin", "products", id, "revalidate"] = http_path::segments(path)[..] else {
         return Err((404, "not_found", "no such route".into()));
     };
@@ -59,7 +44,7 @@ impl Admin {
         match revalidate_product(&self.sources, &self.summaries, &self.publisher, &id).await {
             Ok(tags) => {
                 tracing::info!(product_id = %id, tags = tags.len(), "revalidation queued on demand");
-                reply(202, json!({"productId": id, "tags": tags}))
+                uncached_json(202, &json!({"productId": id, "tags": tags}))
             }
             Err(e) => {
                 tracing::error!(product_id = %id, error = %e, "could not queue the revalidation");
@@ -77,7 +62,7 @@ impl Admin {
 mod tests {
     use super::*;
 
-    fn status(result: Result<ProductId, (i64, &'static str, String)>) -> i64 {
+    fn status(result: Result<ProductId, (u16, &'static str, String)>) -> u16 {
         result.map(|_| 202).unwrap_or_else(|(status, ..)| status)
     }
 

@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::KeysAndAttributes;
 use aws_sdk_dynamodb::Client;
 use futures::future::try_join_all;
 
-use super::{key, Item};
+use super::{key, Corrupt, Item};
 use crate::fault::{classify, Fault};
 use catalog_core::ids::ProductId;
 
@@ -51,6 +51,21 @@ pub(crate) async fn batch_get(
         }
     }
     Ok(found)
+}
+
+/// Each of `ids` with its item decoded by `decode`: `Ok(None)` where there is no item,
+/// `Err(Corrupt)` where it does not decode.
+pub(crate) fn decode_each<T>(
+    ids: &[ProductId],
+    mut found: HashMap<String, Item>,
+    decode: impl Fn(&ProductId, Item) -> Result<T, Corrupt>,
+) -> HashMap<ProductId, Result<Option<T>, Corrupt>> {
+    ids.iter()
+        .map(|id| {
+            let decoded = found.remove(id.as_str()).map(|item| decode(id, item));
+            (id.clone(), decoded.transpose())
+        })
+        .collect()
 }
 
 async fn batch_get_chunk(

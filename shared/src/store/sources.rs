@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
-use super::batch_get::{batch_get, CONSISTENT};
+use super::batch_get::{batch_get, decode_each, CONSISTENT};
 use super::pages::{read_page, segment_scan, Page, Slice};
 use super::{decode, product_id_of, Corrupt, Item, ReadError, TableNames};
 use crate::fault::{classify, Fault};
@@ -36,17 +36,10 @@ impl SourceStore {
         &self,
         ids: &[ProductId],
     ) -> Result<HashMap<ProductId, Result<Option<Product>, Corrupt>>, Fault> {
-        let mut found = batch_get(&self.client, &self.products, ids, CONSISTENT).await?;
-        Ok(ids
-            .iter()
-            .map(|id| {
-                let decoded = found
-                    .remove(id.as_str())
-                    .map(|item| decode::<Product>(&self.products, id, item))
-                    .transpose();
-                (id.clone(), decoded)
-            })
-            .collect())
+        let found = batch_get(&self.client, &self.products, ids, CONSISTENT).await?;
+        Ok(decode_each(ids, found, |id, item| {
+            decode::<Product>(&self.products, id, item)
+        }))
     }
 
     /// Every stock row of `id`, with a consistent Query (all pages).

@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
-use super::batch_get::{batch_get, CONSISTENT};
+use super::batch_get::{batch_get, decode_each, CONSISTENT};
 use super::pages::{read_page, segment_scan, Page, Slice};
 use super::{decode, key, product_id_of, Corrupt, ReadError};
 use crate::fault::{classify, Fault};
@@ -58,17 +58,8 @@ impl SummaryStore {
         &self,
         ids: &[ProductId],
     ) -> Result<HashMap<ProductId, Result<Option<Stored>, Corrupt>>, Fault> {
-        let mut found = batch_get(&self.client, &self.table, ids, CONSISTENT).await?;
-        Ok(ids
-            .iter()
-            .map(|id| {
-                let stored = found
-                    .remove(id.as_str())
-                    .map(|item| self.decode(id, item))
-                    .transpose();
-                (id.clone(), stored)
-            })
-            .collect())
+        let found = batch_get(&self.client, &self.table, ids, CONSISTENT).await?;
+        Ok(decode_each(ids, found, |id, item| self.decode(id, item)))
     }
 
     /// What is stored for `id`, read consistently.
