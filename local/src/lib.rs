@@ -2,7 +2,7 @@
 //! ([`services`]), the tables and queues of template.yaml ([`template`]) and the triggers it
 //! gives each function ([`event_sources`]), emulated: stream mappings ([`stream_mapping`]),
 //! queue mappings ([`queue_mapping`]), the schedule ([`schedule`]) and the HTTP API
-//! ([`http_api`]), all wired together by [`stack`].
+//! ([`http_api`]), all wired together by [`stack`] (its resources, functions and triggers).
 
 pub mod apigw;
 pub mod consistency;
