@@ -307,15 +307,7 @@ pub async fn create_queues(
                 .with_context(|| format!("creating queue {}", queue.logical_id))?
                 .queue_url
                 .ok_or_else(|| anyhow!("CreateQueue returned no URL"))?;
-            let arn = client
-                .get_queue_attributes()
-                .queue_url(&url)
-                .attribute_names(QueueAttributeName::QueueArn)
-                .send()
-                .await?
-                .attributes
-                .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
-                .ok_or_else(|| anyhow!("no QueueArn for {url}"))?;
+            let arn = queue_arn(client, &url).await?;
             arns.insert(queue.logical_id.clone(), arn);
             urls.insert(queue.logical_id.clone(), url);
         }
@@ -325,6 +317,19 @@ pub async fn create_queues(
         remaining = next;
     }
     crate::stack::Queues::from_created(urls)
+}
+
+/// The ARN of the queue at `url` (what a redrive policy and a Lambda event name it by).
+pub async fn queue_arn(client: &aws_sdk_sqs::Client, url: &str) -> Result<String> {
+    client
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await?
+        .attributes
+        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+        .ok_or_else(|| anyhow!("no QueueArn for {url}"))
 }
 
 #[cfg(test)]

@@ -11,9 +11,7 @@ pub use endpoints::Endpoints;
 pub use options::{Options, Wrap};
 
 pub use functions::RECONCILE_SEGMENTS;
-pub use resources::{
-    create_table_if_missing, table_names, tables_by_logical_id, Queues, Resources,
-};
+pub use resources::{table_names, tables_by_logical_id, Queues, Resources};
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -31,6 +29,7 @@ use crate::shutdown::{self, Stopper};
 use crate::stats::{Snapshot, Stats};
 use crate::template::{create_queues, Template};
 use functions::Functions;
+use resources::create_table_if_missing;
 use triggers::Triggers;
 
 /// A running stack. [`Stack::stop`] ends it cleanly.

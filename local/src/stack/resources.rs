@@ -15,7 +15,7 @@ use crate::template::Template;
 
 /// The queues of template.yaml, by logical id (the serialized names are the logical ids).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct Queues {
     pub tag_queue: String,
     pub tag_dead_letter_queue: String,
@@ -50,24 +50,13 @@ impl Queues {
             .ok_or_else(|| anyhow!("template.yaml has no queue {logical}"))
     }
 
-    /// The queues `create_queues` made; every one the stack knows must be there, and no other.
-    pub fn from_created(mut urls: HashMap<String, String>) -> Result<Self> {
-        let mut take = |logical: &str| {
-            urls.remove(logical)
-                .ok_or_else(|| anyhow!("template.yaml declares no queue {logical}"))
-        };
-        let queues = Self {
-            tag_queue: take("TagQueue")?,
-            tag_dead_letter_queue: take("TagDeadLetterQueue")?,
-            parked_records_queue: take("ParkedRecordsQueue")?,
-            stream_failure_queue: take("StreamFailureQueue")?,
-            reconcile_queue: take("ReconcileQueue")?,
-            reconcile_dead_letter_queue: take("ReconcileDeadLetterQueue")?,
-        };
-        match urls.keys().next() {
-            Some(unknown) => Err(anyhow!("the local stack does not know queue {unknown}")),
-            None => Ok(queues),
-        }
+    /// The queues `create_queues` made (logical id -> URL); every one the stack knows must be
+    /// there, and no other.
+    pub fn from_created(urls: HashMap<String, String>) -> Result<Self> {
+        let urls = serde_json::to_value(urls)?;
+        serde_json::from_value(urls).map_err(|e| {
+            anyhow!("template.yaml's queues are not the ones the local stack knows: {e}")
+        })
     }
 }
 
@@ -109,7 +98,7 @@ pub async fn create_table_if_missing(
 }
 
 /// The tables, queues and secrets of one stack.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resources {
     pub tables: TableNames,
     pub queues: Queues,
@@ -170,5 +159,38 @@ impl Resources {
     ) -> Result<ReconcilerConfig> {
         let env = self.environment_with(policy, segments);
         Ok(ReconcilerConfig::from_lookup(|k| env.get(k).cloned())?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn created(ids: &[&str]) -> HashMap<String, String> {
+        ids.iter()
+            .map(|id| (id.to_string(), format!("http://q/{id}")))
+            .collect()
+    }
+
+    #[test]
+    fn the_template_queues_are_exactly_the_known_ones() {
+        let known = [
+            "TagQueue",
+            "TagDeadLetterQueue",
+            "ParkedRecordsQueue",
+            "StreamFailureQueue",
+            "ReconcileQueue",
+            "ReconcileDeadLetterQueue",
+        ];
+        let queues = Queues::from_created(created(&known)).unwrap();
+        assert_eq!(
+            queues.url("ReconcileQueue").unwrap(),
+            "http://q/ReconcileQueue"
+        );
+        assert_eq!(queues.all().map(|(id, _)| id), known);
+        let missing = Queues::from_created(created(&known[1..])).unwrap_err();
+        assert!(missing.to_string().contains("TagQueue"), "{missing}");
+        let extra = Queues::from_created(created(&[&known[..], &["NewQueue"]].concat()));
+        assert!(extra.unwrap_err().to_string().contains("NewQueue"));
     }
 }

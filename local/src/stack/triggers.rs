@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Result};
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
-use aws_sdk_sqs::types::QueueAttributeName;
 use catalog::store::TableNames;
 use tokio::task::JoinSet;
 
@@ -23,13 +22,14 @@ use crate::shutdown::Shutdown;
 use crate::stats::Stats;
 use crate::stream_mapping::StreamMapping;
 use crate::streams::StreamReader;
+use crate::template::queue_arn;
 
 /// The running triggers and their counters.
 pub struct Triggers {
-    pub sqs: aws_sdk_sqs::Client,
-    pub queues: Queues,
-    pub poll_interval: Duration,
-    pub shutdown: Shutdown,
+    sqs: aws_sdk_sqs::Client,
+    queues: Queues,
+    poll_interval: Duration,
+    shutdown: Shutdown,
     /// Counters by event name in template.yaml.
     pub stats: BTreeMap<String, Arc<Stats>>,
     pub tasks: JoinSet<Result<()>>,
@@ -101,16 +101,7 @@ impl Triggers {
     ) -> Result<()> {
         for source in sources {
             let queue_url = self.queues.url(&source.queue)?.to_owned();
-            let queue_arn = self
-                .sqs
-                .get_queue_attributes()
-                .queue_url(&queue_url)
-                .attribute_names(QueueAttributeName::QueueArn)
-                .send()
-                .await?
-                .attributes
-                .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
-                .ok_or_else(|| anyhow!("no QueueArn for {queue_url}"))?;
+            let queue_arn = queue_arn(&self.sqs, &queue_url).await?;
             let mapping = QueueMapping {
                 stats: self.counters(&source.name),
                 source,
