@@ -1,6 +1,8 @@
 //! The projection: a product and its stock rows in, the summary a card shows out. Pure.
 
-use crate::model::{InventoryRow, Product, ProductStatus, ProductSummary};
+use chrono::{DateTime, Utc};
+
+use crate::model::{InventoryRow, Product, ProductStatus, ProductSummary, Timestamp};
 
 /// Builds the summary of `product` from its stock rows; `None` when the product does not exist.
 ///
@@ -9,6 +11,7 @@ use crate::model::{InventoryRow, Product, ProductStatus, ProductSummary};
 ///   product does not track inventory. Rows of other products are ignored.
 /// - `primary_image_url`: the thumbnail, else the image with the lowest position (ties broken
 ///   by URL, so the result never depends on list order).
+/// - `created_at`: the product's `createdAt`, or `None` for [`inherit_created_at`] to fill.
 pub fn project(product: Option<&Product>, inventory: &[InventoryRow]) -> Option<ProductSummary> {
     let product = product?;
     Some(ProductSummary {
@@ -21,7 +24,24 @@ pub fn project(product: Option<&Product>, inventory: &[InventoryRow]) -> Option<
             .track_inventory
             .then(|| available_units(product, inventory)),
         primary_image_url: primary_image_url(product),
+        created_at: product.created_at,
     })
+}
+
+/// Completes `next`'s creation time, the `newest` order, when its product gives none: the
+/// time `previous` (the stored summary) already holds, else `now`, the time of the summary's
+/// first write. So a product without `createdAt` keeps the place it got when it first
+/// appeared, every later refresh or reconciliation agrees on it, and a product that does give
+/// one is always ordered by it.
+pub fn inherit_created_at(
+    next: &mut ProductSummary,
+    previous: Option<&ProductSummary>,
+    now: DateTime<Utc>,
+) {
+    if next.created_at.is_none() {
+        let kept = previous.and_then(|p| p.created_at);
+        next.created_at = Some(kept.unwrap_or_else(|| Timestamp::from_utc(now)));
+    }
 }
 
 fn available_units(product: &Product, inventory: &[InventoryRow]) -> u64 {
@@ -144,6 +164,26 @@ mod tests {
                 }
                 (_, None) => prop_assert_eq!(summary.primary_image_url, None),
             }
+        }
+
+        /// The product's own time wins; without one the stored time is kept; without both the
+        /// first write's time is taken. Filling twice changes nothing.
+        #[test]
+        fn created_at_is_the_products_else_the_first_writes(
+            p in arb_product(),
+            previous in proptest::option::of(crate::testing::arb_summary()),
+            seconds in 0i64..4_000_000_000,
+        ) {
+            let now = DateTime::from_timestamp(seconds, 0).unwrap();
+            let mut next = project(Some(&p), &[]).unwrap();
+            inherit_created_at(&mut next, previous.as_ref(), now);
+            let expected = p.created_at
+                .or(previous.as_ref().and_then(|s| s.created_at))
+                .unwrap_or(Timestamp::from_utc(now));
+            prop_assert_eq!(next.created_at, Some(expected));
+            let again = next.clone();
+            inherit_created_at(&mut next, None, now + chrono::Duration::days(1));
+            prop_assert_eq!(next, again);
         }
 
         #[test]

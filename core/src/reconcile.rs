@@ -23,6 +23,7 @@ pub enum Field {
     Active,
     InventoryAvailable,
     PrimaryImageUrl,
+    CreatedAt,
 }
 
 /// How a stored summary differs from what its rows project to.
@@ -61,6 +62,7 @@ pub fn compare(
                     Field::PrimaryImageUrl,
                     s.primary_image_url != e.primary_image_url,
                 ),
+                (Field::CreatedAt, s.created_at != e.created_at),
             ];
             let fields: Vec<Field> = checks.iter().filter(|c| c.1).map(|c| c.0).collect();
             (!fields.is_empty()).then_some(Discrepancy::Drift(fields))

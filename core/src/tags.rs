@@ -153,6 +153,7 @@ pub fn tags(
         || old.price != new.price
         || old.active != new.active
         || old.primary_image_url != new.primary_image_url
+        || old.created_at != new.created_at
         || old.store_id != new.store_id;
     let stock_changed = old.inventory_available != new.inventory_available;
     let listing_changed = card_changed

@@ -3,7 +3,9 @@
 use proptest::prelude::*;
 
 use crate::ids::{LocationId, ProductId, StoreId};
-use crate::model::{Image, InventoryRow, MinorUnits, Product, ProductStatus, ProductSummary};
+use crate::model::{
+    Image, InventoryRow, MinorUnits, Product, ProductStatus, ProductSummary, Timestamp,
+};
 
 /// An active, tracked product with one image and a price of 1999.
 pub fn product(id: &str, store: &str) -> Product {
@@ -21,6 +23,7 @@ pub fn product(id: &str, store: &str) -> Product {
         }],
         thumbnail_url: None,
         track_inventory: true,
+        created_at: None,
         version: 1,
     }
 }
@@ -46,7 +49,18 @@ pub fn summary(id: &str, store: &str) -> ProductSummary {
         active: true,
         inventory_available: Some(5),
         primary_image_url: Some(format!("https://img.example/{id}.jpg")),
+        created_at: Some(Timestamp::parse("2026-11-01T00:00:00Z").expect("fixture time")),
     }
+}
+
+/// Creation times from a small set, so that generated summaries often tie.
+pub fn arb_created_at() -> impl Strategy<Value = Timestamp> {
+    prop_oneof![
+        Just("2026-01-01T00:00:00Z"),
+        Just("2026-06-01T12:00:00.5Z"),
+        Just("2026-11-27T05:00:00Z"),
+    ]
+    .prop_map(|t| Timestamp::parse(t).expect("fixture time"))
 }
 
 /// Product ids from a small alphabet, so that generated rows often share a product.
@@ -83,7 +97,7 @@ pub fn arb_product() -> impl Strategy<Value = Product> {
         proptest::option::of(Just("2026-01-01T00:00:00Z".to_owned())),
         proptest::collection::vec(("https://i/[a-z]{1,3}", 0..4u32), 0..4),
         proptest::option::of("https://t/[a-z]{0,3}"),
-        any::<bool>(),
+        (any::<bool>(), proptest::option::of(arb_created_at())),
         0..1_000u64,
     )
         .prop_map(
@@ -96,7 +110,7 @@ pub fn arb_product() -> impl Strategy<Value = Product> {
                 deleted_at,
                 images,
                 thumb,
-                track,
+                (track, created_at),
                 version,
             )| {
                 Product {
@@ -113,6 +127,7 @@ pub fn arb_product() -> impl Strategy<Value = Product> {
                         .collect(),
                     thumbnail_url: thumb,
                     track_inventory: track,
+                    created_at,
                     version,
                 }
             },
@@ -150,10 +165,21 @@ pub fn arb_summary() -> impl Strategy<Value = ProductSummary> {
         prop_oneof![Just(100u64), Just(200u64)],
         any::<bool>(),
         proptest::option::of(0..3u64),
-        proptest::option::of(Just("https://i/a".to_owned())),
+        (
+            proptest::option::of(Just("https://i/a".to_owned())),
+            proptest::option::of(arb_created_at()),
+        ),
     )
         .prop_map(
-            |(product_id, store_id, title, price, active, inventory_available, image)| {
+            |(
+                product_id,
+                store_id,
+                title,
+                price,
+                active,
+                inventory_available,
+                (image, created_at),
+            )| {
                 ProductSummary {
                     product_id,
                     store_id,
@@ -162,6 +188,7 @@ pub fn arb_summary() -> impl Strategy<Value = ProductSummary> {
                     active,
                     inventory_available,
                     primary_image_url: image,
+                    created_at,
                 }
             },
         )

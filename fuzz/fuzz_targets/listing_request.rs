@@ -10,6 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use libfuzzer_sys::fuzz_target;
+use catalog_core::listing::plan;
 use listing_api::cursor::CursorKey;
 use listing_api::route::{self, Caller, Route, MAX_LIMIT};
 use sha2::Sha256;
@@ -58,28 +59,24 @@ fuzz_target!(|r: Request| {
     };
     let routed = route::route(method, r.path, &QueryMap::from(pairs), caller);
     if let Ok(Route::List {
-        store,
+        listing,
         limit,
         cursor,
-        include_inactive,
     }) = routed
     {
         assert!((1..=MAX_LIMIT).contains(&limit));
         assert!(
-            caller == Caller::Admin || !include_inactive,
+            caller == Caller::Admin || !listing.filters().include_inactive,
             "a shopper listed inactive items"
         );
         let key = CursorKey::new(KEY).unwrap();
         let cursors = cursor.into_iter().chain(r.signed_payload.map(signed));
         for cursor in cursors {
-            if let Ok(position) = key.open(&cursor, &store, include_inactive) {
-                assert!(include_inactive || position.list_sk.starts_with("A#"));
-                // What opens is what the key would sign for this store and query.
-                let again = key.sign(&store, include_inactive, &position);
-                assert_eq!(
-                    key.open(&again, &store, include_inactive).unwrap(),
-                    position
-                );
+            if let Ok(position) = key.open(&cursor, &listing) {
+                assert!(plan(&listing).range.contains(&position.sort_key));
+                // What opens is what the key would sign for this listing.
+                let again = key.sign(&listing, &position);
+                assert_eq!(key.open(&again, &listing).unwrap(), position);
             }
         }
     }

@@ -6,7 +6,7 @@
 //!
 //! [`ConsistencyProxy`] sits between the functions and DynamoDB Local (an HTTP proxy of
 //! DynamoDB's JSON protocol) and makes the Summaries table that weak:
-//! - a **lagging replica**: a second table of the same definition, `byStore` index included.
+//! - a **lagging replica**: a second table of the same definition, its listing indexes included.
 //!   After every successful write to Summaries, the item gets copied to the replica a random
 //!   delay later (between `lag / 2` and `lag`; in order per item). The copy is taken when
 //!   due, so an item written again meanwhile arrives sooner than its own lag, never later;

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use catalog::store::TableNames;
 use catalog_core::ids::{LocationId, ProductId, StoreId};
-use catalog_core::model::{Image, InventoryRow, MinorUnits, Product, ProductStatus};
+use catalog_core::model::{Image, InventoryRow, MinorUnits, Product, ProductStatus, Timestamp};
 
 /// How much demo data to make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,11 +98,12 @@ pub fn generate(size: DemoSize) -> Result<(Vec<Product>, Vec<InventoryRow>)> {
             status,
             deleted_at: None,
             images: vec![Image {
-                url: format!("/images/{id}.webp"),
+                url: format!("/images/{id}.svg"),
                 position: 0,
             }],
             thumbnail_url: None,
             track_inventory: !rng.chance(5),
+            created_at: Some(created_at(size.seed, i)),
             version: 1,
         });
         for l in 0..size.locations {
@@ -116,6 +117,16 @@ pub fn generate(size: DemoSize) -> Result<(Vec<Product>, Vec<InventoryRow>)> {
         }
     }
     Ok((products, rows))
+}
+
+/// When demo product `i` was created: some time in 2026 up to November, from its own seeded
+/// stream, so that adding the field left every other generated value as it was.
+fn created_at(seed: u64, i: usize) -> Timestamp {
+    const JAN_1_2026: i64 = 1_767_225_600;
+    let offset = Rng::new(seed ^ (i as u64).rotate_left(32)).below(330 * 86_400);
+    let time =
+        chrono::DateTime::from_timestamp(JAN_1_2026 + offset as i64, 0).expect("a time in 2026");
+    Timestamp::from_utc(time)
 }
 
 /// Writes the demo catalog, 25 items a call, one call at a time; `progress(done, total)` is

@@ -265,8 +265,16 @@ impl Refresher {
     ) -> Attempt {
         let now = Utc::now();
         let previous = stored.as_ref().and_then(|s| s.record.as_ref());
-        let discrepancy = compare(previous.map(|r| &r.summary), next.as_ref());
         let decision = decide(stored.as_ref(), next, self.policy, now);
+        // Against what the decision writes (its creation time completed), not the raw
+        // projection; a fence writes nothing and finds nothing.
+        let discrepancy = match &decision {
+            Decision::Fence { .. } => None,
+            Decision::Write { record, .. } => compare(
+                previous.map(|r| &r.summary),
+                record.as_ref().map(|r| &r.summary),
+            ),
+        };
         let mut refreshed = Refreshed {
             product_id: id.clone(),
             change: decision.change(),

@@ -19,7 +19,7 @@ use catalog::store::{SourceStore, Stored, SummaryStore, TableNames};
 use catalog_core::ids::ProductId;
 use catalog_core::messages::{ParkedRecord, TagMessage};
 use catalog_core::model::{InventoryRow, Product, ProductSummary};
-use catalog_core::projection::project;
+use catalog_core::projection::{inherit_created_at, project};
 use catalog_core::tags::StockTagPolicy;
 use catalog_local::services::{self, Service};
 use catalog_local::stack::{table_names, tables_by_logical_id, Queues, Resources};
@@ -381,8 +381,11 @@ impl TestEnv {
             .map(|r| r.summary))
     }
 
-    /// The projection of `id`'s current source rows: what its summary must equal.
+    /// The projection of `id`'s current source rows: what its summary must equal. A product
+    /// without `createdAt` keeps the creation time its summary already has, as the refresh
+    /// and the reconciler complete it.
     pub async fn expected(&self, id: &str) -> Result<Option<ProductSummary>> {
+        let stored = self.summary(id).await?;
         let sources = SourceStore::new(self.dynamodb.clone(), &self.tables);
         let id = ProductId::parse(id)?;
         let product = sources
@@ -391,7 +394,11 @@ impl TestEnv {
             .remove(&id);
         let product = product.transpose()?.flatten();
         let rows = sources.inventory(&id).await?;
-        Ok(project(product.as_ref(), &rows))
+        let mut next = project(product.as_ref(), &rows);
+        if let Some(next) = &mut next {
+            inherit_created_at(next, stored.as_ref(), chrono::Utc::now());
+        }
+        Ok(next)
     }
 
     /// Asserts that `id`'s summary equals the projection of its current rows.

@@ -156,11 +156,13 @@ fn new_product(rng: &mut Rng, id: &ProductId) -> Result<Product> {
         status: ProductStatus::Active,
         deleted_at: None,
         images: vec![Image {
-            url: format!("/images/{id}.webp"),
+            url: format!("/images/{id}.svg"),
             position: 0,
         }],
         thumbnail_url: None,
         track_inventory: !rng.chance(10),
+        // None: the summary's creation time is its first write's, which must survive retries.
+        created_at: None,
         version: 1,
     })
 }

@@ -6,6 +6,9 @@ use std::collections::HashSet;
 use anyhow::{Context, Result};
 use catalog::config::ProjectorConfig;
 use catalog::store::STORE_INDEX;
+use catalog_core::ids::StoreId;
+use catalog_core::listing::{plan, Filters, IndexQuery, Listing, Sort};
+use catalog_core::model::MinorUnits;
 use catalog_core::reconcile::MAX_SEGMENTS;
 use catalog_local::template::Template;
 use serde_yaml_ng::Value;
@@ -53,6 +56,93 @@ fn the_listing_index_is_the_one_the_code_queries() -> Result<()> {
         .non_key_attributes
         .iter()
         .any(|a| a == "pendingTags" || a == "revision"));
+    Ok(())
+}
+
+/// Every listing the API can plan, over every sort and filter.
+fn every_plan() -> Vec<IndexQuery> {
+    let store = StoreId::parse("s1").unwrap();
+    let price = Some(MinorUnits::new(100).unwrap());
+    let mut plans = Vec::new();
+    for sort in Sort::ALL {
+        for (in_stock, min_price, include_inactive) in [
+            (false, None, false),
+            (true, None, false),
+            (false, price, false),
+            (true, price, false),
+            (false, None, true),
+        ] {
+            let filters = Filters {
+                in_stock,
+                min_price,
+                max_price: None,
+                include_inactive,
+            };
+            if let Ok(listing) = Listing::new(store.clone(), sort, filters) {
+                plans.push(plan(&listing));
+            }
+        }
+    }
+    plans
+}
+
+#[test]
+fn every_index_a_listing_queries_is_in_the_template_with_its_keys() -> Result<()> {
+    let t = template()?;
+    let table = t.table("SummariesTable")?;
+    let plans = every_plan();
+    // title: all, in stock, admin; each price sort: with and without stock and price filters;
+    // newest: all, in stock.
+    assert_eq!(
+        plans.len(),
+        3 + 4 + 4 + 2,
+        "every accepted combination is planned"
+    );
+    for query in &plans {
+        let index = table
+            .indexes
+            .iter()
+            .find(|i| i.name == query.index)
+            .with_context(|| format!("template.yaml has no index {}", query.index))?;
+        assert_eq!(
+            index.key_schema,
+            [
+                (query.partition_attr.into(), "HASH".into()),
+                (query.sort_attr.into(), "RANGE".into())
+            ],
+            "{}",
+            query.index
+        );
+        // The card is whole from any index, and the bookkeeping stays out of all of them.
+        for attribute in [
+            "title",
+            "price",
+            "active",
+            "inventoryAvailable",
+            "createdAt",
+        ] {
+            assert!(index.non_key_attributes.iter().any(|a| a == attribute));
+        }
+        assert!(!index
+            .non_key_attributes
+            .iter()
+            .any(|a| a == "pendingTags" || a == "revision"));
+    }
+    let used: HashSet<&str> = plans.iter().map(|q| q.index).collect();
+    assert_eq!(used.len(), table.indexes.len(), "an index no listing uses");
+    // The listing API may Query each one, and the template names them one by one.
+    let allowed: HashSet<String> = statements(&t)
+        .into_iter()
+        .filter(|s| s.role == "ListingApiRole" && s.actions.iter().any(|a| a == "dynamodb:Query"))
+        .flat_map(|s| s.resources)
+        .collect();
+    for index in used {
+        let arn = format!("${{SummariesTable.Arn}}/index/{index}");
+        assert!(
+            allowed.iter().any(|r| r.contains(&arn)),
+            "ListingApiRole cannot Query {index}"
+        );
+    }
     Ok(())
 }
 

@@ -5,6 +5,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::model::{ProductSummary, SummaryRecord};
+use crate::projection::inherit_created_at;
 use crate::tags::{tags, StockTagPolicy, TagSet};
 
 /// What the Summaries table holds for one product.
@@ -51,6 +52,14 @@ pub enum Decision {
 }
 
 impl Decision {
+    /// The summary the decision leaves stored, when it writes one.
+    pub fn written(&self) -> Option<&ProductSummary> {
+        match self {
+            Decision::Fence { .. } => None,
+            Decision::Write { record, .. } => record.as_ref().map(|r| &r.summary),
+        }
+    }
+
     /// The change this decision makes to what a card shows.
     pub fn change(&self) -> Change {
         match self {
@@ -69,14 +78,18 @@ impl Decision {
 }
 
 /// Decides the write for a product whose stored state is `stored` and whose rows now project
-/// to `next`, at time `now` (the new `updatedAt`).
+/// to `next`, at time `now` (the new `updatedAt`, and `createdAt` if it is the first write:
+/// see [`inherit_created_at`]).
 pub fn decide(
     stored: Option<&Stored>,
-    next: Option<ProductSummary>,
+    mut next: Option<ProductSummary>,
     policy: StockTagPolicy,
     now: DateTime<Utc>,
 ) -> Decision {
     let previous = stored.and_then(|s| s.record.as_ref()).map(|r| &r.summary);
+    if let Some(next) = &mut next {
+        inherit_created_at(next, previous, now);
+    }
     let leftover = stored.map(|s| s.pending_tags.clone()).unwrap_or_default();
     if let Some(stored) = stored.filter(|_| previous == next.as_ref()) {
         return Decision::Fence {
@@ -153,7 +166,10 @@ mod tests {
             let now = Utc.with_ymd_and_hms(2026, 11, 27, 3, 0, 0).unwrap();
             let previous = stored.as_ref().and_then(|s| s.record.as_ref()).map(|r| &r.summary);
             let leftover = stored.as_ref().map(|s| s.pending_tags.clone()).unwrap_or_default();
-            match decide(stored.as_ref(), next.clone(), policy, now) {
+            // The creation time is completed from the stored summary, else from now.
+            let next_in = next.clone();
+            let next = next.map(|mut n| { inherit_created_at(&mut n, previous, now); n });
+            match decide(stored.as_ref(), next_in, policy, now) {
                 Decision::Fence { expected, leftover: queued } => {
                     let stored = stored.as_ref().expect("a fence needs a stored item");
                     prop_assert_eq!(previous, next.as_ref());
@@ -165,6 +181,7 @@ mod tests {
                     prop_assert_eq!(expected, stored.as_ref().map(|s| s.revision));
                     prop_assert_eq!(record.as_ref().map(|r| &r.summary), next.as_ref());
                     if let Some(r) = &record {
+                        prop_assert!(r.summary.created_at.is_some());
                         prop_assert_eq!(&r.updated_at, "2026-11-27T03:00:00.000Z");
                     }
                     prop_assert!(pending.is_superset(&leftover));

@@ -9,6 +9,7 @@ use catalog::store::{ReadError, SummaryStore};
 use catalog::telemetry::{self, MetricSet};
 use catalog_core::http_path;
 use catalog_core::ids::{ProductId, StoreId};
+use catalog_core::listing::Listing;
 use catalog_core::model::SummaryRecord;
 use catalog_core::tags::{product_tags, Tag, TagSet};
 use serde::Serialize;
@@ -121,14 +122,10 @@ impl ListingApi {
     ) -> Result<ApiGatewayV2httpResponse, ApiError> {
         match route {
             Route::List {
-                store,
+                listing,
                 limit,
                 cursor,
-                include_inactive,
-            } => {
-                self.list(&store, limit, cursor, include_inactive, if_none_match)
-                    .await
-            }
+            } => self.list(&listing, limit, cursor, if_none_match).await,
             Route::Get(id) => self.get(&id, if_none_match).await,
             Route::BatchGet => {
                 let ids = route::batch_ids(&request_body(request)?)?;
@@ -137,22 +134,24 @@ impl ListingApi {
         }
     }
 
-    /// A page of `store`'s listing, tagged with the store's listing and each card's product.
+    /// A page of a store's listing, tagged with the store's listing and each card's product.
+    /// Every sort and filter of a store is under the one store tag, so a change that reorders
+    /// or refilters any of them revalidates them all.
     async fn list(
         &self,
-        store: &StoreId,
+        listing: &Listing,
         limit: usize,
         cursor: Option<String>,
-        include_inactive: bool,
         if_none_match: Option<&str>,
     ) -> Result<ApiGatewayV2httpResponse, ApiError> {
+        let store = listing.store();
         let after = cursor
-            .map(|c| self.cursors.open(&c, store, include_inactive))
+            .map(|c| self.cursors.open(&c, listing))
             .transpose()
             .map_err(|e| ApiError::bad_request("invalid_cursor", e.to_string()))?;
         let page = self
             .summaries
-            .list_store(store, include_inactive, limit, after.as_ref())
+            .list(listing, limit, after.as_ref())
             .await
             .map_err(store_error)?;
         let store_tag = TagSet::from([Tag::store_products(store)]);
@@ -165,9 +164,7 @@ impl ListingApi {
         }
         let body = ListBody {
             store_id: store,
-            next_cursor: page
-                .next
-                .map(|p| self.cursors.sign(store, include_inactive, &p)),
+            next_cursor: page.next.map(|p| self.cursors.sign(listing, &p)),
             items: page.items,
         };
         Ok(reply::ok(&body, &tags, if_none_match))

@@ -1,10 +1,10 @@
-//! Opaque, tamper-proof page cursors: the listing-index position of a page's last item, bound
-//! to the store and the query it came from, signed with HMAC-SHA256.
+//! Opaque, tamper-proof page cursors: the index position of a page's last item, bound to the
+//! store, sort and filters it came from, signed with HMAC-SHA256.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use catalog_core::ids::{ProductId, StoreId};
-use catalog_core::listing::ListingPosition;
+use catalog_core::ids::ProductId;
+use catalog_core::listing::{plan, Listing, ListingPosition};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -36,7 +36,7 @@ pub enum CursorError {
     Malformed,
     #[error("cursor signature does not match")]
     BadSignature,
-    #[error("cursor belongs to another store or query")]
+    #[error("cursor belongs to another store, sort or filter")]
     WrongQuery,
 }
 
@@ -44,9 +44,9 @@ pub enum CursorError {
 struct Body {
     /// Store.
     s: String,
-    /// includeInactive.
-    i: bool,
-    /// listSk of the last item.
+    /// The sort and filters ([`Listing::fingerprint`]).
+    q: String,
+    /// The index sort key of the last item.
     k: String,
     /// productId of the last item.
     p: String,
@@ -67,17 +67,12 @@ impl CursorKey {
         mac
     }
 
-    /// The cursor for the page after `position` in this store and query.
-    pub fn sign(
-        &self,
-        store: &StoreId,
-        include_inactive: bool,
-        position: &ListingPosition,
-    ) -> String {
+    /// The cursor for the page of `listing` after `position`.
+    pub fn sign(&self, listing: &Listing, position: &ListingPosition) -> String {
         let body = Body {
-            s: store.to_string(),
-            i: include_inactive,
-            k: position.list_sk.clone(),
+            s: listing.store().to_string(),
+            q: listing.fingerprint(),
+            k: position.sort_key.clone(),
             p: position.product_id.to_string(),
         };
         let payload = serde_json::to_vec(&body).expect("a cursor body always serializes");
@@ -89,14 +84,10 @@ impl CursorKey {
         )
     }
 
-    /// Checks a cursor's signature (in constant time) and that it belongs to this store and
-    /// query, and returns its position.
-    pub fn open(
-        &self,
-        cursor: &str,
-        store: &StoreId,
-        include_inactive: bool,
-    ) -> Result<ListingPosition, CursorError> {
+    /// Checks a cursor's signature (in constant time) and that it belongs to `listing` (its
+    /// store, sort and filters, and a position inside the listing's key range), and returns
+    /// its position.
+    pub fn open(&self, cursor: &str, listing: &Listing) -> Result<ListingPosition, CursorError> {
         if cursor.len() > MAX_CURSOR_LEN {
             return Err(CursorError::Malformed);
         }
@@ -111,21 +102,25 @@ impl CursorKey {
             .verify_slice(&tag)
             .map_err(|_| CursorError::BadSignature)?;
         let body: Body = serde_json::from_slice(&payload).map_err(|_| CursorError::Malformed)?;
-        if body.s != store.as_str() || body.i != include_inactive {
+        if body.s != listing.store().as_str() || body.q != listing.fingerprint() {
             return Err(CursorError::WrongQuery);
         }
-        if !include_inactive && !body.k.starts_with("A#") {
+        if !plan(listing).range.contains(&body.k) {
             return Err(CursorError::WrongQuery);
         }
         Ok(ListingPosition {
             product_id: ProductId::parse(body.p).map_err(|_| CursorError::Malformed)?,
-            list_sk: body.k,
+            sort_key: body.k,
         })
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use catalog_core::ids::StoreId;
+    use catalog_core::listing::{Filters, Sort};
+    use catalog_core::model::MinorUnits;
+
     use super::*;
 
     fn key() -> CursorKey {
@@ -135,33 +130,67 @@ mod tests {
     fn position() -> ListingPosition {
         ListingPosition {
             product_id: ProductId::parse("p1").unwrap(),
-            list_sk: "A#shirt#p1".into(),
+            sort_key: "A#shirt#p1".into(),
         }
     }
 
-    #[test]
-    fn round_trips_for_its_own_store_and_query() {
-        let store = StoreId::parse("s1").unwrap();
-        let cursor = key().sign(&store, false, &position());
-        assert_eq!(key().open(&cursor, &store, false), Ok(position()));
+    fn listing(store: &str, sort: Sort, filters: Filters) -> Listing {
+        Listing::new(StoreId::parse(store).unwrap(), sort, filters).unwrap()
+    }
+
+    fn titles(store: &str) -> Listing {
+        listing(store, Sort::Title, Filters::default())
     }
 
     #[test]
-    fn refuses_other_stores_queries_keys_and_edits() {
-        let store = StoreId::parse("s1").unwrap();
-        let cursor = key().sign(&store, false, &position());
-        let other = StoreId::parse("s2").unwrap();
-        assert_eq!(
-            key().open(&cursor, &other, false),
-            Err(CursorError::WrongQuery)
-        );
-        assert_eq!(
-            key().open(&cursor, &store, true),
-            Err(CursorError::WrongQuery)
-        );
+    fn round_trips_for_its_own_listing() {
+        let cursor = key().sign(&titles("s1"), &position());
+        assert_eq!(key().open(&cursor, &titles("s1")), Ok(position()));
+    }
+
+    #[test]
+    fn refuses_other_stores_sorts_filters_keys_and_edits() {
+        let cursor = key().sign(&titles("s1"), &position());
+        let price = Some(MinorUnits::new(100).unwrap());
+        let others = [
+            titles("s2"),
+            listing(
+                "s1",
+                Sort::Title,
+                Filters {
+                    in_stock: true,
+                    ..Filters::default()
+                },
+            ),
+            listing(
+                "s1",
+                Sort::Title,
+                Filters {
+                    include_inactive: true,
+                    ..Filters::default()
+                },
+            ),
+            listing("s1", Sort::PriceAsc, Filters::default()),
+            listing(
+                "s1",
+                Sort::PriceAsc,
+                Filters {
+                    min_price: price,
+                    ..Filters::default()
+                },
+            ),
+            listing("s1", Sort::Newest, Filters::default()),
+        ];
+        for other in &others {
+            assert_eq!(
+                key().open(&cursor, other),
+                Err(CursorError::WrongQuery),
+                "{other:?}"
+            );
+        }
         let other_key = CursorKey::new(b"another key, also long enough!!").unwrap();
         assert_eq!(
-            other_key.open(&cursor, &store, false),
+            other_key.open(&cursor, &titles("s1")),
             Err(CursorError::BadSignature)
         );
 
@@ -172,13 +201,27 @@ mod tests {
         body[at] = b'2';
         let forged = format!("{}.{tag}", URL_SAFE_NO_PAD.encode(body));
         assert_eq!(
-            key().open(&forged, &other, false),
+            key().open(&forged, &titles("s2")),
             Err(CursorError::BadSignature)
         );
 
         for junk in ["", "abc", "a.b.c", "!!.??", &"x".repeat(5000)] {
-            assert!(key().open(junk, &store, false).is_err(), "{junk}");
+            assert!(key().open(junk, &titles("s1")).is_err(), "{junk}");
         }
+    }
+
+    #[test]
+    fn a_position_outside_the_listings_range_is_refused() {
+        // Signed by us, but for a key the listing cannot reach (an inactive product's).
+        let inactive = ListingPosition {
+            sort_key: "I#shirt#p1".into(),
+            ..position()
+        };
+        let cursor = key().sign(&titles("s1"), &inactive);
+        assert_eq!(
+            key().open(&cursor, &titles("s1")),
+            Err(CursorError::WrongQuery)
+        );
     }
 
     #[test]

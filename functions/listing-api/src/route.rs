@@ -4,6 +4,8 @@ use aws_lambda_events::http::Method;
 use aws_lambda_events::query_map::QueryMap;
 use catalog_core::http_path;
 use catalog_core::ids::{ProductId, StoreId};
+use catalog_core::listing::{Filters, Listing, Sort};
+use catalog_core::model::MinorUnits;
 
 use crate::reply::ApiError;
 
@@ -28,13 +30,12 @@ pub enum Caller {
 /// A parsed request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
-    /// `GET /stores/{storeId}/products?limit=&cursor=`, or for an admin
-    /// `GET /admin/stores/{storeId}/products?limit=&cursor=&includeInactive=`.
+    /// `GET /stores/{storeId}/products?limit=&cursor=&sort=&inStock=&minPrice=&maxPrice=`, or
+    /// for an admin `GET /admin/stores/{storeId}/products?...&includeInactive=`.
     List {
-        store: StoreId,
+        listing: Listing,
         limit: usize,
         cursor: Option<String>,
-        include_inactive: bool,
     },
     /// `GET /products/{productId}`
     Get(ProductId),
@@ -84,17 +85,54 @@ fn method_is(method: &Method, route: Route, expected: Method) -> Result<Route, A
     }
 }
 
+fn parse_sort(value: Option<&str>) -> Result<Sort, ApiError> {
+    value.map_or(Ok(Sort::Title), |v| {
+        v.parse().map_err(|e: catalog_core::listing::UnknownSort| {
+            ApiError::bad_request("invalid_sort", e.to_string())
+        })
+    })
+}
+
+fn parse_price(name: &str, value: Option<&str>) -> Result<Option<MinorUnits>, ApiError> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let invalid = || {
+        ApiError::bad_request(
+            "invalid_price",
+            format!("{name} must be a whole number of minor units (cents), 0 or more"),
+        )
+    };
+    let units: u64 = value.parse().map_err(|_| invalid())?;
+    MinorUnits::new(units).map(Some).map_err(|_| invalid())
+}
+
+/// The sort and filters of a listing request, checked against what an index can answer.
+fn parse_listing(
+    store: StoreId,
+    query: &QueryMap,
+    include_inactive: bool,
+) -> Result<Listing, ApiError> {
+    let filters = Filters {
+        in_stock: parse_bool("inStock", query.first("inStock"))?,
+        min_price: parse_price("minPrice", query.first("minPrice"))?,
+        max_price: parse_price("maxPrice", query.first("maxPrice"))?,
+        include_inactive,
+    };
+    Listing::new(store, parse_sort(query.first("sort"))?, filters)
+        .map_err(|e| ApiError::bad_request(e.code(), e.to_string()))
+}
+
 fn list(store: &str, query: &QueryMap, include_inactive: bool) -> Result<Route, ApiError> {
     let store = StoreId::parse(percent_decode(store)?)
         .map_err(|e| ApiError::bad_request("invalid_id", e.to_string()))?;
     Ok(Route::List {
-        store,
+        listing: parse_listing(store, query, include_inactive)?,
         limit: parse_limit(query.first("limit"))?,
         cursor: query
             .first("cursor")
             .filter(|c| !c.is_empty())
             .map(str::to_owned),
-        include_inactive,
     })
 }
 
@@ -211,10 +249,9 @@ mod tests {
         assert_eq!(
             route(&Method::GET, "/stores/s1/products", &q, Caller::Shopper).unwrap(),
             Route::List {
-                store: StoreId::parse("s1").unwrap(),
+                listing: Listing::by_title(StoreId::parse("s1").unwrap()),
                 limit: DEFAULT_LIMIT,
                 cursor: None,
-                include_inactive: false
             }
         );
         assert_eq!(
@@ -274,11 +311,70 @@ mod tests {
         assert_eq!(shopper.unwrap_err().status, 403);
         assert!(matches!(
             route(&Method::GET, path, &all, Caller::Admin),
-            Ok(Route::List {
-                include_inactive: true,
-                ..
-            })
+            Ok(Route::List { listing, .. }) if listing.filters().include_inactive
         ));
+    }
+
+    #[test]
+    fn sorts_and_filters_are_parsed_and_bad_combinations_refused() {
+        let list = |pairs: &[(&str, &str)]| {
+            route(
+                &Method::GET,
+                "/stores/s1/products",
+                &query(pairs),
+                Caller::Shopper,
+            )
+        };
+        let Ok(Route::List { listing, .. }) = list(&[
+            ("sort", "price_desc"),
+            ("inStock", "true"),
+            ("minPrice", "100"),
+            ("maxPrice", "2500"),
+        ]) else {
+            panic!("a price listing with filters is accepted");
+        };
+        assert_eq!(listing.sort(), Sort::PriceDesc);
+        assert!(listing.filters().in_stock);
+        assert_eq!(
+            listing.filters().max_price,
+            Some(MinorUnits::new(2500).unwrap())
+        );
+        for (pairs, code) in [
+            (&[("sort", "cheapest")][..], "invalid_sort"),
+            (
+                &[("sort", "price_asc"), ("minPrice", "-1")],
+                "invalid_price",
+            ),
+            (
+                &[("sort", "price_asc"), ("maxPrice", "1e3")],
+                "invalid_price",
+            ),
+            (
+                &[("sort", "price_asc"), ("maxPrice", "9007199254740992")],
+                "invalid_price",
+            ),
+            (&[("minPrice", "100")], "price_filter_needs_price_sort"),
+            (
+                &[("sort", "newest"), ("maxPrice", "100")],
+                "price_filter_needs_price_sort",
+            ),
+            (
+                &[("sort", "price_asc"), ("minPrice", "5"), ("maxPrice", "4")],
+                "invalid_price_range",
+            ),
+            (&[("inStock", "yes")], "invalid_parameter"),
+        ] {
+            let err = list(pairs).unwrap_err();
+            assert_eq!((err.status, err.code), (400, code), "{pairs:?}");
+        }
+        let admin = query(&[("includeInactive", "true"), ("sort", "newest")]);
+        let err = route(
+            &Method::GET,
+            "/admin/stores/s1/products",
+            &admin,
+            Caller::Admin,
+        );
+        assert_eq!(err.unwrap_err().code, "unsupported_combination");
     }
 
     #[test]

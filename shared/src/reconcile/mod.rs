@@ -30,7 +30,7 @@ use crate::store::pages::{key_from_checkpoint, key_to_checkpoint};
 use crate::store::{Corrupt, Item, Page, SourceStore, Stored, TableNames};
 use catalog_core::ids::ProductId;
 use catalog_core::model::{InventoryRow, Product, ProductSummary};
-use catalog_core::projection::project;
+use catalog_core::projection::{inherit_created_at, project};
 use catalog_core::reconcile::{compare, Report};
 use catalog_core::tags::TagSet;
 
@@ -205,8 +205,11 @@ impl Worker {
         let mut confirm = Vec::new();
         for product in &products {
             let id = &product.product_id;
-            let projected = project(Some(product), &rows.remove(id).unwrap_or_default());
+            let mut projected = project(Some(product), &rows.remove(id).unwrap_or_default());
             let scanned = summaries.as_mut().and_then(|m| m.remove(id));
+            if let (Some(next), Some(Ok(s))) = (&mut projected, &scanned) {
+                inherit_created_at(next, live(s), now);
+            }
             let settled = matches!(&scanned, Some(Ok(s))
                 if compare(live(s), projected.as_ref()).is_none() && !outbox_stuck(s, now));
             if settled {

@@ -21,7 +21,8 @@ Against the running stack:
   archive <id> | unarchive <id> | delete <id>
   summary <id>                                              the product's summary
   revalidate <id>                                           queue all of a product's tags now
-  list <store> [--limit N]                                  a listing page, via the listing API
+  list <store> [--limit N] [--sort title|price_asc|price_desc|newest] [--in-stock]
+       [--min-price N] [--max-price N] [--cursor C]          a listing page, via the listing API
   reconcile [--dry-run] [--store S]                         start a reconciliation run now
   redrive [DLQ]                                             move a dead-letter queue's messages back
                                                             to their queue (default TagDeadLetterQueue)

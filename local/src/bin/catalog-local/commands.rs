@@ -70,7 +70,7 @@ async fn product(cx: &Session, args: &mut Args) -> Result<()> {
     args.done()?;
     let product = Product {
         images: vec![Image {
-            url: format!("/images/{product_id}.webp"),
+            url: format!("/images/{product_id}.svg"),
             position: 0,
         }],
         product_id,
@@ -86,6 +86,8 @@ async fn product(cx: &Session, args: &mut Args) -> Result<()> {
         deleted_at: None,
         thumbnail_url: None,
         track_inventory: true,
+        // Left out, so the summary takes the time it is first projected.
+        created_at: None,
         version: 1,
     };
     print_json(&cx.editor.put_product(product).await?)
@@ -154,8 +156,24 @@ async fn revalidate(cx: &Session, args: &mut Args) -> Result<()> {
 async fn list(cx: &Session, args: &mut Args) -> Result<()> {
     let store = StoreId::parse(&args.positional("store id")?)?;
     let limit: usize = args.parsed("--limit", 24)?;
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query.append_pair("limit", &limit.to_string());
+    for (option, name) in [
+        ("--sort", "sort"),
+        ("--min-price", "minPrice"),
+        ("--max-price", "maxPrice"),
+        ("--cursor", "cursor"),
+    ] {
+        if let Some(value) = args.option(option)? {
+            query.append_pair(name, &value);
+        }
+    }
+    if args.flag("--in-stock") {
+        query.append_pair("inStock", "true");
+    }
     args.done()?;
-    let path = format!("/stores/{store}/products?limit={limit}");
+    // The listing API checks the combination and answers a bad one with its 400 and code.
+    let path = format!("/stores/{store}/products?{}", query.finish());
     println!("{}", http("GET", &cx.endpoints.listing_api, &path).await?);
     Ok(())
 }

@@ -1,17 +1,17 @@
-//! The reads the listing API makes: a store's listing page from the `byStore` index, and
-//! cards (the attributes a product card shows) by product.
+//! The reads the listing API makes: a store's listing page from the index that answers its
+//! sort and filters, and cards (the attributes a product card shows) by product.
 
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::super::batch_get::{batch_get, projection, ReadMode};
-use super::super::pages::STORE_INDEX;
 use super::super::{decode, key, product_id_of, Corrupt, Item, ReadError};
 use super::{SummaryItem, SummaryStore};
 use crate::fault::classify;
 use catalog_core::ids::{ProductId, StoreId};
-use catalog_core::listing::ListingPosition;
+use catalog_core::listing::{plan, IndexQuery, KeyRange, Listing, ListingPosition};
 use catalog_core::model::SummaryRecord;
 
 /// What a card shows, and what tells a tombstone apart: the reads of the listing API fetch
@@ -24,6 +24,7 @@ const CARD_ATTRIBUTES: &[&str] = &[
     "active",
     "inventoryAvailable",
     "primaryImageUrl",
+    "createdAt",
     "updatedAt",
     "listSk",
     "deleted",
@@ -46,43 +47,43 @@ pub struct ListingPage {
     pub items: Vec<SummaryRecord>,
     /// Where the next page starts; `None` on the last page.
     pub next: Option<ListingPosition>,
+    /// Items the Queries read (their `ScannedCount`) and returned (`Count`). Key conditions
+    /// only, so the two are always equal: nothing is read and thrown away.
+    pub scanned: usize,
+    pub returned: usize,
 }
 
 impl SummaryStore {
-    /// One page of `store`'s listing: active products only (a key condition on the `A#`
-    /// prefix, so no inactive item is read), or all with `include_inactive`; at most `limit`
-    /// items after `after`. One Query per page (reading `limit + 1` items to know whether a
-    /// next page exists).
-    pub async fn list_store(
+    /// One page of `listing`: at most `limit` items after `after`, from the one index and key
+    /// range [`plan`] picks. One Query per page (reading `limit + 1` items to know whether a
+    /// next page exists), more only if DynamoDB's 1 MB page cuts it short.
+    pub async fn list(
         &self,
-        store: &StoreId,
-        include_inactive: bool,
+        listing: &Listing,
         limit: usize,
         after: Option<&ListingPosition>,
     ) -> Result<ListingPage, ReadError> {
         let limit = limit.max(1);
+        let query = plan(listing);
+        let mut page = ListingPage {
+            items: Vec::new(),
+            next: None,
+            scanned: 0,
+            returned: 0,
+        };
         let mut items: Vec<SummaryItem> = Vec::with_capacity(limit + 1);
-        let mut start = after.map(|p| listing_key(store, p));
+        let mut start = after.map(|p| start_key(listing.store(), &query, p));
         loop {
-            let mut request = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(STORE_INDEX)
-                .expression_attribute_values(":s", AttributeValue::S(store.to_string()))
-                .limit(i32::try_from(limit + 1 - items.len()).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start.take());
-            request = if include_inactive {
-                request.key_condition_expression("storeId = :s")
-            } else {
-                request
-                    .key_condition_expression("storeId = :s AND begins_with(listSk, :active)")
-                    .expression_attribute_values(":active", AttributeValue::S("A#".into()))
-            };
-            let output = request
+            let want = i32::try_from(limit + 1 - items.len()).unwrap_or(i32::MAX);
+            let output = self
+                .index_query(listing.store(), &query)
+                .limit(want)
+                .set_exclusive_start_key(start.take())
                 .send()
                 .await
                 .map_err(|e| classify("Query listing", e))?;
+            page.scanned += usize::try_from(output.scanned_count).unwrap_or(0);
+            page.returned += usize::try_from(output.count).unwrap_or(0);
             for item in output.items.unwrap_or_default() {
                 let id = product_id_of(&item).ok_or_else(|| Corrupt::keyless(&self.table))?;
                 items.push(decode::<SummaryItem>(&self.table, &id, item)?);
@@ -92,20 +93,48 @@ impl SummaryStore {
                 _ => break,
             }
         }
-        let next = (items.len() > limit).then(|| {
+        page.next = (items.len() > limit).then(|| {
             let last = &items[limit - 1];
             ListingPosition {
                 product_id: last.product_id.clone(),
-                list_sk: last.list_sk.clone().unwrap_or_default(),
+                sort_key: last
+                    .sort_key(query.sort_attr)
+                    .unwrap_or_default()
+                    .to_owned(),
             }
         });
         items.truncate(limit);
-        let items = items
+        page.items = items
             .into_iter()
             .map(|item| item.into_stored(&self.table))
             .filter_map(|stored| stored.map(|s| s.record).transpose())
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(ListingPage { items, next })
+        Ok(page)
+    }
+
+    /// The Query for `query` on `store`, with its key conditions and direction set.
+    fn index_query(&self, store: &StoreId, query: &IndexQuery) -> QueryFluentBuilder {
+        let request = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(query.index)
+            .scan_index_forward(query.forward)
+            .expression_attribute_names("#pk", query.partition_attr)
+            .expression_attribute_values(":pk", AttributeValue::S(store.to_string()));
+        let s = |v: &str| AttributeValue::S(v.to_owned());
+        match &query.range {
+            KeyRange::All => request.key_condition_expression("#pk = :pk"),
+            KeyRange::Prefix(prefix) => request
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                .expression_attribute_names("#sk", query.sort_attr)
+                .expression_attribute_values(":prefix", s(prefix)),
+            KeyRange::Between(low, high) => request
+                .key_condition_expression("#pk = :pk AND #sk BETWEEN :low AND :high")
+                .expression_attribute_names("#sk", query.sort_attr)
+                .expression_attribute_values(":low", s(low))
+                .expression_attribute_values(":high", s(high)),
+        }
     }
 
     /// The live summary of `id` (consistent, card attributes only, see `CARD_READ`); `None`
@@ -150,17 +179,13 @@ impl SummaryStore {
     }
 }
 
-/// The index key of the listing item at `position`, where the next page starts.
-fn listing_key(store: &StoreId, position: &ListingPosition) -> Item {
+/// The index key of the item at `position`, where the next page starts: the table's key and
+/// the index's two key attributes.
+fn start_key(store: &StoreId, query: &IndexQuery, position: &ListingPosition) -> Item {
+    let s = |v: &str| AttributeValue::S(v.to_owned());
     HashMap::from([
-        ("storeId".to_owned(), AttributeValue::S(store.to_string())),
-        (
-            "listSk".to_owned(),
-            AttributeValue::S(position.list_sk.clone()),
-        ),
-        (
-            "productId".to_owned(),
-            AttributeValue::S(position.product_id.to_string()),
-        ),
+        (query.partition_attr.to_owned(), s(store.as_str())),
+        (query.sort_attr.to_owned(), s(&position.sort_key)),
+        ("productId".to_owned(), s(position.product_id.as_str())),
     ])
 }

@@ -4,13 +4,13 @@ use serde::{Deserialize, Serialize};
 
 use super::super::Corrupt;
 use catalog_core::ids::{ProductId, StoreId};
-use catalog_core::listing::listing_sort_key;
-use catalog_core::model::{MinorUnits, ProductSummary, SummaryRecord};
+use catalog_core::listing::{index_keys, IndexKeys};
+use catalog_core::model::{MinorUnits, ProductSummary, SummaryRecord, Timestamp};
 use catalog_core::refresh::Stored;
 use catalog_core::tags::TagSet;
 
 /// The item as stored. A tombstone keeps only the key, `revision`, `deleted` and `expiresAt`,
-/// so it has no `storeId`/`listSk` and never appears in the listing index.
+/// so it has no `storeId` or sort keys and appears in no listing index.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct SummaryItem {
@@ -35,6 +35,12 @@ pub(super) struct SummaryItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) list_sk: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) price_sk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) new_sk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    in_stock_store_id: Option<StoreId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     title: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     price: Option<MinorUnits>,
@@ -44,6 +50,8 @@ pub(super) struct SummaryItem {
     inventory_available: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     primary_image_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    created_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     updated_at: Option<String>,
 }
@@ -64,17 +72,26 @@ impl SummaryItem {
             pending_tags: pending_tags.clone(),
             store_id: None,
             list_sk: None,
+            price_sk: None,
+            new_sk: None,
+            in_stock_store_id: None,
             title: None,
             price: None,
             active: None,
             inventory_available: None,
             primary_image_url: None,
+            created_at: None,
             updated_at: None,
         };
         if let Some(record) = record {
             let s = &record.summary;
+            let keys: IndexKeys = index_keys(s);
             item.store_id = Some(s.store_id.clone());
-            item.list_sk = Some(listing_sort_key(s));
+            item.list_sk = Some(keys.list_sk);
+            item.price_sk = keys.price_sk;
+            item.new_sk = keys.new_sk;
+            item.in_stock_store_id = keys.in_stock_store_id;
+            item.created_at = s.created_at;
             item.title = Some(s.title.clone());
             item.price = Some(s.price);
             item.active = Some(s.active);
@@ -83,6 +100,16 @@ impl SummaryItem {
             item.updated_at = Some(record.updated_at.clone());
         }
         item
+    }
+
+    /// The value of the index sort key `attr` (`listSk`, `priceSk` or `newSk`).
+    pub(super) fn sort_key(&self, attr: &str) -> Option<&str> {
+        match attr {
+            "listSk" => self.list_sk.as_deref(),
+            "priceSk" => self.price_sk.as_deref(),
+            "newSk" => self.new_sk.as_deref(),
+            _ => None,
+        }
     }
 
     pub(super) fn into_stored(self, table: &str) -> Result<Stored, Corrupt> {
@@ -103,6 +130,7 @@ impl SummaryItem {
                     active: self.active.ok_or_else(|| missing("active"))?,
                     inventory_available: self.inventory_available,
                     primary_image_url: self.primary_image_url.clone(),
+                    created_at: self.created_at,
                 },
                 updated_at: self
                     .updated_at
