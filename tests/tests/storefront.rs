@@ -61,6 +61,51 @@ impl Browser {
         ensure!(page["status"] == 200, "{url}: {page}");
         Ok(page)
     }
+
+    /// Acts on the current page as a shopper does (see e2e/browser.mjs); the page after it.
+    fn act(&mut self, command: Value) -> Result<Value> {
+        writeln!(self.stdin, "{command}")?;
+        let page = self.line()?;
+        ensure!(page.get("error").is_none(), "{command}: {page}");
+        Ok(page)
+    }
+
+    /// Reloads `url` until `fresh` holds of the page, for at most 10 s; how long it took.
+    fn until(&mut self, url: &str, what: &str, fresh: impl Fn(&Value) -> bool) -> Result<Duration> {
+        let start = Instant::now();
+        loop {
+            let page = self.load(url)?;
+            if fresh(&page) {
+                return Ok(start.elapsed());
+            }
+            ensure!(
+                start.elapsed() < Duration::from_secs(10),
+                "{what} never showed: {page}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// The ids on a page, in order.
+fn ids(page: &Value) -> Vec<String> {
+    page["products"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| c["id"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// The prices on a page in cents, in order ("$12.34" -> 1234).
+fn cents(page: &Value) -> Vec<u64> {
+    page["products"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["price"].as_str())
+        .filter_map(|p| p.trim_start_matches('$').replace('.', "").parse().ok())
+        .collect()
 }
 
 impl Drop for Browser {
@@ -165,7 +210,7 @@ async fn a_shopper_sees_new_prices_and_stock_after_a_reload_and_other_stores_sta
     let secret = options.revalidate_secret.clone();
     let stack = Stack::start(&catalog_local::workspace_root(), options).await?;
     let size = DemoSize {
-        products: 10,
+        products: 20,
         stores: 2,
         locations: 2,
         seed: 3,
@@ -329,5 +374,140 @@ async fn a_shopper_sees_new_prices_and_stock_after_a_reload_and_other_stores_sta
         "1 MiB chunked"
     );
 
+    shop_in_the_browser(&stack, &editor, &mut browser).await?;
     stack.stop().await
+}
+
+/// A shopper's merchandising session: sort by price, page forward and back, toggle in-stock,
+/// fill a cart; then a price change reorders the price-sorted page and shows in the cart, an
+/// archived product is marked in the cart, and another store's page stays cached throughout.
+async fn shop_in_the_browser(stack: &Stack, editor: &Editor, browser: &mut Browser) -> Result<()> {
+    let storefront = stack.endpoints.storefront.clone().context("storefront")?;
+    let output = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("storefront");
+    std::fs::create_dir_all(&output)?;
+    // Sell out p-00002 (store-1) at both locations, for the in-stock toggle.
+    let sold_out = ProductId::parse("p-00002")?;
+    for location in ["loc-1", "loc-2"] {
+        editor
+            .set_stock(&sold_out, &LocationId::parse(location)?, 0, Some(0))
+            .await?;
+    }
+    let all = format!("{storefront}/stores/store-1?sort=price_asc&limit=100");
+    browser.until(&all, "p-00002 sold out", |p| {
+        card(p, "p-00002").is_ok_and(|c| c["stock"] == "Out of stock")
+    })?;
+
+    // "Price low to high" from the menu, four to a page.
+    browser.load(&format!("{storefront}/stores/store-1?limit=4"))?;
+    let first = browser.act(serde_json::json!({"select": ["#sort", "price_asc"]}))?;
+    ensure!(
+        first["url"]
+            .as_str()
+            .is_some_and(|u| u.contains("sort=price_asc")),
+        "{first}"
+    );
+    let page1 = cents(&first);
+    ensure!(
+        page1.len() == 4 && page1.is_sorted(),
+        "page 1 by price: {first}"
+    );
+    let second = browser.act(serde_json::json!({"click": "#next"}))?;
+    let page2 = cents(&second);
+    ensure!(
+        page2.is_sorted() && page2[0] >= page1[3],
+        "page 2 goes on by price: {second}"
+    );
+    ensure!(
+        ids(&second).iter().all(|id| !ids(&first).contains(id)),
+        "no product twice"
+    );
+    let back = browser.act(serde_json::json!({"click": "#previous"}))?;
+    ensure!(
+        ids(&back) == ids(&first),
+        "previous is page 1 again: {back}"
+    );
+
+    // The in-stock toggle keeps the sort and drops the sold-out product.
+    let in_stock = browser.act(serde_json::json!({"click": "#in-stock"}))?;
+    let url = in_stock["url"].as_str().unwrap_or_default();
+    ensure!(
+        url.contains("inStock=true") && url.contains("sort=price_asc"),
+        "{in_stock}"
+    );
+    let whole = browser.load(&format!("{all}&inStock=true"))?;
+    ensure!(
+        card(&whole, "p-00002").is_err(),
+        "sold out yet listed in stock: {whole}"
+    );
+    ensure!(cents(&whole).is_sorted() && !ids(&whole).is_empty());
+
+    // Two products into the cart, from the price-sorted page.
+    let shown = browser.load(&format!(
+        "{storefront}/stores/store-1?sort=price_asc&limit=4&inStock=true"
+    ))?;
+    let picks = ids(&shown);
+    let (x, y) = (picks[0].clone(), picks[1].clone());
+    for id in [&x, &y] {
+        browser.act(serde_json::json!({"submit": format!("[data-product-id=\"{id}\"] .add")}))?;
+    }
+    let cart_url = format!("{storefront}/cart");
+    let cart = browser.load(&cart_url)?;
+    ensure!(
+        ids(&cart) == [x.clone(), y.clone()],
+        "the cart holds both: {cart}"
+    );
+
+    // Store-2's page, cached now, then changed behind the pipeline's back: it must not move.
+    let store2 = format!("{storefront}/stores/store-2");
+    let store2_before = browser.load(&store2)?;
+    let hidden = ids(&store2_before)
+        .first()
+        .cloned()
+        .context("store-2 lists something")?;
+    stack
+        .dynamodb
+        .update_item()
+        .table_name(&stack.endpoints.tables.summaries)
+        .key("productId", AttributeValue::S(hidden.clone()))
+        .update_expression("SET title = :t")
+        .expression_attribute_values(":t", AttributeValue::S("Sneaky Two".into()))
+        .send()
+        .await?;
+
+    // Y drops to 1 cent: the cart shows it and the price-sorted page puts Y first.
+    editor
+        .set_price(&ProductId::parse(&y)?, MinorUnits::new(1)?)
+        .await?;
+    let in_cart = browser.until(&cart_url, "the new price in the cart", |p| {
+        card(p, &y).is_ok_and(|c| c["price"] == "$0.01")
+    })?;
+    let sorted = format!("{storefront}/stores/store-1?sort=price_asc&limit=4");
+    let reordered = browser.until(&sorted, "the reordered price page", |p| {
+        ids(p).first() == Some(&y) && cents(p).is_sorted()
+    })?;
+    println!(
+        "price change: cart fresh after {in_cart:?}, price page reordered {reordered:?} later"
+    );
+    browser.load(&sorted)?;
+    browser.act(serde_json::json!({"screenshot": output.join("store.png")}))?;
+
+    // X archived: the cart marks it, and the total leaves it out.
+    editor
+        .set_status(
+            &ProductId::parse(&x)?,
+            catalog_core::model::ProductStatus::Archived,
+        )
+        .await?;
+    browser.until(&cart_url, "the archived product marked", |p| {
+        card(p, &x).is_ok_and(|c| c["unavailable"] == true && c["stock"] == "No longer available")
+    })?;
+    browser.act(serde_json::json!({"screenshot": output.join("cart.png")}))?;
+    println!("screenshots: {}", output.display());
+
+    let store2_after = browser.load(&store2)?;
+    ensure!(
+        store2_after["products"] == store2_before["products"],
+        "store-2 was revalidated by store-1's changes: {store2_after}"
+    );
+    Ok(())
 }

@@ -9,6 +9,7 @@ export type ProductSummary = {
   active: boolean;
   inventoryAvailable?: number; // absent: stock not tracked
   primaryImageUrl?: string;
+  createdAt?: string;
   updatedAt: string;
 };
 
@@ -30,13 +31,51 @@ export const tags = {
   store: (storeId: string) => `store:${storeId}:products`,
 };
 
-/** One page of a store's active products, cached under the store's listing tag. */
-export async function listStore(storeId: string, limit = 24): Promise<Listing | null> {
+/** The listing API's sorts, in the order the menu shows them. */
+export const SORTS = [
+  { value: "title", label: "A to Z" },
+  { value: "price_asc", label: "Price low to high" },
+  { value: "price_desc", label: "Price high to low" },
+  { value: "newest", label: "Newest" },
+] as const;
+
+export type Sort = (typeof SORTS)[number]["value"];
+
+export type ListingQuery = { sort: Sort; inStock: boolean; cursor?: string; limit: number };
+
+/**
+ * One page of a store's active products in the order asked for, cached under the store's
+ * listing tag: every sort and filter of a store is revalidated by that one tag.
+ */
+export async function listStore(storeId: string, query: ListingQuery): Promise<Listing | null> {
+  const params = new URLSearchParams({ limit: String(query.limit), sort: query.sort });
+  if (query.inStock) params.set("inStock", "true");
+  if (query.cursor) params.set("cursor", query.cursor);
   const response = await fetch(
-    `${apiUrl()}/stores/${encodeURIComponent(storeId)}/products?limit=${limit}`,
+    `${apiUrl()}/stores/${encodeURIComponent(storeId)}/products?${params}`,
     { cache: "force-cache", next: { tags: [tags.store(storeId)] } },
   );
   if (response.status === 400 || response.status === 404) return null;
+  if (!response.ok) throw new Error(`listing API answered ${response.status}`);
+  return response.json();
+}
+
+export type CartCards = { products: (ProductSummary | Unavailable)[]; missing: string[] };
+
+/**
+ * A cart's cards in one `POST /products:batchGet`, cached under each product's product and
+ * inventory tags (a POST with `force-cache` is cached by its body, so the ids are sorted).
+ */
+export async function getCart(ids: string[]): Promise<CartCards> {
+  if (ids.length === 0) return { products: [], missing: [] };
+  const sorted = [...new Set(ids)].sort();
+  const response = await fetch(`${apiUrl()}/products:batchGet`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ productIds: sorted }),
+    cache: "force-cache",
+    next: { tags: sorted.flatMap((id) => [tags.product(id), tags.inventory(id)]) },
+  });
   if (!response.ok) throw new Error(`listing API answered ${response.status}`);
   return response.json();
 }
@@ -56,7 +95,12 @@ export function formatPrice(minor: number): string {
   return `$${(minor / 100).toFixed(2)}`;
 }
 
+/** Stock at or below this shows as "Only N left". */
+export const LOW_STOCK = 5;
+
 export function stockLabel(p: ProductSummary): string {
-  if (p.inventoryAvailable === undefined) return "Available";
-  return p.inventoryAvailable > 0 ? `${p.inventoryAvailable} in stock` : "Out of stock";
+  const units = p.inventoryAvailable;
+  if (units === undefined) return "Available";
+  if (units <= 0) return "Out of stock";
+  return units <= LOW_STOCK ? `Only ${units} left` : `${units} in stock`;
 }
