@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --profile bench-fast -p bench -- projector [--records 5000] [--products 250]
 //! cargo run --profile bench-fast -p bench -- listing [--stores 20] [--per-store 100]
+//! cargo run --profile bench-fast -p bench -- merchandising [--sizes 100,1000,10000] [--rounds 40]
 //! cargo run --profile bench-fast -p bench -- reconciler [--products 20000] [--locations 2]
 //! cargo run --profile bench-fast -p bench -- freshness [--writes 300] [--poll-ms 250]
 //! cargo run --profile bench-fast -p bench -- pipeline [--updates 150]
@@ -13,6 +14,7 @@ mod freshness;
 mod init;
 mod latency;
 mod listing;
+mod merchandising;
 mod pipeline;
 mod projector;
 mod reconciler;
@@ -21,7 +23,7 @@ mod seed;
 use anyhow::{bail, Result};
 
 fn usage() -> &'static str {
-    "usage: bench projector [--records N] [--products P] [--seed S]\n       bench listing [--stores S] [--per-store N] [--rounds R]\n       bench reconciler [--products N] [--locations L] [--page P]\n       bench init [--runs R] [--against DIR]\n       bench freshness [--writes M] [--products P] [--poll-ms MS]\n       bench pipeline [--updates N] [--products P]"
+    "usage: bench projector [--records N] [--products P] [--seed S]\n       bench listing [--stores S] [--per-store N] [--rounds R]\n       bench merchandising [--sizes 100,1000,10000] [--rounds R]\n       bench reconciler [--products N] [--locations L] [--page P]\n       bench init [--runs R] [--against DIR]\n       bench freshness [--writes M] [--products P] [--poll-ms MS]\n       bench pipeline [--updates N] [--products P]"
 }
 
 /// `--name value` flags into a lookup.
@@ -59,6 +61,7 @@ async fn dispatch() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("projector") => projector::run(&flags).await,
         Some("listing") => listing::run(&flags).await,
+        Some("merchandising") => merchandising::run(&flags).await,
         Some("reconciler") => reconciler::run(&flags).await,
         Some("init") => init::run(&flags).await,
         Some("freshness") => freshness::run(&flags).await,
