@@ -4,7 +4,7 @@
 //! ```text
 //! cargo run --profile bench-fast -p bench -- projector [--records 5000] [--products 250]
 //! cargo run --profile bench-fast -p bench -- listing [--stores 20] [--per-store 100]
-//! cargo run --profile bench-fast -p bench -- merchandising [--sizes 100,1000,10000] [--rounds 40]
+//! cargo run --profile bench-fast -p bench -- merchandising [--sizes 100,1000,10000] [--rounds 200]
 //! cargo run --profile bench-fast -p bench -- reconciler [--products 20000] [--locations 2]
 //! cargo run --profile bench-fast -p bench -- freshness [--writes 300] [--poll-ms 250]
 //! cargo run --profile bench-fast -p bench -- pipeline [--updates 150]
