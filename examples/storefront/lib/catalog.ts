@@ -31,15 +31,8 @@ export const tags = {
   store: (storeId: string) => `store:${storeId}:products`,
 };
 
-/** The listing API's sorts, in the order the menu shows them. */
-export const SORTS = [
-  { value: "title", label: "A to Z" },
-  { value: "price_asc", label: "Price low to high" },
-  { value: "price_desc", label: "Price high to low" },
-  { value: "newest", label: "Newest" },
-] as const;
-
-export type Sort = (typeof SORTS)[number]["value"];
+/** The listing API's sorts; lib/shop.mjs has them with their menu labels. */
+export type Sort = "title" | "price_asc" | "price_desc" | "newest";
 
 export type ListingQuery = { sort: Sort; inStock: boolean; cursor?: string; limit: number };
 
