@@ -6,15 +6,15 @@
 //!     storefront does when its API cannot sort, as Medusa's Next.js starter does).
 //! Then the write units one summary change costs with the listing indexes and without them.
 
-use std::cmp::Reverse;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use aws_sdk_dynamodb::types::AttributeValue;
+use catalog::store::SummaryStore;
 use catalog_core::ids::StoreId;
-use catalog_core::listing::{listing_sort_key, plan, Filters, KeyRange, Listing, Sort};
-use catalog_core::model::{MinorUnits, ProductSummary, SummaryRecord, Timestamp};
+use catalog_core::listing::{listed, Filters, Listing, Sort};
+use catalog_core::model::{MinorUnits, SummaryRecord, Timestamp};
 use catalog_core::testing::{product, stock};
 use catalog_tests::TestEnv;
 
@@ -178,32 +178,11 @@ async fn through_api(
     Ok(PAGE)
 }
 
-/// (b) The same Query the handler makes (index, key range, direction, 25 items), answered by
-/// DynamoDB and not decoded: the floor any handler stands on.
+/// (b) The same Query the handler makes (index, key conditions, direction, 25 items), sent
+/// and not decoded: the floor any handler stands on.
 async fn raw_query(env: &TestEnv, listing: &Listing) -> Result<usize> {
-    let q = plan(listing);
-    let s = |v: &str| AttributeValue::S(v.to_owned());
-    let mut request = env
-        .dynamodb
-        .query()
-        .table_name(&env.tables.summaries)
-        .index_name(q.index)
-        .scan_index_forward(q.forward)
-        .limit(PAGE as i32 + 1)
-        .expression_attribute_names("#pk", q.partition_attr)
-        .expression_attribute_values(":pk", s(listing.store().as_str()));
-    request = match &q.range {
-        KeyRange::All => request.key_condition_expression("#pk = :pk"),
-        KeyRange::Prefix(p) => request
-            .key_condition_expression("#pk = :pk AND begins_with(#sk, :p)")
-            .expression_attribute_names("#sk", q.sort_attr)
-            .expression_attribute_values(":p", s(p)),
-        KeyRange::Between(low, high) => request
-            .key_condition_expression("#pk = :pk AND #sk BETWEEN :l AND :h")
-            .expression_attribute_names("#sk", q.sort_attr)
-            .expression_attribute_values(":l", s(low))
-            .expression_attribute_values(":h", s(high)),
-    };
+    let summaries = SummaryStore::new(env.dynamodb.clone(), &env.tables.summaries);
+    let request = summaries.listing_query(listing).limit(PAGE as i32 + 1);
     Ok(request.send().await?.count as usize)
 }
 
@@ -224,22 +203,7 @@ async fn in_memory(env: &TestEnv, listing: &Listing) -> Result<usize> {
         .collect::<Result<Vec<_>, _>>()
         .await?;
     let records: Vec<SummaryRecord> = serde_dynamo::from_items(items)?;
-    let f = listing.filters();
-    let mut shown: Vec<&SummaryRecord> = records
-        .iter()
-        .filter(|r| !f.in_stock || r.summary.in_stock())
-        .filter(|r| f.min_price.is_none_or(|m| r.summary.price >= m))
-        .filter(|r| f.max_price.is_none_or(|m| r.summary.price <= m))
-        .collect();
-    let key = |s: &ProductSummary| (s.price, s.product_id.clone());
-    match listing.sort() {
-        Sort::Title => shown.sort_by_key(|r| listing_sort_key(&r.summary)),
-        Sort::PriceAsc => shown.sort_by_key(|r| key(&r.summary)),
-        Sort::PriceDesc => shown.sort_by_key(|r| Reverse(key(&r.summary))),
-        Sort::Newest => {
-            shown.sort_by_key(|r| Reverse((r.summary.created_at, r.summary.product_id.clone())))
-        }
-    }
+    let mut shown = listed(listing, records.iter().map(|r| &r.summary));
     shown.truncate(PAGE);
     ensure!(!serde_json::to_string(&shown)?.is_empty());
     Ok(shown.len())

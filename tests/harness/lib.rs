@@ -256,6 +256,41 @@ impl TestEnv {
         )
     }
 
+    /// Walks every page of `path?query` (as an admin when `admin`), following `nextCursor`:
+    /// the product ids in order and the size of each page.
+    pub async fn walk_listing(
+        &self,
+        admin: bool,
+        path: &str,
+        query: &str,
+    ) -> Result<(Vec<String>, Vec<usize>)> {
+        let (mut all, mut sizes, mut cursor) = (Vec::new(), Vec::new(), None::<String>);
+        loop {
+            let target = match &cursor {
+                None => format!("{path}?{query}"),
+                Some(c) => format!("{path}?{query}&cursor={c}"),
+            };
+            let reply = if admin {
+                self.call_api_as_admin("GET", &target).await?
+            } else {
+                self.call_api("GET", &target, &[], None).await?
+            };
+            anyhow::ensure!(reply.status == 200, "{target}: {:?}", reply.body);
+            let page: Vec<String> = reply.body["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|i| i["productId"].as_str().unwrap_or_default().to_owned())
+                .collect();
+            sizes.push(page.len());
+            all.extend(page);
+            match reply.body["nextCursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => return Ok((all, sizes)),
+            }
+        }
+    }
+
     /// Sends `method target` (with headers and body) to listing-api in API Gateway's v2 event
     /// shape; returns the status, the headers and the body parsed as JSON (`Null` if none).
     pub async fn call_api(

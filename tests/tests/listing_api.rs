@@ -29,52 +29,15 @@ async fn seeded() -> Result<TestEnv> {
     Ok(env)
 }
 
-fn ids(body: &Value) -> Vec<String> {
-    body["items"]
-        .as_array()
-        .map(|items| {
-            items
-                .iter()
-                .map(|i| i["productId"].as_str().unwrap_or("").to_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Walks every page of s1 as a shopper sees it; returns the ids in order and the page sizes.
 async fn walk(env: &TestEnv, query: &str) -> Result<(Vec<String>, Vec<usize>)> {
-    walk_as(env, false, query).await
+    env.walk_listing(false, "/stores/s1/products", query).await
 }
 
-/// [`walk`], on the admin listing when `admin`.
-async fn walk_as(env: &TestEnv, admin: bool, query: &str) -> Result<(Vec<String>, Vec<usize>)> {
-    let mut all = Vec::new();
-    let mut sizes = Vec::new();
-    let mut cursor: Option<String> = None;
-    let path = if admin {
-        "/admin/stores/s1/products"
-    } else {
-        "/stores/s1/products"
-    };
-    loop {
-        let target = match &cursor {
-            None => format!("{path}?{query}"),
-            Some(c) => format!("{path}?{query}&cursor={c}"),
-        };
-        let reply = if admin {
-            env.call_api_as_admin("GET", &target).await?
-        } else {
-            env.call_api("GET", &target, &[], None).await?
-        };
-        assert_eq!(reply.status, 200, "{:?}", reply.body);
-        let page = ids(&reply.body);
-        sizes.push(page.len());
-        all.extend(page);
-        match reply.body["nextCursor"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
-            None => return Ok((all, sizes)),
-        }
-    }
+/// [`walk`], on the admin listing.
+async fn walk_admin(env: &TestEnv, query: &str) -> Result<(Vec<String>, Vec<usize>)> {
+    env.walk_listing(true, "/admin/stores/s1/products", query)
+        .await
 }
 
 #[tokio::test]
@@ -106,7 +69,7 @@ async fn inactive_products_appear_only_when_asked_for_and_after_active_ones() ->
     let env = seeded().await?;
     let (active, _) = walk(&env, "limit=100").await?;
     assert_eq!(active.len(), 24);
-    let (all, _) = walk_as(&env, true, "limit=7&includeInactive=true").await?;
+    let (all, _) = walk_admin(&env, "limit=7&includeInactive=true").await?;
     assert_eq!(all.len(), 29);
     assert_eq!(&all[..24], &active[..], "active first, in the same order");
     let reply = env

@@ -3,13 +3,12 @@
 //! in the listing that issued it. Summaries are made the real way: rows written, streams
 //! projected.
 
-use std::cmp::Reverse;
 use std::collections::HashSet;
 
 use anyhow::Result;
 use catalog::store::SummaryStore;
 use catalog_core::ids::StoreId;
-use catalog_core::listing::{listing_sort_key, Filters, Listing, ListingPosition, Sort};
+use catalog_core::listing::{listed, Filters, Listing, ListingPosition, Sort};
 use catalog_core::model::{MinorUnits, ProductStatus, ProductSummary, Timestamp};
 use catalog_core::testing::{product, stock};
 use catalog_tests::TestEnv;
@@ -96,22 +95,12 @@ async fn stored_summaries(env: &TestEnv) -> Result<Vec<ProductSummary>> {
     Ok(all)
 }
 
-/// What `listing` must show, computed the slow way from every summary: filter, then sort.
+/// What `listing` must show, computed the slow way from every summary (`listed`).
 fn reference(listing: &Listing, all: &[ProductSummary]) -> Vec<String> {
-    let f = listing.filters();
-    let mut shown: Vec<&ProductSummary> = all
+    listed(listing, all)
         .iter()
-        .filter(|s| s.active && (!f.in_stock || s.in_stock()))
-        .filter(|s| f.min_price.is_none_or(|m| s.price >= m))
-        .filter(|s| f.max_price.is_none_or(|m| s.price <= m))
-        .collect();
-    match listing.sort() {
-        Sort::Title => shown.sort_by_key(|s| listing_sort_key(s)),
-        Sort::PriceAsc => shown.sort_by_key(|s| (s.price, s.product_id.clone())),
-        Sort::PriceDesc => shown.sort_by_key(|s| Reverse((s.price, s.product_id.clone()))),
-        Sort::Newest => shown.sort_by_key(|s| Reverse((s.created_at, s.product_id.clone()))),
-    }
-    shown.iter().map(|s| s.product_id.to_string()).collect()
+        .map(|s| s.product_id.to_string())
+        .collect()
 }
 
 /// The first product `query` lists.
@@ -132,22 +121,7 @@ fn ids(body: &Value) -> Vec<String> {
 
 /// Walks every page of `query` through the API: the ids in order and the page sizes.
 async fn walk(env: &TestEnv, query: &str) -> Result<(Vec<String>, Vec<usize>)> {
-    let (mut all, mut sizes, mut cursor) = (Vec::new(), Vec::new(), None::<String>);
-    loop {
-        let target = match &cursor {
-            None => format!("/stores/s1/products?{query}"),
-            Some(c) => format!("/stores/s1/products?{query}&cursor={c}"),
-        };
-        let reply = env.call_api("GET", &target, &[], None).await?;
-        assert_eq!(reply.status, 200, "{target}: {:?}", reply.body);
-        let page = ids(&reply.body);
-        sizes.push(page.len());
-        all.extend(page);
-        match reply.body["nextCursor"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
-            None => return Ok((all, sizes)),
-        }
-    }
+    env.walk_listing(false, "/stores/s1/products", query).await
 }
 
 #[tokio::test]

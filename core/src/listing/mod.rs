@@ -74,6 +74,35 @@ pub fn index_keys(summary: &ProductSummary) -> IndexKeys {
     }
 }
 
+/// What `listing` shows of `summaries`, computed the slow way: keep what its store and
+/// filters let through, then sort. It is the meaning the index plans must match (the property
+/// test `each_listing_is_exactly_its_index_range` holds [`plan`] and [`index_keys`] to it),
+/// and what a storefront whose API cannot sort does in memory (the merchandising benchmark's
+/// baseline). Summaries without a creation time are not on `newest`, as `newSk` is not written.
+pub fn listed<'a>(
+    listing: &Listing,
+    summaries: impl IntoIterator<Item = &'a ProductSummary>,
+) -> Vec<&'a ProductSummary> {
+    let f = listing.filters();
+    let mut shown: Vec<&ProductSummary> = summaries
+        .into_iter()
+        .filter(|s| &s.store_id == listing.store() && (s.active || f.include_inactive))
+        .filter(|s| !f.in_stock || s.in_stock())
+        .filter(|s| f.min_price.is_none_or(|min| s.price >= min))
+        .filter(|s| f.max_price.is_none_or(|max| s.price <= max))
+        .filter(|s| listing.sort() != Sort::Newest || s.created_at.is_some())
+        .collect();
+    let by_price = |s: &&ProductSummary| (s.price, s.product_id.clone());
+    let by_time = |s: &&ProductSummary| (s.created_at, s.product_id.clone());
+    match listing.sort() {
+        Sort::Title => shown.sort_by_cached_key(|s| listing_sort_key(s)),
+        Sort::PriceAsc => shown.sort_by_cached_key(by_price),
+        Sort::PriceDesc => shown.sort_by_cached_key(|s| std::cmp::Reverse(by_price(s))),
+        Sort::Newest => shown.sort_by_cached_key(|s| std::cmp::Reverse(by_time(s))),
+    }
+    shown
+}
+
 /// Where a listing page ended: the product id and index sort key of its last item.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListingPosition {

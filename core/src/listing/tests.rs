@@ -1,5 +1,3 @@
-use std::cmp::Reverse;
-
 use proptest::prelude::*;
 
 use super::*;
@@ -39,25 +37,12 @@ fn run_on_index(
     hits.into_iter().map(|(_, id)| id).collect()
 }
 
-/// What the listing means, computed the slow way: filter, then sort.
+/// What the listing means, computed the slow way ([`listed`]), as ids.
 fn reference(listing: &Listing, summaries: &[ProductSummary]) -> Vec<ProductId> {
-    let f = listing.filters();
-    let mut shown: Vec<&ProductSummary> = summaries
-        .iter()
-        .filter(|s| &s.store_id == listing.store())
-        .filter(|s| s.active || f.include_inactive)
-        .filter(|s| !f.in_stock || s.in_stock())
-        .filter(|s| f.min_price.is_none_or(|min| s.price >= min))
-        .filter(|s| f.max_price.is_none_or(|max| s.price <= max))
-        .filter(|s| listing.sort() != Sort::Newest || s.created_at.is_some())
-        .collect();
-    match listing.sort() {
-        Sort::Title => shown.sort_by_key(|s| listing_sort_key(s)),
-        Sort::PriceAsc => shown.sort_by_key(|s| (s.price, s.product_id.clone())),
-        Sort::PriceDesc => shown.sort_by_key(|s| Reverse((s.price, s.product_id.clone()))),
-        Sort::Newest => shown.sort_by_key(|s| Reverse((s.created_at, s.product_id.clone()))),
-    }
-    shown.into_iter().map(|s| s.product_id.clone()).collect()
+    listed(listing, summaries)
+        .into_iter()
+        .map(|s| s.product_id.clone())
+        .collect()
 }
 
 fn arb_listing() -> impl Strategy<Value = Result<Listing, InvalidListing>> {

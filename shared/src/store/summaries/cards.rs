@@ -76,7 +76,7 @@ impl SummaryStore {
         loop {
             let want = i32::try_from(limit + 1 - items.len()).unwrap_or(i32::MAX);
             let output = self
-                .index_query(listing.store(), &query)
+                .listing_query(listing)
                 .limit(want)
                 .set_exclusive_start_key(start.take())
                 .send()
@@ -112,8 +112,12 @@ impl SummaryStore {
         Ok(page)
     }
 
-    /// The Query for `query` on `store`, with its key conditions and direction set.
-    fn index_query(&self, store: &StoreId, query: &IndexQuery) -> QueryFluentBuilder {
+    /// The Query that answers `listing`: the index, key conditions and direction [`plan`]
+    /// picks, not yet sent. [`list`](Self::list) sends it page by page; the merchandising
+    /// benchmark sends it bare, as the floor under the handler.
+    pub fn listing_query(&self, listing: &Listing) -> QueryFluentBuilder {
+        let query = plan(listing);
+        let store = listing.store();
         let request = self
             .client
             .query()
