@@ -78,6 +78,28 @@ pub fn endpoints() -> (String, String) {
     )
 }
 
+/// The projection of `id`'s current source rows in `tables`: what its summary must equal. A
+/// product without `createdAt` keeps the creation time its summary already has, as the
+/// refresh and the reconciler complete it.
+pub async fn expected_summary(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    tables: &TableNames,
+    id: &ProductId,
+) -> Result<Option<ProductSummary>> {
+    let sources = SourceStore::new(dynamodb.clone(), tables);
+    let summaries = SummaryStore::new(dynamodb.clone(), &tables.summaries);
+    let stored = summaries.get(id).await?.and_then(|s| s.record);
+    let product = sources.products(std::slice::from_ref(id)).await?.remove(id);
+    let product = product.transpose()?.flatten();
+    let rows = sources.inventory(id).await?;
+    let mut next = project(product.as_ref(), &rows);
+    if let Some(next) = &mut next {
+        let previous = stored.as_ref().map(|r| &r.summary);
+        inherit_created_at(next, previous, chrono::Utc::now());
+    }
+    Ok(next)
+}
+
 /// One test's own tables, queues and stream readers on the shared local services.
 pub struct TestEnv {
     pub dynamodb: aws_sdk_dynamodb::Client,
@@ -416,24 +438,10 @@ impl TestEnv {
             .map(|r| r.summary))
     }
 
-    /// The projection of `id`'s current source rows: what its summary must equal. A product
-    /// without `createdAt` keeps the creation time its summary already has, as the refresh
-    /// and the reconciler complete it.
+    /// The projection of `id`'s current source rows: what its summary must equal (see
+    /// [`expected_summary`]).
     pub async fn expected(&self, id: &str) -> Result<Option<ProductSummary>> {
-        let stored = self.summary(id).await?;
-        let sources = SourceStore::new(self.dynamodb.clone(), &self.tables);
-        let id = ProductId::parse(id)?;
-        let product = sources
-            .products(std::slice::from_ref(&id))
-            .await?
-            .remove(&id);
-        let product = product.transpose()?.flatten();
-        let rows = sources.inventory(&id).await?;
-        let mut next = project(product.as_ref(), &rows);
-        if let Some(next) = &mut next {
-            inherit_created_at(next, stored.as_ref(), chrono::Utc::now());
-        }
-        Ok(next)
+        expected_summary(&self.dynamodb, &self.tables, &ProductId::parse(id)?).await
     }
 
     /// Asserts that `id`'s summary equals the projection of its current rows.

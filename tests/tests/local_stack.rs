@@ -8,11 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use catalog::store::{SourceStore, SummaryStore};
+use catalog::store::SummaryStore;
 use catalog_core::ids::{LocationId, ProductId};
 use catalog_core::messages::TagMessage;
 use catalog_core::model::{MinorUnits, ProductSummary};
-use catalog_core::projection::project;
 use catalog_core::testing::product;
 use catalog_local::edits::Editor;
 use catalog_local::function::{Function, FunctionError, Invocation};
@@ -52,16 +51,10 @@ async fn summary(stack: &Stack, id: &str) -> Result<Option<ProductSummary>> {
         .map(|r| r.summary))
 }
 
-/// The projection of `id`'s current source rows.
+/// The projection of `id`'s current source rows (see `catalog_tests::expected_summary`).
 async fn expected(stack: &Stack, id: &str) -> Result<Option<ProductSummary>> {
-    let sources = SourceStore::new(stack.dynamodb.clone(), &stack.endpoints.tables);
-    let id = ProductId::parse(id)?;
-    let product = sources
-        .products(std::slice::from_ref(&id))
-        .await?
-        .remove(&id);
-    let rows = sources.inventory(&id).await?;
-    Ok(project(product.transpose()?.flatten().as_ref(), &rows))
+    let (client, tables) = (&stack.dynamodb, &stack.endpoints.tables);
+    catalog_tests::expected_summary(client, tables, &ProductId::parse(id)?).await
 }
 
 /// Waits (at most `limit`) until `check` holds.
@@ -388,6 +381,30 @@ fn the_run_command_and_the_cli_work_together() -> Result<()> {
     assert_eq!(summary["productId"], "p-00003");
     let listing: Value = serde_json::from_str(&cli(&["list", "store-2", "--limit", "5"])?)?;
     assert!(listing["items"].as_array().is_some_and(|i| !i.is_empty()));
+    // The merchandising options reach the API: cheapest first, in stock, within a range.
+    let args = [
+        "list",
+        "store-2",
+        "--sort",
+        "price_asc",
+        "--in-stock",
+        "--max-price",
+        "10000",
+    ];
+    let cheap: Value = serde_json::from_str(&cli(&args)?)?;
+    let items = cheap["items"].as_array().context("items")?;
+    let prices: Vec<u64> = items.iter().filter_map(|i| i["price"].as_u64()).collect();
+    ensure!(!prices.is_empty() && prices.is_sorted() && prices.iter().all(|p| *p <= 10_000));
+    ensure!(items
+        .iter()
+        .all(|i| i["inventoryAvailable"].as_u64() != Some(0)));
+    let refused = cli(&["list", "store-2", "--min-price", "100"]).unwrap_err();
+    ensure!(
+        refused
+            .to_string()
+            .contains("price_filter_needs_price_sort"),
+        "{refused}"
+    );
 
     // 20 products + 60 stock rows from the demo loader, then the CLI's stock change.
     let start = Instant::now();
