@@ -10,10 +10,9 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use catalog::store::{SourceStore, SummaryStore};
+use catalog::store::SummaryStore;
 use catalog_core::ids::ProductId;
 use catalog_core::model::ProductSummary;
-use catalog_core::projection::project;
 use catalog_local::consistency::AwsConsistency;
 use catalog_local::demo::{self, DemoSize, Rng};
 use catalog_local::edits::Editor;
@@ -135,7 +134,6 @@ async fn run_at(flags: &Flags, lag: Duration) -> Result<()> {
     let tracked = listed;
 
     let editor = Editor::new(stack.dynamodb.clone(), tables.clone());
-    let sources = SourceStore::new(stack.dynamodb.clone(), &tables);
     let summaries = SummaryStore::new(stack.dynamodb.clone(), tables.summaries.clone());
     let mut rng = Rng::new(size.seed ^ 0xBEEF);
     let mut figures = Figures::default();
@@ -151,15 +149,9 @@ async fn run_at(flags: &Flags, lag: Duration) -> Result<()> {
         let store_url = format!("{storefront}/stores/{store}");
         let written = Instant::now();
         crate::latency::write_change(&editor, &mut rng, &id, i, 20_000).await?;
-        let product = sources
-            .products(std::slice::from_ref(&id))
+        let expected = catalog_tests::expected_summary(&stack.dynamodb, &tables, &id)
             .await?
-            .remove(&id);
-        let expected = project(
-            product.transpose()?.flatten().as_ref(),
-            &sources.inventory(&id).await?,
-        )
-        .context("the product has a summary")?;
+            .context("the product has a summary")?;
         let want = shown(&expected);
         let (mut summary_at, mut product_at, mut store_at) = (None, None, None);
         while product_at.is_none() || store_at.is_none() {
