@@ -5,9 +5,9 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use aws_lambda_events::event::sqs::SqsEvent;
-use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::MessageSystemAttributeName;
 use catalog_local::queue_mapping::lambda_record;
 use catalog_tests::storefront_stub::{Reply, StorefrontStub};
 use catalog_tests::TestEnv;
@@ -50,16 +50,7 @@ async fn queue(env: &TestEnv, messages: &[Vec<String>]) -> Result<()> {
 /// Receives what is visible on `logical` queue now, as Lambda's SQS event.
 async fn receive(env: &TestEnv, logical: &str) -> Result<SqsEvent> {
     let url = env.queues.url(logical)?;
-    let arn = env
-        .sqs
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await?
-        .attributes
-        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
-        .context("no queue ARN")?;
+    let arn = catalog_local::template::queue_arn(&env.sqs, url).await?;
     let messages = env
         .sqs
         .receive_message()
