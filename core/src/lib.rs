@@ -11,6 +11,7 @@
 //! - [`refresh`]: the refresh decision, the one conditional write a refresh makes.
 //! - [`reconcile`]: the compare of a stored summary with its projection, and a run's report.
 //! - [`messages`]: the bodies of tag-queue and parked-record messages.
+//! - [`tag_table`]: the keys of the shared tag table that storefront instances read.
 
 pub mod http_path;
 pub mod http_reply;
@@ -22,6 +23,7 @@ pub mod projection;
 pub mod reconcile;
 pub mod refresh;
 pub mod stream;
+pub mod tag_table;
 pub mod tags;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -3,6 +3,7 @@
 
 use crate::store::TableNames;
 use catalog_core::reconcile::MAX_SEGMENTS;
+use catalog_core::tag_table::valid_storefront;
 use catalog_core::tags::StockTagPolicy;
 
 /// A variable that is missing or does not parse.
@@ -195,6 +196,9 @@ impl ListingApiConfig {
 pub struct RevalidatorConfig {
     /// `REVALIDATE_ENDPOINTS`: comma-separated URLs of every storefront's revalidate route.
     pub endpoints: Vec<String>,
+    /// `TAG_TABLE` and `TAG_TABLE_STOREFRONTS`: the storefronts whose instances read their
+    /// tags from the shared tag table.
+    pub tag_table: Option<TagTableTarget>,
     pub secret: SecretSource,
     /// `TAG_QUEUE_URL`: to delay a failed message's next delivery (backoff, `Retry-After`).
     pub tag_queue_url: String,
@@ -212,11 +216,14 @@ impl RevalidatorConfig {
 
     /// Reads variables through `get`.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let endpoints: Vec<String> = required(&get, "REVALIDATE_ENDPOINTS")?
-            .split(',')
-            .map(|e| e.trim().to_owned())
-            .filter(|e| !e.is_empty())
-            .collect();
+        let endpoints = list(&get, "REVALIDATE_ENDPOINTS");
+        let tag_table = TagTableTarget::from_lookup(&get)?;
+        if endpoints.is_empty() && tag_table.is_none() {
+            return Err(ConfigError::Invalid {
+                name: "REVALIDATE_ENDPOINTS",
+                reason: "no storefront to revalidate: set it, or TAG_TABLE_STOREFRONTS".into(),
+            });
+        }
         // Each URL is also the audience its calls are signed for: printable ASCII, no spaces.
         for endpoint in &endpoints {
             let printable =
@@ -243,12 +250,50 @@ impl RevalidatorConfig {
         };
         Ok(Self {
             endpoints,
+            tag_table,
             secret,
             tag_queue_url: queue_url(&get, "TAG_QUEUE_URL")?,
             timeout_ms: number("REVALIDATE_TIMEOUT_MS", 5000, 100..=60_000)?,
             max_tags_per_call: number("REVALIDATE_MAX_TAGS", 128, 1..=128)? as usize,
         })
     }
+}
+
+/// The tag table and the storefronts the revalidator writes tags for there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagTableTarget {
+    pub table: String,
+    pub storefronts: Vec<String>,
+}
+
+impl TagTableTarget {
+    /// `None` when `TAG_TABLE_STOREFRONTS` names none; then `TAG_TABLE` is not needed.
+    fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> Result<Option<Self>, ConfigError> {
+        let storefronts = list(get, "TAG_TABLE_STOREFRONTS");
+        if storefronts.is_empty() {
+            return Ok(None);
+        }
+        if let Some(bad) = storefronts.iter().find(|s| !valid_storefront(s)) {
+            return Err(ConfigError::Invalid {
+                name: "TAG_TABLE_STOREFRONTS",
+                reason: format!("{bad:?} is not 1 to 64 of A-Z a-z 0-9 _ -"),
+            });
+        }
+        Ok(Some(Self {
+            table: required(get, "TAG_TABLE")?,
+            storefronts,
+        }))
+    }
+}
+
+/// A comma-separated variable's items, trimmed; none when unset.
+fn list(get: &impl Fn(&str) -> Option<String>, name: &str) -> Vec<String> {
+    get(name)
+        .unwrap_or_default()
+        .split(',')
+        .map(|e| e.trim().to_owned())
+        .filter(|e| !e.is_empty())
+        .collect()
 }
 
 /// Reads `STOCK_TAG_POLICY`: `eager` (the default) or `quiet`.
@@ -327,11 +372,37 @@ mod tests {
         let err = RevalidatorConfig::from_lookup(env(&bad)).unwrap_err();
         assert!(err.to_string().contains("REVALIDATE_MAX_TAGS"));
         let err = RevalidatorConfig::from_lookup(env(&base[1..])).unwrap_err();
-        assert_eq!(err, ConfigError::Missing("REVALIDATE_ENDPOINTS"));
+        assert!(err.to_string().contains("REVALIDATE_ENDPOINTS"), "{err}");
+        assert!(err.to_string().contains("TAG_TABLE_STOREFRONTS"), "{err}");
         let err = RevalidatorConfig::from_lookup(env(&[base[0], base[2]])).unwrap_err();
         assert_eq!(err, ConfigError::Missing("REVALIDATE_SECRET_ARN"));
         let ftp = [("REVALIDATE_ENDPOINTS", "ftp://x"), base[1], base[2]];
         assert!(RevalidatorConfig::from_lookup(env(&ftp)).is_err());
+    }
+
+    #[test]
+    fn the_tag_table_alone_is_enough_and_names_are_checked() {
+        let base = [
+            ("TAG_TABLE_STOREFRONTS", "web, web-eu"),
+            ("TAG_TABLE", "catalog-Tags"),
+            ("REVALIDATE_SECRET", "s3cret"),
+            ("TAG_QUEUE_URL", "http://q/tags"),
+        ];
+        let config = RevalidatorConfig::from_lookup(env(&base)).unwrap();
+        assert!(config.endpoints.is_empty());
+        let target = config.tag_table.unwrap();
+        assert_eq!(target.table, "catalog-Tags");
+        assert_eq!(target.storefronts, ["web", "web-eu"]);
+        let err = RevalidatorConfig::from_lookup(env(&[base[0], base[2], base[3]])).unwrap_err();
+        assert_eq!(err, ConfigError::Missing("TAG_TABLE"));
+        let bad = [
+            ("TAG_TABLE_STOREFRONTS", "web#1"),
+            base[1],
+            base[2],
+            base[3],
+        ];
+        let err = RevalidatorConfig::from_lookup(env(&bad)).unwrap_err();
+        assert!(err.to_string().contains("TAG_TABLE_STOREFRONTS"), "{err}");
     }
 
     #[test]

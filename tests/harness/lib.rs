@@ -161,6 +161,7 @@ impl TestEnv {
         let queues = create_queues(&template, &sqs, &prefix).await?;
         let resources = Resources {
             tables: tables.clone(),
+            tag_table: catalog_local::stack::tag_table_name(&prefix),
             queues: queues.clone(),
             secrets: Default::default(),
         };
@@ -191,10 +192,25 @@ impl TestEnv {
         })
     }
 
+    /// Creates this test's tag table (template.yaml's `TagTable`) and returns its name.
+    pub async fn create_tag_table(&self) -> Result<String> {
+        let prefix = self.tables.products.trim_end_matches("Products");
+        let name = catalog_local::stack::tag_table_name(prefix);
+        let template = Template::load(&catalog_local::workspace_root())?;
+        template
+            .table("TagTable")?
+            .create(&self.dynamodb, &name)
+            .await?;
+        Ok(name)
+    }
+
     /// This test's tables and queues (no secrets: tests pass theirs as values).
     pub fn resources(&self) -> Resources {
         Resources {
             tables: self.tables.clone(),
+            tag_table: catalog_local::stack::tag_table_name(
+                self.tables.products.trim_end_matches("Products"),
+            ),
             queues: self.queues.clone(),
             secrets: Default::default(),
         }

@@ -68,6 +68,7 @@ impl SamLocal {
             storefront: None,
             revalidate_endpoints: Vec::new(),
             tables: env.tables.clone(),
+            tag_table: env.resources().tag_table,
             queues: env.queues.clone(),
             secrets: catalog_local::secrets::create(&secrets_client, &prefix, &secrets).await?,
         };

@@ -165,6 +165,7 @@ fn deployed_value(name: &str) -> String {
         "STOCK_TAG_POLICY" => "eager".to_owned(),
         "REVALIDATE_ENDPOINTS" => "https://shop.example/api/revalidate".to_owned(),
         "REVALIDATE_TIMEOUT_MS" => "5000".to_owned(),
+        "TAG_TABLE_STOREFRONTS" => "web,web-eu".to_owned(),
         "RECONCILE_SEGMENTS" => "4".to_owned(),
         queue if queue.ends_with("_QUEUE_URL") => format!("https://sqs.example/1/{queue}"),
         arn if arn.ends_with("_ARN") => format!("arn:aws:secretsmanager:us-east-1:1:secret:{arn}"),
@@ -238,6 +239,7 @@ fn the_sam_local_env_file_sets_every_resource_reference() -> Result<()> {
             inventory: "I".into(),
             summaries: "S".into(),
         },
+        tag_table: "T".into(),
         queues: catalog_local::stack::Queues::from_created(
             catalog_local::template::Template::load(&catalog_local::workspace_root())?
                 .queues
@@ -554,6 +556,56 @@ fn the_revalidator_gets_every_variable_it_reads_and_no_plain_secret() -> Result<
     // The secret comes from Secrets Manager, never from the template in plain text.
     assert!(names.contains("REVALIDATE_SECRET_ARN"));
     assert!(!names.contains("REVALIDATE_SECRET"));
+    Ok(())
+}
+
+/// The tag table: the revalidator may only write it, nothing else of catalog-sync's touches it,
+/// and the storefronts' managed policy allows exactly what packages/next-cache-handler calls.
+#[test]
+fn the_tag_table_is_written_by_the_revalidator_and_read_by_the_storefronts_only() -> Result<()> {
+    let t = template()?;
+    let all = statements(&t);
+    let write: HashSet<String> = ["dynamodb:UpdateItem", "dynamodb:BatchWriteItem"]
+        .map(String::from)
+        .into();
+    assert_eq!(
+        actions_on(&all, "TagRevalidatorRole", "TagTable.Arn"),
+        write
+    );
+    let dynamodb_resources: HashSet<String> = all
+        .iter()
+        .filter(|s| s.role == "TagRevalidatorRole")
+        .filter(|s| s.actions.iter().any(|a| a.starts_with("dynamodb:")))
+        .flat_map(|s| s.resources.iter().cloned())
+        .collect();
+    assert_eq!(
+        dynamodb_resources,
+        HashSet::from(["TagTable.Arn".to_owned()])
+    );
+    for role in ["SummaryProjectorRole", "ReconcilerRole", "ListingApiRole"] {
+        assert!(actions_on(&all, role, "TagTable.Arn").is_empty(), "{role}");
+    }
+    let policy = &t.document["Resources"]["StorefrontTagTablePolicy"]["Properties"];
+    let mut actions = Vec::new();
+    let mut resources = Vec::new();
+    for statement in policy["PolicyDocument"]["Statement"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+    {
+        texts(&statement["Action"], &mut actions);
+        texts(&statement["Resource"], &mut resources);
+    }
+    let mut expected: Vec<String> = write
+        .into_iter()
+        .chain(["dynamodb:Query".to_owned()])
+        .collect();
+    expected.sort();
+    actions.sort();
+    assert_eq!(actions, expected);
+    assert_eq!(resources, ["TagTable.Arn"]);
+    let names = env_names(&t, "TagRevalidatorFunction")?;
+    assert!(names.contains("TAG_TABLE") && names.contains("TAG_TABLE_STOREFRONTS"));
     Ok(())
 }
 

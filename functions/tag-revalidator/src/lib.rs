@@ -1,6 +1,7 @@
 //! The tag-revalidator's handler: read a batch of tag messages, revalidate every tag once at
-//! every storefront endpoint, and report the messages whose tags did not all go through, so
-//! SQS delivers them again (and, after `maxReceiveCount`, parks them in the dead-letter queue).
+//! every storefront endpoint and, for every storefront configured there, in the tag table;
+//! report the messages whose tags did not all go through, so SQS delivers them again (and,
+//! after `maxReceiveCount`, parks them in the dead-letter queue).
 //!
 //! The SQS trigger must enable `ReportBatchItemFailures`, or a partial failure would be taken
 //! as success.
@@ -9,6 +10,7 @@ pub mod backoff;
 pub mod client;
 pub mod plan;
 pub mod signature;
+pub mod tag_table;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -24,6 +26,7 @@ use futures::stream::{self, StreamExt};
 
 use crate::client::{Answer, RevalidateClient};
 use crate::plan::{plan, Incoming, Plan};
+use crate::tag_table::TagTable;
 
 const FUNCTION: &str = "tag-revalidator";
 /// Calls in flight at once.
@@ -36,6 +39,8 @@ const MAX_INLINE_WAIT: Duration = Duration::from_secs(1);
 pub struct Revalidator {
     endpoints: Vec<String>,
     client: RevalidateClient,
+    /// The tag table and the storefronts it holds tags for.
+    tag_table: Option<(TagTable, Vec<String>)>,
     sqs: aws_sdk_sqs::Client,
     queue_url: String,
     max_tags: usize,
@@ -63,10 +68,24 @@ impl Revalidator {
         Self {
             endpoints,
             client,
+            tag_table: None,
             sqs,
             queue_url: queue_url.into(),
             max_tags,
         }
+    }
+
+    /// Also revalidates, for each of `storefronts`, through `table`.
+    pub fn with_tag_table(mut self, table: TagTable, storefronts: Vec<String>) -> Self {
+        self.tag_table = Some((table, storefronts));
+        self
+    }
+
+    /// Where each call goes: every endpoint, then every storefront of the tag table.
+    fn targets(&self) -> Vec<Target> {
+        let endpoints = self.endpoints.iter().cloned().map(Target::Endpoint);
+        let storefronts = self.tag_table.iter().flat_map(|(_, s)| s.iter().cloned());
+        endpoints.chain(storefronts.map(Target::TagTable)).collect()
     }
 
     /// Handles one SQS batch.
@@ -98,29 +117,47 @@ impl Revalidator {
         (sqs_response(reported), outcome.tally)
     }
 
-    /// Every call of `plan` at every endpoint, [`CONCURRENCY`] at a time: (call, endpoint,
+    /// Every call of `plan` at every target, [`CONCURRENCY`] at a time: (call, target,
     /// answer).
-    async fn call_all(&self, plan: &Plan) -> Vec<(usize, String, Answer)> {
+    async fn call_all(&self, plan: &Plan) -> Vec<(usize, Target, Answer)> {
+        let targets = self.targets();
         // Owned jobs: a closure over borrowed ones makes this future not `Send` for every
         // lifetime (rust-lang/rust#102211).
-        let jobs: Vec<(usize, String, Vec<Tag>)> = plan
+        let jobs: Vec<(usize, Target, Vec<Tag>)> = plan
             .calls
             .iter()
             .enumerate()
-            .flat_map(|(i, tags)| {
-                self.endpoints
-                    .iter()
-                    .map(move |e| (i, e.clone(), tags.clone()))
-            })
+            .flat_map(|(i, tags)| targets.iter().map(move |t| (i, t.clone(), tags.clone())))
             .collect();
         stream::iter(jobs)
-            .map(|(i, endpoint, tags)| async move {
-                let answer = self.call(&endpoint, &tags).await;
-                (i, endpoint, answer)
+            .map(|(i, target, tags)| async move {
+                let answer = match &target {
+                    Target::Endpoint(endpoint) => self.call(endpoint, &tags).await,
+                    Target::TagTable(storefront) => self.write(storefront, &tags).await,
+                };
+                (i, target, answer)
             })
             .buffer_unordered(CONCURRENCY)
             .collect()
             .await
+    }
+
+    /// Marks `tags` revalidated in the tag table for `storefront`; a failure is retried by the
+    /// queue like a failed call.
+    async fn write(&self, storefront: &str, tags: &[Tag]) -> Answer {
+        let Some((table, _)) = &self.tag_table else {
+            return Answer::Refused {
+                status: 0,
+                reason: "no tag table configured".into(),
+            };
+        };
+        match table.revalidate_now(storefront, tags).await {
+            Ok(()) => Answer::Done,
+            Err(reason) => Answer::Retry {
+                reason,
+                after: None,
+            },
+        }
     }
 
     /// One call, retried once inside the invocation when a short wait may fix it.
@@ -165,6 +202,24 @@ impl Revalidator {
     }
 }
 
+/// Where a call goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Target {
+    /// A storefront's revalidate route.
+    Endpoint(String),
+    /// A storefront's tags in the tag table.
+    TagTable(String),
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Endpoint(url) => f.write_str(url),
+            Self::TagTable(storefront) => write!(f, "tag-table:{storefront}"),
+        }
+    }
+}
+
 /// What a batch's answers come to.
 struct Outcome {
     tally: Tally,
@@ -177,25 +232,25 @@ struct Outcome {
 }
 
 impl Outcome {
-    /// Tallies `answers` (call index, endpoint, answer) to the calls of `plan`, logging each
+    /// Tallies `answers` (call index, target, answer) to the calls of `plan`, logging each
     /// failure. Pure but for the logs.
-    fn of(plan: &Plan, answers: &[(usize, String, Answer)]) -> Self {
+    fn of(plan: &Plan, answers: &[(usize, Target, Answer)]) -> Self {
         let mut tally = Tally {
             calls: answers.len(),
             ..Tally::default()
         };
         let mut failed_calls: BTreeSet<usize> = BTreeSet::new();
         let mut retry_after: Option<Duration> = None;
-        for (i, endpoint, answer) in answers {
+        for (i, target, answer) in answers {
             match answer {
                 Answer::Done => continue,
                 Answer::Retry { reason, after } => {
                     retry_after = retry_after.max(*after);
-                    tracing::warn!(%endpoint, %reason, tags = plan.calls[*i].len(), "revalidation failed; will retry");
+                    tracing::warn!(%target, %reason, tags = plan.calls[*i].len(), "revalidation failed; will retry");
                 }
                 Answer::Refused { status, reason } => {
                     tally.config_errors += 1;
-                    tracing::error!(%endpoint, status, %reason, "CONFIGURATION ERROR: the storefront refuses revalidate calls (check REVALIDATE_ENDPOINTS and the shared secret); messages are retried and then dead-lettered");
+                    tracing::error!(%target, status, %reason, "CONFIGURATION ERROR: the storefront refuses revalidate calls (check REVALIDATE_ENDPOINTS and the shared secret); messages are retried and then dead-lettered");
                 }
             }
             tally.failed_calls += 1;

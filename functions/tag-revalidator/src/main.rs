@@ -1,5 +1,5 @@
 //! The tag-revalidator Lambda: the tag queue (SQS, with `ReportBatchItemFailures`) in, signed
-//! revalidate calls to every storefront out.
+//! revalidate calls to every storefront endpoint and tag-table writes out.
 
 use std::time::Duration;
 
@@ -8,6 +8,7 @@ use catalog::config::RevalidatorConfig;
 use catalog::sdk::Sdk;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use tag_revalidator::client::RevalidateClient;
+use tag_revalidator::tag_table::TagTable;
 use tag_revalidator::Revalidator;
 
 #[tokio::main]
@@ -16,17 +17,19 @@ async fn main() -> Result<(), Error> {
     let config = RevalidatorConfig::from_env()?;
     let sdk = Sdk::from_env().await;
     // Read once, at cold start.
-    let client = RevalidateClient::new(
-        sdk.secret(&config.secret).await?.as_bytes(),
-        Duration::from_millis(config.timeout_ms),
-    )?;
-    let revalidator = Revalidator::new(
+    let timeout = Duration::from_millis(config.timeout_ms);
+    let client = RevalidateClient::new(sdk.secret(&config.secret).await?.as_bytes(), timeout)?;
+    let mut revalidator = Revalidator::new(
         config.endpoints,
         client,
         sdk.sqs(),
         config.tag_queue_url,
         config.max_tags_per_call,
     );
+    if let Some(target) = config.tag_table {
+        let table = TagTable::new(sdk.dynamodb(), target.table, timeout);
+        revalidator = revalidator.with_tag_table(table, target.storefronts);
+    }
     let revalidator = &revalidator;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         Ok::<_, Error>(revalidator.handle(event.payload).await)

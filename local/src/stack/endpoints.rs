@@ -22,6 +22,9 @@ pub struct Endpoints {
     /// Where the tag-revalidator sends tags.
     pub revalidate_endpoints: Vec<String>,
     pub tables: TableNames,
+    /// The shared tag table.
+    #[serde(default)]
+    pub tag_table: String,
     /// The queues, by logical id as in template.yaml.
     pub queues: Queues,
     /// Logical id (`CursorSecret`, `RevalidateSecret`) -> ARN in the emulator's Secrets
@@ -48,6 +51,7 @@ impl Endpoints {
     pub fn resources(&self) -> Resources {
         Resources {
             tables: self.tables.clone(),
+            tag_table: self.tag_table.clone(),
             queues: self.queues.clone(),
             secrets: self.secrets.clone(),
         }

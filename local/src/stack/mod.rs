@@ -11,7 +11,7 @@ pub use endpoints::Endpoints;
 pub use options::{Options, Wrap};
 
 pub use functions::RECONCILE_SEGMENTS;
-pub use resources::{table_names, tables_by_logical_id, Queues, Resources};
+pub use resources::{table_names, tables_by_logical_id, tag_table_name, Queues, Resources};
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -105,6 +105,7 @@ impl Stack {
                 storefront,
                 revalidate_endpoints,
                 tables: resources.tables,
+                tag_table: resources.tag_table,
                 queues: resources.queues,
                 secrets: resources.secrets,
             },
@@ -238,6 +239,8 @@ async fn create_resources(
     for (logical, name) in tables_by_logical_id(&tables) {
         create_table_if_missing(template, &clients.dynamodb, logical, name).await?;
     }
+    let tag_table = tag_table_name(&options.prefix);
+    create_table_if_missing(template, &clients.dynamodb, "TagTable", &tag_table).await?;
     let queues = create_queues(template, &clients.sqs, &options.prefix).await?;
     let secrets = crate::secrets::create(
         &clients.secrets,
@@ -250,6 +253,7 @@ async fn create_resources(
     .await?;
     Ok(Resources {
         tables,
+        tag_table,
         queues,
         secrets,
     })

@@ -69,6 +69,11 @@ pub fn table_names(prefix: &str) -> TableNames {
     }
 }
 
+/// The tag table's name under a prefix (template.yaml's `TagTable`).
+pub fn tag_table_name(prefix: &str) -> String {
+    format!("{prefix}Tags")
+}
+
 /// The tables as (logical id in template.yaml, name).
 pub fn tables_by_logical_id(tables: &TableNames) -> [(&'static str, &str); 3] {
     [
@@ -101,6 +106,8 @@ pub async fn create_table_if_missing(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resources {
     pub tables: TableNames,
+    /// The shared tag table (`TagTable`).
+    pub tag_table: String,
     pub queues: Queues,
     /// Logical id (`CursorSecret`, `RevalidateSecret`) -> ARN in the emulator's Secrets
     /// Manager.
@@ -115,6 +122,7 @@ impl Resources {
             ("PRODUCTS_TABLE", self.tables.products.clone()),
             ("INVENTORY_TABLE", self.tables.inventory.clone()),
             ("SUMMARIES_TABLE", self.tables.summaries.clone()),
+            ("TAG_TABLE", self.tag_table.clone()),
             ("TAG_QUEUE_URL", self.queues.tag_queue.clone()),
             (
                 "PARKED_RECORDS_QUEUE_URL",
