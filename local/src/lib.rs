@@ -13,6 +13,7 @@ pub mod faults;
 pub mod function;
 pub mod http_api;
 pub mod metrics_report;
+pub mod proxy;
 pub mod queue_mapping;
 pub mod redrive;
 pub mod sam_env;

@@ -1,8 +1,9 @@
-//! The example storefront (examples/storefront, Next.js 16) as a local service: `next start`
-//! on a free port, reading the local listing API and accepting revalidate calls signed with
-//! the local secret.
+//! The example storefront (examples/storefront, Next.js 16) as a local service: one or more
+//! `next start` instances on free ports, reading the local listing API and either accepting
+//! revalidate calls signed with the local secret or reading their tags from the tag table.
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
@@ -14,17 +15,46 @@ pub fn dir(root: &Path) -> PathBuf {
     root.join("examples").join("storefront")
 }
 
-/// Starts the built storefront. Its data cache is emptied first: Next.js keeps fetched data in
-/// `.next/cache` across restarts, and a page must not outlive the tables it came from. One
-/// storefront runs per checkout at a time.
-pub fn start(root: &Path, listing_api: &str, secret: &str) -> Result<(Service, String)> {
+/// What every instance of the storefront is started with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listing_api: String,
+    /// The revalidate route's signing secret.
+    pub secret: String,
+    /// Read tags from the tag table (packages/next-cache-handler) instead of only hearing
+    /// revalidate calls.
+    pub tag_table: Option<TagTableSettings>,
+}
+
+/// Where the instances find the tag table.
+#[derive(Debug, Clone)]
+pub struct TagTableSettings {
+    pub table: String,
+    pub dynamodb: String,
+    /// The storefront's name in the table (the revalidator's `TAG_TABLE_STOREFRONTS`).
+    pub storefront: String,
+}
+
+/// The name the local stack gives its storefront in the tag table.
+pub const LOCAL_STOREFRONT: &str = "local";
+
+/// Starts one instance of the built storefront on `port` (0: a free one); returns it and its
+/// revalidate route. Next.js keeps fetched data in `.next/cache` across restarts, and a page
+/// must not outlive the tables it came from, so that cache is emptied first; the tag-table
+/// handlers keep theirs in memory. One storefront (of any number of instances) runs per
+/// checkout at a time.
+pub fn start(root: &Path, settings: &Settings, port: u16) -> Result<(Service, String)> {
     let dir = dir(root);
     let next = dir.join("node_modules/.bin/next");
     if !next.exists() || !dir.join(".next/BUILD_ID").exists() {
         bail!("the storefront is not built: run scripts/setup (npm ci and next build in {dir:?})");
     }
     let _ = std::fs::remove_dir_all(dir.join(".next/cache/fetch-cache"));
-    let port = services::free_port()?;
+    let port = if port == 0 {
+        services::free_port()?
+    } else {
+        port
+    };
     let log = services::log_dir(root)?.join(format!("storefront-{port}.log"));
     let args = vec![
         "start".to_owned(),
@@ -36,13 +66,89 @@ pub fn start(root: &Path, listing_api: &str, secret: &str) -> Result<(Service, S
     ];
     // The URL the revalidator calls is the audience the route checks signatures against.
     let revalidate = format!("http://127.0.0.1:{port}/api/revalidate");
-    let envs = vec![
-        ("LISTING_API_URL".to_owned(), listing_api.to_owned()),
-        ("REVALIDATE_SECRET".to_owned(), secret.to_owned()),
-        ("REVALIDATE_AUDIENCE".to_owned(), revalidate.clone()),
-        ("NEXT_TELEMETRY_DISABLED".to_owned(), "1".to_owned()),
-        ("NODE_ENV".to_owned(), "production".to_owned()),
+    let mut envs = vec![
+        ("LISTING_API_URL", settings.listing_api.clone()),
+        ("REVALIDATE_SECRET", settings.secret.clone()),
+        ("REVALIDATE_AUDIENCE", revalidate.clone()),
+        ("NEXT_TELEMETRY_DISABLED", "1".to_owned()),
+        ("NODE_ENV", "production".to_owned()),
     ];
+    if let Some(tags) = &settings.tag_table {
+        envs.extend([
+            ("CATALOG_TAG_TABLE", tags.table.clone()),
+            ("CATALOG_STOREFRONT", tags.storefront.clone()),
+            ("AWS_ENDPOINT_URL_DYNAMODB", tags.dynamodb.clone()),
+            ("AWS_REGION", services::REGION.to_owned()),
+            ("AWS_ACCESS_KEY_ID", "local".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", "local".to_owned()),
+        ]);
+    }
+    let envs: Vec<(String, String)> = envs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
     let service = services::start(&next, &args, &envs, port, &log, Duration::from_secs(60))?;
     Ok((service, revalidate))
+}
+
+/// The running instances of the storefront, each on a fixed port so that the proxy in front
+/// finds it again after a restart.
+pub struct Fleet {
+    root: PathBuf,
+    settings: Settings,
+    instances: Mutex<Vec<(u16, Option<Service>)>>,
+}
+
+impl Fleet {
+    /// Starts `count` instances.
+    pub fn start(root: &Path, settings: Settings, count: usize) -> Result<Self> {
+        let mut instances = Vec::new();
+        for _ in 0..count.max(1) {
+            let (service, _) = start(root, &settings, 0)?;
+            instances.push((port_of(&service), Some(service)));
+        }
+        Ok(Self {
+            root: root.to_owned(),
+            settings,
+            instances: Mutex::new(instances),
+        })
+    }
+
+    /// Each instance's port, running or not.
+    pub fn ports(&self) -> Vec<u16> {
+        self.lock().iter().map(|(port, _)| *port).collect()
+    }
+
+    /// Each instance's revalidate route.
+    pub fn revalidate_routes(&self) -> Vec<String> {
+        self.ports()
+            .iter()
+            .map(|port| format!("http://127.0.0.1:{port}/api/revalidate"))
+            .collect()
+    }
+
+    /// Stops instance `i` (its process ends; its memory cache with it).
+    pub fn stop(&self, i: usize) {
+        let service = self.lock()[i].1.take();
+        drop(service);
+    }
+
+    /// Starts instance `i` again on its port, as a new process. Blocks until it listens.
+    pub fn restart(&self, i: usize) -> Result<()> {
+        self.stop(i);
+        let port = self.lock()[i].0;
+        let (service, _) = start(&self.root, &self.settings, port)?;
+        self.lock()[i].1 = Some(service);
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(u16, Option<Service>)>> {
+        self.instances.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn port_of(service: &Service) -> u16 {
+    service
+        .endpoint
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_default()
 }

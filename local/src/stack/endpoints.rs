@@ -17,8 +17,11 @@ pub struct Endpoints {
     pub dynamodb: String,
     pub sqs: String,
     pub listing_api: String,
-    /// The example storefront, when started.
+    /// The example storefront, when started (the proxy, with several instances).
     pub storefront: Option<String>,
+    /// Each storefront instance, when there are several.
+    #[serde(default)]
+    pub storefront_instances: Vec<String>,
     /// Where the tag-revalidator sends tags.
     pub revalidate_endpoints: Vec<String>,
     pub tables: TableNames,

@@ -78,24 +78,35 @@ impl Functions {
     }
 }
 
-/// The tag-revalidator, calling `endpoints`.
+/// The tag-revalidator, calling `endpoints` and, with `options.tag_table`, writing the local
+/// storefront's tags to the tag table.
 pub fn revalidator(
     endpoints: Vec<String>,
     resources: &Resources,
     options: &Options,
-    sqs: &aws_sdk_sqs::Client,
+    clients: &super::Clients,
 ) -> Result<Arc<dyn Function>> {
     let client = tag_revalidator::client::RevalidateClient::new(
         options.revalidate_secret.as_bytes(),
         options.revalidate_timeout,
     )?;
-    Ok(Arc::new(tag_revalidator::Revalidator::new(
+    let mut revalidator = tag_revalidator::Revalidator::new(
         endpoints,
         client,
-        sqs.clone(),
+        clients.sqs.clone(),
         resources.queues.tag_queue.clone(),
         128,
-    )))
+    );
+    if options.tag_table {
+        let table = tag_revalidator::tag_table::TagTable::new(
+            clients.dynamodb.clone(),
+            &resources.tag_table,
+            options.revalidate_timeout,
+        );
+        let storefronts = vec![crate::storefront::LOCAL_STOREFRONT.to_owned()];
+        revalidator = revalidator.with_tag_table(table, storefronts);
+    }
+    Ok(Arc::new(revalidator))
 }
 
 /// The DynamoDB client the functions use: the stack's endpoint, or the AWS-consistency proxy

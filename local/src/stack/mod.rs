@@ -42,6 +42,8 @@ pub struct Stack {
     pub stats: BTreeMap<String, Arc<Stats>>,
     /// What the AWS-consistency proxy did, when it runs.
     pub consistency: Option<Arc<ConsistencyStats>>,
+    /// The storefront's instances, when started.
+    pub storefront: Option<Arc<crate::storefront::Fleet>>,
     reconciler: Arc<function::Reconciler>,
     stopper: Stopper,
     tasks: JoinSet<Result<()>>,
@@ -87,13 +89,30 @@ impl Stack {
             &options,
         )
         .await?;
-        let mut services = vec![dynamodb_service, sqs_service];
-        let (storefront, revalidate_endpoints) =
-            start_storefront(root, &listing_api, &options, &mut services).await?;
-        if !revalidate_endpoints.is_empty() {
+        let services = vec![dynamodb_service, sqs_service];
+        let settings = crate::storefront::Settings {
+            listing_api: listing_api.clone(),
+            secret: options.revalidate_secret.clone(),
+            tag_table: options
+                .tag_table
+                .then(|| crate::storefront::TagTableSettings {
+                    table: resources.tag_table.clone(),
+                    dynamodb: services[0].endpoint.clone(),
+                    storefront: crate::storefront::LOCAL_STOREFRONT.to_owned(),
+                }),
+        };
+        let fleet = start_storefront(root, settings, &options).await?;
+        let (storefront, instances) = match &fleet {
+            None => (None, Vec::new()),
+            Some(fleet) => serve_fleet(fleet, &mut triggers).await?,
+        };
+        let mut revalidate_endpoints = options.revalidate_endpoints.clone();
+        if let (Some(fleet), false) = (&fleet, options.tag_table) {
+            revalidate_endpoints.extend(fleet.revalidate_routes());
+        }
+        if !revalidate_endpoints.is_empty() || options.tag_table {
             let endpoints = revalidate_endpoints.clone();
-            let revalidator =
-                functions::revalidator(endpoints, &resources, &options, &clients.sqs)?;
+            let revalidator = functions::revalidator(endpoints, &resources, &options, &clients)?;
             let sources = template.event_sources("TagRevalidatorFunction")?.queues;
             triggers.queues(sources, revalidator).await?;
         }
@@ -103,6 +122,7 @@ impl Stack {
                 sqs: services[1].endpoint.clone(),
                 listing_api,
                 storefront,
+                storefront_instances: instances,
                 revalidate_endpoints,
                 tables: resources.tables,
                 tag_table: resources.tag_table,
@@ -113,6 +133,7 @@ impl Stack {
             sqs: clients.sqs,
             stats: triggers.stats,
             consistency,
+            storefront: fleet,
             reconciler: functions.reconciler,
             stopper,
             tasks: triggers.tasks,
@@ -290,28 +311,38 @@ async fn start_triggers(
     Ok(format!("http://{addr}"))
 }
 
-/// Starts examples/storefront against `listing_api` when the options ask for it (adding it
-/// to `services`); returns its URL and every route the tag-revalidator is to call.
+/// Starts examples/storefront's instances when the options ask for it.
 async fn start_storefront(
     root: &Path,
-    listing_api: &str,
+    settings: crate::storefront::Settings,
     options: &Options,
-    services: &mut Vec<Service>,
-) -> Result<(Option<String>, Vec<String>)> {
-    let mut revalidate_endpoints = options.revalidate_endpoints.clone();
+) -> Result<Option<Arc<crate::storefront::Fleet>>> {
     if !options.storefront {
-        return Ok((None, revalidate_endpoints));
+        return Ok(None);
     }
-    let (root, api, secret) = (
-        root.to_owned(),
-        listing_api.to_owned(),
-        options.revalidate_secret.clone(),
-    );
-    let (service, route) =
-        tokio::task::spawn_blocking(move || crate::storefront::start(&root, &api, &secret))
-            .await??;
-    revalidate_endpoints.push(route);
-    let url = service.endpoint.clone();
-    services.push(service);
-    Ok((Some(url), revalidate_endpoints))
+    let (root, count) = (root.to_owned(), options.storefront_instances);
+    let fleet = tokio::task::spawn_blocking(move || {
+        crate::storefront::Fleet::start(&root, settings, count)
+    })
+    .await??;
+    Ok(Some(Arc::new(fleet)))
+}
+
+/// The storefront's URL (a round-robin proxy in front of several instances) and, with
+/// several, each instance's URL.
+async fn serve_fleet(
+    fleet: &crate::storefront::Fleet,
+    triggers: &mut Triggers,
+) -> Result<(Option<String>, Vec<String>)> {
+    let ports = fleet.ports();
+    let urls: Vec<String> = ports
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}"))
+        .collect();
+    if ports.len() == 1 {
+        return Ok((urls.first().cloned(), Vec::new()));
+    }
+    let (url, proxy) = crate::proxy::start(ports, triggers.shutdown()).await?;
+    triggers.tasks.spawn(proxy);
+    Ok((Some(url), urls))
 }

@@ -35,6 +35,11 @@ pub struct Options {
     pub revalidate_endpoints: Vec<String>,
     /// Start examples/storefront (Next.js) against the local listing API.
     pub storefront: bool,
+    /// How many storefront instances (more than one: behind a round-robin proxy).
+    pub storefront_instances: usize,
+    /// The storefront reads its tags from the tag table (packages/next-cache-handler), which
+    /// the tag-revalidator writes, instead of taking revalidate calls.
+    pub tag_table: bool,
     /// The secret revalidate calls are signed with (`REVALIDATE_SECRET` locally).
     pub revalidate_secret: String,
     /// Per-call timeout of the tag-revalidator.
@@ -59,6 +64,8 @@ impl Default for Options {
             listen: services::Listen::Loopback,
             revalidate_endpoints: Vec::new(),
             storefront: false,
+            storefront_instances: 1,
+            tag_table: false,
             revalidate_secret: "local-revalidate-secret-not-for-production".into(),
             revalidate_timeout: Duration::from_secs(5),
             throttling: None,

@@ -36,6 +36,11 @@ pub struct Triggers {
 }
 
 impl Triggers {
+    /// What stops every trigger, for tasks started beside them.
+    pub fn shutdown(&self) -> Shutdown {
+        self.shutdown.clone()
+    }
+
     /// No trigger yet; each one started stops on `shutdown`.
     pub fn new(
         sqs: &aws_sdk_sqs::Client,

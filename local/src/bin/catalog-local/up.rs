@@ -18,6 +18,7 @@ pub async fn up(root: &Path, mut args: Args) -> Result<()> {
     let (size, options) = options(&mut args)?;
     // The routes a `sam local` container may call too (the storefront's is not one of them).
     let container_revalidate_endpoints = options.revalidate_endpoints.clone();
+    let tag_table = options.tag_table;
     let log_dir = catalog_local::services::log_dir(root)?;
     init_telemetry(&log_dir)?;
 
@@ -34,7 +35,7 @@ pub async fn up(root: &Path, mut args: Args) -> Result<()> {
         &container_revalidate_endpoints,
     )?;
     sam_env::write_shell(&sam_env::shell_path(root), endpoints)?;
-    announce(root, endpoints, &log_dir);
+    announce(root, endpoints, tag_table, &log_dir);
     if size.products > 0 {
         load_demo(&stack, size).await?;
     }
@@ -64,6 +65,11 @@ fn options(args: &mut Args) -> Result<(DemoSize, Options)> {
         seed: args.parsed("--seed", 1)?,
     };
     let storefront = args.flag("--storefront");
+    let storefront_instances: usize = args.parsed("--instances", 1)?;
+    let tag_table = match (args.flag("--tag-table"), args.flag("--http")) {
+        (true, true) => bail!("--tag-table and --http exclude each other"),
+        (table, http) => table || (storefront_instances > 1 && !http),
+    };
     let mut revalidate_endpoints = Vec::new();
     while let Some(url) = args.option("--revalidate-endpoint")? {
         revalidate_endpoints.push(url);
@@ -84,6 +90,8 @@ fn options(args: &mut Args) -> Result<(DemoSize, Options)> {
         // So that `sam local` containers reach the emulators (.local/sam-env.json).
         listen: catalog_local::services::Listen::Everywhere,
         storefront,
+        storefront_instances,
+        tag_table,
         revalidate_endpoints,
         aws_consistency,
         ..Options::default()
@@ -92,11 +100,14 @@ fn options(args: &mut Args) -> Result<(DemoSize, Options)> {
     if size.stores == 0 || size.locations == 0 {
         bail!("--stores and --locations must be at least 1");
     }
+    if !(1..=16).contains(&options.storefront_instances) {
+        bail!("--instances must be 1 to 16");
+    }
     Ok((size, options))
 }
 
 /// Where everything is.
-fn announce(root: &Path, endpoints: &Endpoints, log_dir: &Path) {
+fn announce(root: &Path, endpoints: &Endpoints, tag_table: bool, log_dir: &Path) {
     println!("catalog-sync is running locally");
     println!("  DynamoDB     {}", endpoints.dynamodb);
     println!("  SQS          {}", endpoints.sqs);
@@ -108,7 +119,22 @@ fn announce(root: &Path, endpoints: &Endpoints, log_dir: &Path) {
         Some(url) => println!("  storefront   {url}/stores/store-1"),
         None => println!("  storefront   not started (--storefront runs examples/storefront)"),
     }
-    if endpoints.revalidate_endpoints.is_empty() {
+    if !endpoints.storefront_instances.is_empty() {
+        let instances = endpoints.storefront_instances.join(", ");
+        println!("  instances    {instances} (round-robin behind the storefront URL)");
+    }
+    if tag_table {
+        println!(
+            "  revalidator  -> tag table {} (storefront {:?}){}",
+            endpoints.tag_table,
+            catalog_local::storefront::LOCAL_STOREFRONT,
+            if endpoints.revalidate_endpoints.is_empty() {
+                String::new()
+            } else {
+                format!(" and {}", endpoints.revalidate_endpoints.join(", "))
+            }
+        );
+    } else if endpoints.revalidate_endpoints.is_empty() {
         println!("  revalidator  off: no revalidate endpoint, tag messages wait in the tag queue");
     } else {
         println!(
