@@ -35,6 +35,18 @@ impl Service {
     }
 }
 
+impl Service {
+    /// Ends the service at once, with everything it started (its process group), as a crash
+    /// or a scaled-in container would: no graceful shutdown waiting on open connections.
+    pub fn kill(mut self) {
+        if let Some(mut child) = self.watchdog.take() {
+            let group = format!("-{}", child.id());
+            let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+            let _ = child.wait();
+        }
+    }
+}
+
 impl Drop for Service {
     fn drop(&mut self) {
         if let Some(child) = &mut self.watchdog {

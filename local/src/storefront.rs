@@ -124,10 +124,24 @@ impl Fleet {
             .collect()
     }
 
-    /// Stops instance `i` (its process ends; its memory cache with it).
+    /// Stops instance `i` at once (killed, as a crashed or scaled-in container; its memory
+    /// cache goes with it).
     pub fn stop(&self, i: usize) {
-        let service = self.lock()[i].1.take();
-        drop(service);
+        let (port, service) = {
+            let mut instances = self.lock();
+            (instances[i].0, instances[i].1.take())
+        };
+        if let Some(service) = service {
+            service.kill();
+        }
+        // A killed process may hold its port a moment longer; a restart must not mistake it
+        // for the new one.
+        let start = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && start.elapsed() < Duration::from_secs(10)
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Starts instance `i` again on its port, as a new process. Blocks until it listens.

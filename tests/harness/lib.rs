@@ -1,6 +1,7 @@
 //! The integration-test harness: DynamoDB Local and moto started once per test binary, and a
 //! fresh set of tables and queues (created from template.yaml) for every test.
 
+pub mod browser;
 pub mod lambda_watch;
 pub mod metric_refs;
 pub mod sample_events;

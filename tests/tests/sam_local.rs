@@ -66,6 +66,7 @@ impl SamLocal {
             sqs,
             listing_api: String::new(),
             storefront: None,
+            storefront_instances: Vec::new(),
             revalidate_endpoints: Vec::new(),
             tables: env.tables.clone(),
             tag_table: env.resources().tag_table,

@@ -233,6 +233,7 @@ fn the_sam_local_env_file_sets_every_resource_reference() -> Result<()> {
         sqs: "http://127.0.0.1:5000".into(),
         listing_api: String::new(),
         storefront: None,
+        storefront_instances: Vec::new(),
         revalidate_endpoints: Vec::new(),
         tables: catalog::store::TableNames {
             products: "P".into(),

@@ -1,0 +1,219 @@
+//! Three storefront instances behind a round-robin proxy, each reading its tags from the tag
+//! table through packages/next-cache-handler, in a real browser: a change reaches every
+//! instance, a restarted instance serves fresh pages, a storefront that was down while changes
+//! happened comes back fresh with nothing in any dead-letter queue, a `revalidateTag` in one
+//! instance's server action reaches the others, and another store's pages stay cached.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context, Result};
+use aws_sdk_dynamodb::types::AttributeValue;
+use catalog_core::ids::ProductId;
+use catalog_core::model::MinorUnits;
+use catalog_local::demo::{self, DemoSize};
+use catalog_local::edits::Editor;
+use catalog_local::stack::{queue_depth, Options, Stack};
+use catalog_tests::browser::{card, Browser};
+use serde_json::Value;
+
+/// The freshness bound: a change shows on every instance within this (the brief's 5 s).
+const BOUND: Duration = Duration::from_secs(5);
+
+/// Loads `page` on every instance in turn until each shows `fresh`; how long each took.
+fn until_everywhere(
+    browser: &mut Browser,
+    instances: &[String],
+    page: &str,
+    what: &str,
+    fresh: impl Fn(&Value) -> bool,
+) -> Result<Vec<Duration>> {
+    let start = Instant::now();
+    let mut took: Vec<Option<Duration>> = vec![None; instances.len()];
+    while took.iter().any(Option::is_none) {
+        for (i, instance) in instances.iter().enumerate() {
+            if took[i].is_none() && fresh(&browser.load(&format!("{instance}{page}"))?) {
+                took[i] = Some(start.elapsed());
+            }
+        }
+        ensure!(
+            start.elapsed() < Duration::from_secs(15),
+            "{what} did not reach every instance: {took:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(took.into_iter().flatten().collect())
+}
+
+/// Waits until the demo data has gone through the projector and the tag queue is empty.
+async fn settle(stack: &Stack, loaded: usize) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        let status = stack.status().await?;
+        let t = &status.triggers;
+        let done = t["ProductsStream"].records + t["InventoryStream"].records;
+        if done == loaded as u64 && empty(stack, "TagQueue").await? {
+            return Ok(());
+        }
+        ensure!(
+            start.elapsed() < Duration::from_secs(30),
+            "never settled: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn empty(stack: &Stack, logical: &str) -> Result<bool> {
+    Ok(queue_depth(&stack.sqs, stack.endpoints.queues.url(logical)?).await? == 0)
+}
+
+/// Changes a summary's title behind the pipeline's back: no stream record, no tag.
+async fn hide_title(stack: &Stack, id: &str, title: &str) -> Result<()> {
+    stack
+        .dynamodb
+        .update_item()
+        .table_name(&stack.endpoints.tables.summaries)
+        .key("productId", AttributeValue::S(id.into()))
+        .update_expression("SET title = :t")
+        .expression_attribute_values(":t", AttributeValue::S(title.into()))
+        .send()
+        .await?;
+    Ok(())
+}
+
+fn price_is(id: &'static str, price: &'static str) -> impl Fn(&Value) -> bool {
+    move |page| card(page, id).is_ok_and(|c| c["price"] == price)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_instance_of_a_storefront_is_revalidated_through_the_tag_table() -> Result<()> {
+    let (dynamodb, sqs) = catalog_tests::endpoints();
+    let options = Options {
+        prefix: format!("fleet{}-", std::process::id()),
+        endpoints: Some((dynamodb, sqs)),
+        storefront: true,
+        storefront_instances: 3,
+        tag_table: true,
+        ..Options::default()
+    };
+    let stack = Stack::start(&catalog_local::workspace_root(), options).await?;
+    let size = DemoSize {
+        products: 20,
+        stores: 2,
+        locations: 2,
+        seed: 5,
+    };
+    let loaded = demo::load(&stack.dynamodb, &stack.endpoints.tables, size, |_, _| {}).await?;
+    settle(&stack, loaded).await?;
+    let fleet = stack.storefront.clone().context("storefront")?;
+    let instances = stack.endpoints.storefront_instances.clone();
+    ensure!(instances.len() == 3, "{instances:?}");
+    let proxy = stack.endpoints.storefront.clone().context("proxy")?;
+    // p-00000 is in store-1, p-00001 in store-2 (product i is in store i % 2).
+    let (a, b) = ("p-00000", "p-00001");
+    let (store1, store2) = ("/stores/store-1?limit=100", "/stores/store-2?limit=100");
+    let mut browser = Browser::start()?;
+
+    // Every instance caches both stores' pages.
+    let mut b_cached = Vec::new();
+    for instance in &instances {
+        browser.load(&format!("{instance}{store1}"))?;
+        b_cached.push(card(&browser.load(&format!("{instance}{store2}"))?, b)?.clone());
+    }
+    hide_title(&stack, b, "Sneaky Title").await?;
+
+    // A price change reaches every instance within the bound.
+    let editor = Editor::new(stack.dynamodb.clone(), stack.endpoints.tables.clone());
+    let a_id = ProductId::parse(a)?;
+    editor.set_price(&a_id, MinorUnits::new(1234)?).await?;
+    let took = until_everywhere(
+        &mut browser,
+        &instances,
+        store1,
+        "the price",
+        price_is(a, "$12.34"),
+    )?;
+    println!("price change fresh on the 3 instances after {took:?}");
+    ensure!(took.iter().all(|t| *t < BOUND), "{took:?}");
+    // Through the proxy too, whichever instance answers.
+    for _ in 0..3 {
+        ensure!(price_is(a, "$12.34")(
+            &browser.load(&format!("{proxy}{store1}"))?
+        ));
+    }
+
+    // Store-2 was not revalidated on any instance.
+    for (instance, before) in instances.iter().zip(&b_cached) {
+        let now = card(&browser.load(&format!("{instance}{store2}"))?, b)?.clone();
+        ensure!(
+            &now == before,
+            "{instance}: store-2 was revalidated by a store-1 change"
+        );
+    }
+
+    // An instance restarted after a change serves the fresh page at once.
+    editor.set_price(&a_id, MinorUnits::new(2345)?).await?;
+    fleet.restart(1)?;
+    let restarted = browser.load(&format!("{}{store1}", instances[1]))?;
+    ensure!(
+        price_is(a, "$23.45")(&restarted),
+        "restarted instance: {restarted}"
+    );
+    until_everywhere(
+        &mut browser,
+        &instances,
+        store1,
+        "the second price",
+        price_is(a, "$23.45"),
+    )?;
+
+    // revalidateTag in a server action on instance 0 (the product page's refresh) reaches
+    // every instance: store-2 shows the hidden title everywhere.
+    browser.load(&format!("{}/products/{b}", instances[0]))?;
+    browser.act(serde_json::json!({"submit": ".refresh"}))?;
+    let took = until_everywhere(&mut browser, &instances, store2, "the server action", |p| {
+        card(p, b).is_ok_and(|c| c["title"] == "Sneaky Title")
+    })?;
+    println!("server action's revalidateTag fresh on the 3 instances after {took:?}");
+
+    // The whole storefront is down while changes happen; nothing waits on it.
+    for i in 0..instances.len() {
+        fleet.stop(i);
+    }
+    let tags_before = stack.status().await?.triggers["Tags"].records;
+    editor.set_price(&a_id, MinorUnits::new(3456)?).await?;
+    let start = Instant::now();
+    while !(empty(&stack, "TagQueue").await?
+        && stack.status().await?.triggers["Tags"].records > tags_before)
+    {
+        ensure!(
+            start.elapsed() < Duration::from_secs(20),
+            "the tag queue never drained"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The listing rechecks (2 and 4 s) too.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    ensure!(
+        empty(&stack, "TagQueue").await?,
+        "tags still queued with the storefront down"
+    );
+    for dlq in [
+        "TagDeadLetterQueue",
+        "ParkedRecordsQueue",
+        "StreamFailureQueue",
+    ] {
+        ensure!(empty(&stack, dlq).await?, "{dlq} is not empty");
+    }
+    for i in 0..instances.len() {
+        fleet.restart(i)?;
+    }
+    for instance in &instances {
+        let page = browser.load(&format!("{instance}{store1}"))?;
+        ensure!(
+            price_is(a, "$34.56")(&page),
+            "{instance} after the outage: {page}"
+        );
+    }
+    drop(browser);
+    stack.stop().await
+}
