@@ -40,7 +40,7 @@ fn shown(summary: &ProductSummary) -> (String, String) {
 }
 
 /// GET `url` (plain HTTP/1.1); the body of a 200.
-async fn get(url: &str) -> Result<String> {
+pub async fn get(url: &str) -> Result<String> {
     let rest = url.trim_start_matches("http://");
     let (host, path) = rest.split_once('/').context("url")?;
     let mut stream = tokio::net::TcpStream::connect(host).await?;

@@ -22,7 +22,7 @@ export interface SyncOptions {
   marginMs?: number;
   /** The longest a request waits for the first full load (default 3000 ms). */
   loadWaitMs?: number;
-  /** How often the metrics line is written (default 60 000 ms). */
+  /** How often the metrics line is written (default 60 000 ms; `CATALOG_TAG_METRICS_MS`). */
   metricsMs?: number;
   /** Where log and metric lines go (default: one JSON line on stdout). */
   emit?: (line: Record<string, unknown>) => void;
@@ -51,7 +51,8 @@ export class TagSync {
   private metricsTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private firstLoad: Promise<void> | undefined;
-  private sinceMetrics = { polls: 0, failures: 0 };
+  /** Counts since the last metrics line (`requests`: the table's count then). */
+  private sinceMetrics = { polls: 0, failures: 0, requests: 0 };
 
   constructor(readonly table: TagTable, options: SyncOptions = {}) {
     this.opts = {
@@ -157,6 +158,7 @@ export class TagSync {
             Dimensions: [["storefront"]],
             Metrics: [
               { Name: "TagSyncReads", Unit: "Count" },
+              { Name: "TagTableRequests", Unit: "Count" },
               { Name: "TagSyncFailures", Unit: "Count" },
               { Name: "TagSyncStaleness", Unit: "Milliseconds" },
             ],
@@ -165,10 +167,11 @@ export class TagSync {
       },
       storefront: this.table.storefront,
       TagSyncReads: this.sinceMetrics.polls,
+      TagTableRequests: this.table.requests - this.sinceMetrics.requests,
       TagSyncFailures: this.sinceMetrics.failures,
       TagSyncStaleness: staleness,
     });
-    this.sinceMetrics = { polls: 0, failures: 0 };
+    this.sinceMetrics = { polls: 0, failures: 0, requests: this.table.requests };
   }
 }
 
@@ -177,9 +180,9 @@ const GLOBAL = Symbol.for("@catalog-sync/next-cache-handler.sync");
 /**
  * The process's one sync, configured from the environment: `CATALOG_TAG_TABLE`,
  * `CATALOG_STOREFRONT`, and optionally `CATALOG_TAG_POLL_MS`, `CATALOG_TAG_LOOKBACK_MS`,
- * `CATALOG_TAG_MARGIN_MS`. The AWS SDK reads the region, credentials and endpoint
- * (`AWS_ENDPOINT_URL_DYNAMODB`) as usual. Kept on `globalThis` because Next.js may load the
- * two handler modules separately.
+ * `CATALOG_TAG_MARGIN_MS`, `CATALOG_TAG_METRICS_MS`. The AWS SDK reads the region,
+ * credentials and endpoint (`AWS_ENDPOINT_URL_DYNAMODB`) as usual. Kept on `globalThis`
+ * because Next.js may load the two handler modules separately.
  */
 export function processSync(): TagSync {
   const holder = globalThis as unknown as Record<symbol, TagSync | undefined>;
@@ -206,6 +209,7 @@ export function processSync(): TagSync {
       pollMs: number("CATALOG_TAG_POLL_MS"),
       lookbackMs: number("CATALOG_TAG_LOOKBACK_MS"),
       marginMs: number("CATALOG_TAG_MARGIN_MS"),
+      metricsMs: number("CATALOG_TAG_METRICS_MS"),
     });
     void holder[GLOBAL].start();
   }
