@@ -41,15 +41,19 @@ pub const LOCAL_STOREFRONT: &str = "local";
 /// Starts one instance of the built storefront on `port` (0: a free one); returns it and its
 /// revalidate route. Next.js keeps fetched data in `.next/cache` across restarts, and a page
 /// must not outlive the tables it came from, so that cache is emptied first; the tag-table
-/// handlers keep theirs in memory. One storefront (of any number of instances) runs per
-/// checkout at a time.
+/// handlers keep theirs in memory. One storefront on Next's default handlers (of any number of
+/// instances) runs per checkout at a time; tag-table ones may run beside it.
 pub fn start(root: &Path, settings: &Settings, port: u16) -> Result<(Service, String)> {
     let dir = dir(root);
     let next = dir.join("node_modules/.bin/next");
     if !next.exists() || !dir.join(".next/BUILD_ID").exists() {
         bail!("the storefront is not built: run scripts/setup (npm ci and next build in {dir:?})");
     }
-    let _ = std::fs::remove_dir_all(dir.join(".next/cache/fetch-cache"));
+    if settings.tag_table.is_none() {
+        // Next's default handler keeps fetched data on disk; the tag-table handlers do not,
+        // and leave another storefront's disk cache alone.
+        let _ = std::fs::remove_dir_all(dir.join(".next/cache/fetch-cache"));
+    }
     let port = if port == 0 {
         services::free_port()?
     } else {
