@@ -168,6 +168,22 @@ async fn a_tag_table_outage_fails_the_messages_and_their_redelivery_lands() -> R
     Ok(())
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_tag_table_is_a_configuration_error_and_nothing_is_lost() -> Result<()> {
+    let env = TestEnv::new().await?;
+    let missing = TagTable::new(
+        env.dynamodb.clone(),
+        "no-such-table",
+        Duration::from_secs(5),
+    );
+    let revalidator = revalidator(&env, missing)?;
+    let event = batch(&[("m1", &["product:p1"], false)])?;
+    let (response, tally) = revalidator.handle_tallied(event).await;
+    ensure!(response.batch_item_failures.len() == 1, "{response:?}");
+    ensure!(tally.config_errors == 2, "one per storefront: {tally:?}");
+    Ok(())
+}
+
 fn closed_port() -> Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())

@@ -143,7 +143,8 @@ impl Revalidator {
     }
 
     /// Marks `tags` revalidated in the tag table for `storefront`; a failure is retried by the
-    /// queue like a failed call.
+    /// queue like a failed call, and a missing table or denied access counts as a
+    /// configuration error as a refusing storefront does.
     async fn write(&self, storefront: &str, tags: &[Tag]) -> Answer {
         let Some((table, _)) = &self.tag_table else {
             return Answer::Refused {
@@ -153,8 +154,12 @@ impl Revalidator {
         };
         match table.revalidate_now(storefront, tags).await {
             Ok(()) => Answer::Done,
-            Err(reason) => Answer::Retry {
-                reason,
+            Err(e) if e.configuration => Answer::Refused {
+                status: 0,
+                reason: e.reason,
+            },
+            Err(e) => Answer::Retry {
+                reason: e.reason,
                 after: None,
             },
         }
@@ -250,7 +255,14 @@ impl Outcome {
                 }
                 Answer::Refused { status, reason } => {
                     tally.config_errors += 1;
-                    tracing::error!(%target, status, %reason, "CONFIGURATION ERROR: the storefront refuses revalidate calls (check REVALIDATE_ENDPOINTS and the shared secret); messages are retried and then dead-lettered");
+                    match target {
+                        Target::Endpoint(_) => {
+                            tracing::error!(%target, status, %reason, "CONFIGURATION ERROR: the storefront refuses revalidate calls (check REVALIDATE_ENDPOINTS and the shared secret); messages are retried and then dead-lettered")
+                        }
+                        Target::TagTable(_) => {
+                            tracing::error!(%target, %reason, "CONFIGURATION ERROR: the tag table refuses writes (check TAG_TABLE and the function's role); messages are retried and then dead-lettered")
+                        }
+                    }
                 }
             }
             tally.failed_calls += 1;

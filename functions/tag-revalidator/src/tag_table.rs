@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use catalog_core::tag_table::{log_expires_at, log_pk, log_sk, tags_pk};
@@ -18,6 +18,47 @@ const CONCURRENCY: usize = 16;
 const BATCH: usize = 25;
 /// Rounds of resending what BatchWriteItem left unprocessed before the call fails.
 const UNPROCESSED_ROUNDS: u32 = 5;
+
+/// Why a write failed, and whether retrying can help.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct WriteError {
+    pub reason: String,
+    /// The table is missing or the role may not write it: retries fail until someone fixes
+    /// the stack, so the revalidator reports it as a configuration error.
+    pub configuration: bool,
+}
+
+impl WriteError {
+    fn timeout(table: &str, after: Duration) -> Self {
+        Self {
+            reason: format!("tag table {table}: no answer within {after:?}"),
+            configuration: false,
+        }
+    }
+
+    /// A failed call: a missing table, denied access or unknown credentials are the stack's
+    /// configuration; anything else (throttling, 5xx, a network error) is worth retrying.
+    fn of<E, R>(table: &str, operation: &str, error: SdkError<E, R>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        let code = error.code().unwrap_or_default().to_owned();
+        Self {
+            configuration: matches!(
+                code.as_str(),
+                "ResourceNotFoundException"
+                    | "AccessDeniedException"
+                    | "UnrecognizedClientException"
+            ),
+            reason: format!(
+                "tag table {table}: {operation} failed: {}",
+                DisplayErrorContext(error)
+            ),
+        }
+    }
+}
 
 /// The tag table and how long one write may take.
 #[derive(Debug, Clone)]
@@ -43,16 +84,11 @@ impl TagTable {
     }
 
     /// Marks `tags` revalidated for `storefront` now, within the timeout.
-    pub async fn revalidate_now(&self, storefront: &str, tags: &[Tag]) -> Result<(), String> {
+    pub async fn revalidate_now(&self, storefront: &str, tags: &[Tag]) -> Result<(), WriteError> {
         let at_ms = chrono::Utc::now().timestamp_millis();
         tokio::time::timeout(self.timeout, self.revalidate(storefront, tags, at_ms))
             .await
-            .unwrap_or_else(|_| {
-                Err(format!(
-                    "tag table {}: no answer within {:?}",
-                    self.table, self.timeout
-                ))
-            })
+            .unwrap_or_else(|_| Err(WriteError::timeout(&self.table, self.timeout)))
     }
 
     /// Marks `tags` revalidated for `storefront` at `at_ms` (milliseconds since the epoch):
@@ -62,7 +98,7 @@ impl TagTable {
         storefront: &str,
         tags: &[Tag],
         at_ms: i64,
-    ) -> Result<(), String> {
+    ) -> Result<(), WriteError> {
         // Futures built into a Vec first: a stream combinator over borrowed tags makes the
         // handler's future not `Send` (rust-lang/rust#102211).
         for chunk in tags.chunks(CONCURRENCY) {
@@ -80,7 +116,7 @@ impl TagTable {
 
     /// Moves one tag item to `at_ms` unless it already holds that time or a later one (a
     /// retry, or a write that overtook this one): the condition failing is success.
-    async fn raise(&self, storefront: &str, tag: &Tag, at_ms: i64) -> Result<(), String> {
+    async fn raise(&self, storefront: &str, tag: &Tag, at_ms: i64) -> Result<(), WriteError> {
         let result = self
             .client
             .update_item()
@@ -99,16 +135,12 @@ impl TagTable {
             {
                 Ok(())
             }
-            Err(e) => Err(format!(
-                "tag table {}: UpdateItem failed: {}",
-                self.table,
-                aws_sdk_dynamodb::error::DisplayErrorContext(e)
-            )),
+            Err(e) => Err(WriteError::of(&self.table, "UpdateItem", e)),
         }
     }
 
     /// Puts the log items of up to 25 tags, resending what DynamoDB leaves unprocessed.
-    async fn log(&self, storefront: &str, tags: &[Tag], at_ms: i64) -> Result<(), String> {
+    async fn log(&self, storefront: &str, tags: &[Tag], at_ms: i64) -> Result<(), WriteError> {
         let mut requests: Vec<WriteRequest> = tags
             .iter()
             .map(|tag| log_request(storefront, tag, at_ms))
@@ -120,13 +152,7 @@ impl TagTable {
                 .request_items(&self.table, requests)
                 .send()
                 .await
-                .map_err(|e| {
-                    format!(
-                        "tag table {}: BatchWriteItem failed: {}",
-                        self.table,
-                        aws_sdk_dynamodb::error::DisplayErrorContext(e)
-                    )
-                })?;
+                .map_err(|e| WriteError::of(&self.table, "BatchWriteItem", e))?;
             requests = output
                 .unprocessed_items
                 .and_then(|mut left| left.remove(&self.table))
@@ -136,16 +162,19 @@ impl TagTable {
             }
             tokio::time::sleep(Duration::from_millis(50 << round)).await;
         }
-        Err(format!(
-            "tag table {}: {} log items still unprocessed",
-            self.table,
-            requests.len()
-        ))
+        Err(WriteError {
+            reason: format!(
+                "tag table {}: {} log items still unprocessed",
+                self.table,
+                requests.len()
+            ),
+            configuration: false,
+        })
     }
 }
 
 /// The log item of one revalidation.
-fn log_request(storefront: &str, tag: &Tag, at_ms: i64) -> Result<WriteRequest, String> {
+fn log_request(storefront: &str, tag: &Tag, at_ms: i64) -> Result<WriteRequest, WriteError> {
     let item: HashMap<String, AttributeValue> = [
         ("pk", AttributeValue::S(log_pk(storefront, at_ms))),
         ("sk", AttributeValue::S(log_sk(at_ms, tag))),
@@ -162,6 +191,9 @@ fn log_request(storefront: &str, tag: &Tag, at_ms: i64) -> Result<WriteRequest, 
     let put = PutRequest::builder()
         .set_item(Some(item))
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| WriteError {
+            reason: e.to_string(),
+            configuration: false,
+        })?;
     Ok(WriteRequest::builder().put_request(put).build())
 }
