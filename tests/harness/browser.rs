@@ -6,6 +6,8 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
+use aws_sdk_dynamodb::types::AttributeValue;
+use catalog_local::stack::Stack;
 use serde_json::Value;
 
 /// `node examples/storefront/e2e/browser.mjs`: one URL in, one JSON line out.
@@ -117,4 +119,19 @@ pub fn card<'a>(page: &'a Value, id: &str) -> Result<&'a Value> {
         .as_array()
         .and_then(|p| p.iter().find(|c| c["id"] == id))
         .with_context(|| format!("{id} is not on the page: {page}"))
+}
+
+/// Changes a summary's title behind the pipeline's back (no stream record, so no tag): a page
+/// that shows it was re-rendered by something else's revalidation.
+pub async fn hide_title(stack: &Stack, id: &str, title: &str) -> Result<()> {
+    stack
+        .dynamodb
+        .update_item()
+        .table_name(&stack.endpoints.tables.summaries)
+        .key("productId", AttributeValue::S(id.into()))
+        .update_expression("SET title = :t")
+        .expression_attribute_values(":t", AttributeValue::S(title.into()))
+        .send()
+        .await?;
+    Ok(())
 }

@@ -6,13 +6,12 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use aws_sdk_dynamodb::types::AttributeValue;
 use catalog_core::ids::{LocationId, ProductId};
 use catalog_core::model::MinorUnits;
 use catalog_local::demo::{self, DemoSize};
 use catalog_local::edits::Editor;
 use catalog_local::stack::{queue_depth, Options, Stack};
-use catalog_tests::browser::{card, cents, ids, Browser};
+use catalog_tests::browser::{card, cents, hide_title, ids, Browser};
 use tag_revalidator::signature::sign;
 
 /// A raw POST to the storefront's revalidate route, signed or not as the caller made it.
@@ -137,15 +136,7 @@ async fn a_shopper_sees_new_prices_and_stock_after_a_reload_and_other_stores_sta
 
     // Change B's summary behind the pipeline's back: no stream, no tags. Store-2's page must
     // keep showing the cached title until something revalidates store-2.
-    stack
-        .dynamodb
-        .update_item()
-        .table_name(&stack.endpoints.tables.summaries)
-        .key("productId", AttributeValue::S(b.into()))
-        .update_expression("SET title = :t")
-        .expression_attribute_values(":t", AttributeValue::S("Sneaky Title".into()))
-        .send()
-        .await?;
+    hide_title(&stack, b, "Sneaky Title").await?;
 
     // A shopper-visible change in store-1: a price and a stock level.
     let editor = Editor::new(stack.dynamodb.clone(), stack.endpoints.tables.clone());
@@ -367,15 +358,7 @@ async fn shop_in_the_browser(stack: &Stack, editor: &Editor, browser: &mut Brows
         .first()
         .cloned()
         .context("store-2 lists something")?;
-    stack
-        .dynamodb
-        .update_item()
-        .table_name(&stack.endpoints.tables.summaries)
-        .key("productId", AttributeValue::S(hidden.clone()))
-        .update_expression("SET title = :t")
-        .expression_attribute_values(":t", AttributeValue::S("Sneaky Two".into()))
-        .send()
-        .await?;
+    hide_title(stack, &hidden, "Sneaky Two").await?;
 
     // Y drops to 1 cent: the cart shows it and the price-sorted page puts Y first.
     editor

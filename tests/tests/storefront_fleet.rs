@@ -7,13 +7,12 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use aws_sdk_dynamodb::types::AttributeValue;
 use catalog_core::ids::ProductId;
 use catalog_core::model::MinorUnits;
 use catalog_local::demo::{self, DemoSize};
 use catalog_local::edits::Editor;
 use catalog_local::stack::{queue_depth, Options, Stack};
-use catalog_tests::browser::{card, Browser};
+use catalog_tests::browser::{card, hide_title, Browser};
 use catalog_tests::storefront_stub::get;
 use serde_json::Value;
 
@@ -77,20 +76,6 @@ async fn settle(stack: &Stack, loaded: usize) -> Result<()> {
 
 async fn empty(stack: &Stack, logical: &str) -> Result<bool> {
     Ok(queue_depth(&stack.sqs, stack.endpoints.queues.url(logical)?).await? == 0)
-}
-
-/// Changes a summary's title behind the pipeline's back: no stream record, no tag.
-async fn hide_title(stack: &Stack, id: &str, title: &str) -> Result<()> {
-    stack
-        .dynamodb
-        .update_item()
-        .table_name(&stack.endpoints.tables.summaries)
-        .key("productId", AttributeValue::S(id.into()))
-        .update_expression("SET title = :t")
-        .expression_attribute_values(":t", AttributeValue::S(title.into()))
-        .send()
-        .await?;
-    Ok(())
 }
 
 fn price_is(id: &'static str, price: &'static str) -> impl Fn(&Value) -> bool {
