@@ -38,12 +38,17 @@ pub struct TagTableSettings {
 /// The name the local stack gives its storefront in the tag table.
 pub const LOCAL_STOREFRONT: &str = "local";
 
-/// Starts one instance of the built storefront on `port` (0: a free one); returns it and its
-/// revalidate route. Next.js keeps fetched data in `.next/cache` across restarts, and a page
-/// must not outlive the tables it came from, so that cache is emptied first; the tag-table
-/// handlers keep theirs in memory. One storefront on Next's default handlers (of any number of
+/// The revalidate route of the instance on `port`: the URL the revalidator calls, and so the
+/// audience the route checks signatures against.
+pub fn revalidate_route(port: u16) -> String {
+    format!("http://127.0.0.1:{port}/api/revalidate")
+}
+
+/// Starts one instance of the built storefront on `port`. Next.js keeps fetched data in
+/// `.next/cache` across restarts, and a page must not outlive the tables it came from, so that
+/// cache is emptied first; the tag-table handlers keep theirs in memory. One storefront on Next's default handlers (of any number of
 /// instances) runs per checkout at a time; tag-table ones may run beside it.
-pub fn start(root: &Path, settings: &Settings, port: u16) -> Result<(Service, String)> {
+pub fn start(root: &Path, settings: &Settings, port: u16) -> Result<Service> {
     let dir = dir(root);
     let next = dir.join("node_modules/.bin/next");
     if !next.exists() || !dir.join(".next/BUILD_ID").exists() {
@@ -54,11 +59,6 @@ pub fn start(root: &Path, settings: &Settings, port: u16) -> Result<(Service, St
         // and leave another storefront's disk cache alone.
         let _ = std::fs::remove_dir_all(dir.join(".next/cache/fetch-cache"));
     }
-    let port = if port == 0 {
-        services::free_port()?
-    } else {
-        port
-    };
     let log = services::log_dir(root)?.join(format!("storefront-{port}.log"));
     let args = vec![
         "start".to_owned(),
@@ -68,12 +68,10 @@ pub fn start(root: &Path, settings: &Settings, port: u16) -> Result<(Service, St
         "-p".to_owned(),
         port.to_string(),
     ];
-    // The URL the revalidator calls is the audience the route checks signatures against.
-    let revalidate = format!("http://127.0.0.1:{port}/api/revalidate");
     let mut envs = vec![
         ("LISTING_API_URL", settings.listing_api.clone()),
         ("REVALIDATE_SECRET", settings.secret.clone()),
-        ("REVALIDATE_AUDIENCE", revalidate.clone()),
+        ("REVALIDATE_AUDIENCE", revalidate_route(port)),
         ("NEXT_TELEMETRY_DISABLED", "1".to_owned()),
         ("NODE_ENV", "production".to_owned()),
     ];
@@ -88,8 +86,7 @@ pub fn start(root: &Path, settings: &Settings, port: u16) -> Result<(Service, St
         ]);
     }
     let envs: Vec<(String, String)> = envs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
-    let service = services::start(&next, &args, &envs, port, &log, Duration::from_secs(60))?;
-    Ok((service, revalidate))
+    services::start(&next, &args, &envs, port, &log, Duration::from_secs(60))
 }
 
 /// The running instances of the storefront, each on a fixed port so that the proxy in front
@@ -105,8 +102,8 @@ impl Fleet {
     pub fn start(root: &Path, settings: Settings, count: usize) -> Result<Self> {
         let mut instances = Vec::new();
         for _ in 0..count.max(1) {
-            let (service, _) = start(root, &settings, 0)?;
-            instances.push((port_of(&service), Some(service)));
+            let port = services::free_port()?;
+            instances.push((port, Some(start(root, &settings, port)?)));
         }
         Ok(Self {
             root: root.to_owned(),
@@ -122,10 +119,7 @@ impl Fleet {
 
     /// Each instance's revalidate route.
     pub fn revalidate_routes(&self) -> Vec<String> {
-        self.ports()
-            .iter()
-            .map(|port| format!("http://127.0.0.1:{port}/api/revalidate"))
-            .collect()
+        self.ports().into_iter().map(revalidate_route).collect()
     }
 
     /// Stops instance `i` at once (killed, as a crashed or scaled-in container; its memory
@@ -152,7 +146,7 @@ impl Fleet {
     pub fn restart(&self, i: usize) -> Result<()> {
         self.stop(i);
         let port = self.lock()[i].0;
-        let (service, _) = start(&self.root, &self.settings, port)?;
+        let service = start(&self.root, &self.settings, port)?;
         self.lock()[i].1 = Some(service);
         Ok(())
     }
@@ -160,13 +154,4 @@ impl Fleet {
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(u16, Option<Service>)>> {
         self.instances.lock().unwrap_or_else(|e| e.into_inner())
     }
-}
-
-fn port_of(service: &Service) -> u16 {
-    service
-        .endpoint
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_default()
 }
