@@ -132,25 +132,23 @@ pub async fn run(flags: &Flags) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(rng.below(300))).await;
     }
     let minutes = started.elapsed().as_secs_f64() / 60.0;
-    let ports: Vec<String> = table
-        .instances
-        .iter()
-        .map(|u| u.rsplit(':').next().unwrap_or_default().to_owned())
-        .collect();
+    let ports = table
+        .stack
+        .storefront
+        .as_ref()
+        .context("storefront")?
+        .ports();
 
     println!("fleet benchmark: 3 storefront instances each way, {updates} price changes interleaved, product pages polled every 10 ms on every instance until fresh; tag-table instances poll every 1000 ms");
     crate::latency::print_line("tag table: write -> fresh on all 3", &mut table.fresh);
     crate::latency::print_line("HTTP fan-out: write -> fresh on all 3", &mut http.fresh);
-    let p50 = |s: &mut Vec<Duration>| {
-        s.sort();
-        s[s.len() / 2].as_secs_f64() * 1000.0
-    };
     crate::latency::print_line("cached page, tag-table handler", &mut with_table);
     crate::latency::print_line("cached page, Next's default handler", &mut default);
-    let ratio = p50(&mut with_table) / p50(&mut default);
+    let p50 = crate::latency::percentile;
+    let ratio = p50(&mut with_table, 0.5) / p50(&mut default, 0.5);
     println!("  handler overhead at p50: {ratio:.3}x Next's default (goal: at most 1.05x), {requests} requests each");
     for port in &ports {
-        let (requests, lines) = table_requests(&catalog_local::workspace_root(), port)?;
+        let (requests, lines) = table_requests(&catalog_local::workspace_root(), *port)?;
         println!(
             "  instance :{port}: {requests} tag table requests in {lines} metric minutes = {:.1} a minute (run {minutes:.1} min)",
             requests as f64 / lines.max(1) as f64
@@ -162,7 +160,7 @@ pub async fn run(flags: &Flags) -> Result<()> {
 
 /// The `TagTableRequests` an instance reported in its metric lines (one a minute), and how many
 /// lines there were.
-fn table_requests(root: &Path, port: &str) -> Result<(u64, u64)> {
+fn table_requests(root: &Path, port: u16) -> Result<(u64, u64)> {
     let log = catalog_local::services::log_dir(root)?.join(format!("storefront-{port}.log"));
     let text = std::fs::read_to_string(&log).with_context(|| format!("{log:?}"))?;
     let mut total = (0, 0);

@@ -33,17 +33,30 @@ pub async fn load_and_settle(stack: &Stack, size: DemoSize) -> Result<()> {
     }
 }
 
+/// The `q` quantile of `samples` in ms (nearest rank; `samples` sorted in place).
+pub fn percentile(samples: &mut [Duration], q: f64) -> f64 {
+    samples.sort();
+    rank(samples, q)
+}
+
+/// The `q` quantile of already sorted `samples`, in ms.
+fn rank(sorted: &[Duration], q: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1000.0
+}
+
 /// Prints `name` and the p50/p95/p99/max of `samples` (sorted in place); returns the p99 in ms.
 pub fn print_line(name: &str, samples: &mut [Duration]) -> f64 {
     samples.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let pct = |q: f64| ms(samples[((samples.len() as f64 - 1.0) * q).round() as usize]);
+    let pct = |q: f64| rank(samples, q);
     println!(
         "  {name:<40} p50 {:>6.1} ms  p95 {:>6.1} ms  p99 {:>6.1} ms  max {:>6.1} ms",
         pct(0.5),
         pct(0.95),
         pct(0.99),
-        samples.last().map(|d| ms(*d)).unwrap_or_default()
+        samples
+            .last()
+            .map(|d| d.as_secs_f64() * 1000.0)
+            .unwrap_or_default()
     );
     pct(0.99)
 }
