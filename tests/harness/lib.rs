@@ -195,8 +195,7 @@ impl TestEnv {
 
     /// Creates this test's tag table (template.yaml's `TagTable`) and returns its name.
     pub async fn create_tag_table(&self) -> Result<String> {
-        let prefix = self.tables.products.trim_end_matches("Products");
-        let name = catalog_local::stack::tag_table_name(prefix);
+        let name = self.resources().tag_table;
         let template = Template::load(&catalog_local::workspace_root())?;
         template
             .table("TagTable")?
