@@ -108,13 +108,9 @@ export class TagSync {
       this.stats.lastSuccessAt = started;
       this.cursor = started - this.opts.lookbackMs;
     } catch (error) {
-      this.stats.failures++;
-      this.sinceMetrics.failures++;
-      this.emit({
+      this.failed(error, {
         level: "WARN",
         message: "tag table read failed; serving with the tag times already known",
-        storefront: this.table.storefront,
-        error: String(error),
         knownSince: this.stats.lastSuccessAt || null,
       });
     }
@@ -127,16 +123,19 @@ export class TagSync {
     try {
       await this.table.revalidate(tags, at);
     } catch (error) {
-      this.stats.failures++;
-      this.sinceMetrics.failures++;
-      this.emit({
+      this.failed(error, {
         level: "ERROR",
         message: "revalidateTag could not write the tag table: only this instance knows",
-        storefront: this.table.storefront,
         tags,
-        error: String(error),
       });
     }
+  }
+
+  /** Counts a failed table call and writes its log line. */
+  private failed(error: unknown, line: Record<string, unknown>): void {
+    this.stats.failures++;
+    this.sinceMetrics.failures++;
+    this.emit({ ...line, storefront: this.table.storefront, error: String(error) });
   }
 
   private async tick(): Promise<void> {
