@@ -182,10 +182,7 @@ async fn a_matching_etag_gives_304_and_tags_name_the_contents() -> Result<()> {
         etag.starts_with('"') && !etag.starts_with("W/"),
         "strong: {etag}"
     );
-    assert!(first
-        .header("cache-control")
-        .unwrap()
-        .contains("stale-while-revalidate"));
+    assert_eq!(first.header("cache-control"), Some("public, no-cache"));
     let tags = first.header("cache-tag").unwrap();
     assert!(
         tags.contains("store:s2:products")
@@ -323,6 +320,38 @@ async fn client_mistakes_are_4xx_json_errors_that_reveal_nothing() -> Result<()>
         assert_eq!(reply.body["error"]["code"], code, "{method} {target}");
         assert!(reply.body["error"]["message"].is_string());
         assert_eq!(reply.header("cache-control"), Some("no-store"));
+    }
+    Ok(())
+}
+
+/// A shared cache may keep no admin listing (drafts) and no cart, and must check every public
+/// answer with the API before reusing it; only public answers name their tags.
+#[tokio::test]
+async fn shared_caches_reuse_nothing_unchecked_and_keep_no_private_answer() -> Result<()> {
+    let env = seeded().await?;
+    let public = [
+        env.call_api("GET", "/stores/s2/products", &[], None)
+            .await?,
+        env.call_api("GET", "/products/q0", &[], None).await?,
+    ];
+    for reply in &public {
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.header("cache-control"), Some("public, no-cache"));
+        assert!(reply.header("cache-tag").is_some());
+    }
+    let cart = r#"{"productIds":["q0","q1"]}"#;
+    let private = [
+        env.call_api_as_admin("GET", "/admin/stores/s2/products?includeInactive=true")
+            .await?,
+        env.call_api_as_admin("GET", "/admin/stores/s2/products")
+            .await?,
+        env.call_api("POST", "/products:batchGet", &[], Some(cart))
+            .await?,
+    ];
+    for reply in &private {
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+        assert_eq!(reply.header("cache-control"), Some("private, no-store"));
+        assert_eq!(reply.header("cache-tag"), None);
     }
     Ok(())
 }

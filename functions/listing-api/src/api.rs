@@ -15,7 +15,7 @@ use catalog_core::tags::{product_tags, Tag, TagSet};
 use serde::Serialize;
 
 use crate::cursor::CursorKey;
-use crate::reply::{self, ApiError, CacheTags};
+use crate::reply::{self, ApiError, Audience, CacheTags};
 use crate::route::{self, Caller, Route};
 
 const FUNCTION: &str = "listing-api";
@@ -125,7 +125,15 @@ impl ListingApi {
                 listing,
                 limit,
                 cursor,
-            } => self.list(&listing, limit, cursor, if_none_match).await,
+                admin,
+            } => {
+                let page = self.list(&listing, limit, cursor).await?;
+                let audience = match admin {
+                    true => Audience::Private,
+                    false => Audience::Public(page.1),
+                };
+                Ok(reply::ok(&page.0, &audience, if_none_match))
+            }
             Route::Get(id) => self.get(&id, if_none_match).await,
             Route::BatchGet => {
                 let ids = route::batch_ids(&request_body(request)?)?;
@@ -134,16 +142,15 @@ impl ListingApi {
         }
     }
 
-    /// A page of a store's listing, tagged with the store's listing and each card's product.
+    /// A page of a store's listing, and its tags: the store's listing and each card's product.
     /// Every sort and filter of a store is under the one store tag, so a change that reorders
     /// or refilters any of them revalidates them all.
-    async fn list(
+    async fn list<'a>(
         &self,
-        listing: &Listing,
+        listing: &'a Listing,
         limit: usize,
         cursor: Option<String>,
-        if_none_match: Option<&str>,
-    ) -> Result<ApiGatewayV2httpResponse, ApiError> {
+    ) -> Result<(ListBody<'a>, CacheTags), ApiError> {
         let store = listing.store();
         let after = cursor
             .map(|c| self.cursors.open(&c, listing))
@@ -167,7 +174,7 @@ impl ListingApi {
             next_cursor: page.next.map(|p| self.cursors.sign(listing, &p)),
             items: page.items,
         };
-        Ok(reply::ok(&body, &tags, if_none_match))
+        Ok((body, tags))
     }
 
     /// One product's card.
@@ -182,10 +189,12 @@ impl ListingApi {
             tags: product_tags(id, []),
             ..CacheTags::default()
         };
-        Ok(reply::ok(&PublicCard::from(card), &tags, if_none_match))
+        let audience = Audience::Public(tags);
+        Ok(reply::ok(&PublicCard::from(card), &audience, if_none_match))
     }
 
-    /// The cards of a cart's `ids` (each once, in order), and those with none.
+    /// The cards of a cart's `ids` (each once, in order), and those with none: one shopper's
+    /// cart, kept by no cache.
     async fn batch_get(
         &self,
         ids: &[ProductId],
@@ -198,23 +207,17 @@ impl ListingApi {
             .get_cards(&distinct)
             .await
             .map_err(store_error)?;
-        let mut tags = CacheTags::default();
         let mut body = BatchBody {
             products: Vec::with_capacity(distinct.len()),
             missing: Vec::new(),
         };
         for id in distinct {
-            tags.tags.extend(product_tags(&id, []));
             match cards.remove(&id) {
-                Some(card) => {
-                    tags.fallback
-                        .insert(Tag::store_products(&card.summary.store_id));
-                    body.products.push(card.into())
-                }
+                Some(card) => body.products.push(card.into()),
                 None => body.missing.push(id),
             }
         }
-        Ok(reply::ok(&body, &tags, if_none_match))
+        Ok(reply::ok(&body, &Audience::Private, if_none_match))
     }
 }
 

@@ -9,10 +9,23 @@ use catalog_core::tags::TagSet;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-/// What a CDN or browser may do with a successful response: serve it for a second, then
-/// serve it stale for four more while it refetches, so no shopper sees data older than 5 s
-/// past a revalidation.
-pub const CACHE_CONTROL: &str = "public, max-age=1, stale-while-revalidate=4";
+/// What any cache may do with a public answer (a listing page, a product card): keep it, but
+/// ask the API before every reuse (`no-cache`; the strong ETag makes that a 304). A shared
+/// cache in front of the API that served a copy even a second old after a revalidation would
+/// hand Next.js the old body to cache, with no tag left to clear it.
+pub const PUBLIC_CACHE_CONTROL: &str = "public, no-cache";
+
+/// Admin listings (drafts) and carts (one shopper's): kept by no cache, shared or not.
+pub const PRIVATE_CACHE_CONTROL: &str = "private, no-store";
+
+/// Who an answer is for, which sets its cache headers.
+#[derive(Debug, Clone)]
+pub enum Audience {
+    /// Anyone: [`PUBLIC_CACHE_CONTROL`] and a `Cache-Tag` for a CDN that purges by tag.
+    Public(CacheTags),
+    /// One caller: [`PRIVATE_CACHE_CONTROL`] and no `Cache-Tag` (nothing to purge).
+    Private,
+}
 
 /// Most bytes in a `Cache-Tag` header. API Gateway bounds a response's headers (10 KB for an
 /// HTTP API) and CDNs bound this one (16 KB at Cloudflare and Fastly, 1 KB per tag); a page's
@@ -20,8 +33,8 @@ pub const CACHE_CONTROL: &str = "public, max-age=1, stale-while-revalidate=4";
 pub const MAX_CACHE_TAG_BYTES: usize = 4096;
 
 /// What a response's `Cache-Tag` header lists: `tags` when they fit, else `fallback` (for
-/// example a listing's store tag in place of its products' tags), else no header; a CDN then
-/// keeps the response no longer than [`CACHE_CONTROL`] allows.
+/// example a listing's store tag in place of its products' tags), else no header; a CDN
+/// checks with the API before reusing the response all the same ([`PUBLIC_CACHE_CONTROL`]).
 #[derive(Debug, Clone, Default)]
 pub struct CacheTags {
     pub tags: TagSet,
@@ -113,20 +126,25 @@ pub fn matches(if_none_match: &str, etag: &str) -> bool {
     })
 }
 
-/// A 200 with `value` as JSON, its ETag, the cache headers and the `Cache-Tag` header (see
-/// [`cache_tag`]); or a 304 with no body when `if_none_match` matches.
+/// A 200 with `value` as JSON, its ETag and the cache headers of `audience` (for the public,
+/// the `Cache-Tag` of [`cache_tag`]); or a 304 with no body when `if_none_match` matches.
 pub fn ok(
     value: &impl Serialize,
-    tags: &CacheTags,
+    audience: &Audience,
     if_none_match: Option<&str>,
 ) -> ApiGatewayV2httpResponse {
     let body = serde_json::to_string(value).expect("response bodies always serialize");
     let etag = etag(&body);
     let mut headers = HeaderMap::new();
     header(&mut headers, "etag", &etag);
-    header(&mut headers, "cache-control", CACHE_CONTROL);
-    if let Some(value) = cache_tag(tags) {
-        header(&mut headers, "cache-tag", &value);
+    match audience {
+        Audience::Public(tags) => {
+            header(&mut headers, "cache-control", PUBLIC_CACHE_CONTROL);
+            if let Some(value) = cache_tag(tags) {
+                header(&mut headers, "cache-tag", &value);
+            }
+        }
+        Audience::Private => header(&mut headers, "cache-control", PRIVATE_CACHE_CONTROL),
     }
     if if_none_match.is_some_and(|v| matches(v, &etag)) {
         return response(304, headers, None);
@@ -160,22 +178,38 @@ mod tests {
     }
 
     #[test]
+    fn private_answers_are_stored_by_no_cache_and_carry_no_tags() {
+        let tags = TagSet::from([product("p1")]);
+        let public = ok(
+            &"x",
+            &Audience::Public(CacheTags {
+                tags,
+                ..CacheTags::default()
+            }),
+            None,
+        );
+        assert_eq!(public.headers["cache-control"], "public, no-cache");
+        assert_eq!(public.headers["cache-tag"], "product:p1");
+        let private = ok(&"x", &Audience::Private, None);
+        assert_eq!(private.headers["cache-control"], "private, no-store");
+        assert!(private.headers.get("cache-tag").is_none());
+    }
+
+    #[test]
     fn a_matching_etag_gives_304_without_body() {
-        let first = ok(&serde_json::json!({"a": 1}), &CacheTags::default(), None);
+        let public = Audience::Public(CacheTags::default());
+        let first = ok(&serde_json::json!({"a": 1}), &public, None);
         assert_eq!(first.status_code, 200);
         let tag = first.headers["etag"].to_str().unwrap().to_owned();
-        let second = ok(
-            &serde_json::json!({"a": 1}),
-            &CacheTags::default(),
-            Some(&tag),
-        );
+        let second = ok(&serde_json::json!({"a": 1}), &public, Some(&tag));
         assert_eq!(second.status_code, 304);
         assert!(second.body.is_none());
         assert_eq!(second.headers["etag"], first.headers["etag"]);
     }
 
     fn header_of(tags: TagSet, fallback: TagSet) -> Option<String> {
-        let reply = ok(&serde_json::json!({}), &CacheTags { tags, fallback }, None);
+        let audience = Audience::Public(CacheTags { tags, fallback });
+        let reply = ok(&serde_json::json!({}), &audience, None);
         let value = reply.headers.get("cache-tag")?;
         Some(value.to_str().expect("visible ASCII").to_owned())
     }

@@ -36,6 +36,8 @@ pub enum Route {
         listing: Listing,
         limit: usize,
         cursor: Option<String>,
+        /// The admin route: its answers may show drafts, so no cache keeps them.
+        admin: bool,
     },
     /// `GET /products/{productId}`
     Get(ProductId),
@@ -123,7 +125,8 @@ fn parse_listing(
         .map_err(|e| ApiError::bad_request(e.code(), e.to_string()))
 }
 
-fn list(store: &str, query: &QueryMap, include_inactive: bool) -> Result<Route, ApiError> {
+fn list(store: &str, query: &QueryMap, admin: bool) -> Result<Route, ApiError> {
+    let include_inactive = admin && parse_bool("includeInactive", query.first("includeInactive"))?;
     let store = StoreId::parse(percent_decode(store)?)
         .map_err(|e| ApiError::bad_request("invalid_id", e.to_string()))?;
     Ok(Route::List {
@@ -133,6 +136,7 @@ fn list(store: &str, query: &QueryMap, include_inactive: bool) -> Result<Route, 
             .first("cursor")
             .filter(|c| !c.is_empty())
             .map(str::to_owned),
+        admin,
     })
 }
 
@@ -169,11 +173,7 @@ pub fn route(
                     "this route needs an IAM-authorized (SigV4) caller",
                 ));
             }
-            method_is(
-                method,
-                list(store, query, include_inactive()?)?,
-                Method::GET,
-            )
+            method_is(method, list(store, query, true)?, Method::GET)
         }
         ["products:batchGet"] => method_is(method, Route::BatchGet, Method::POST),
         ["products", id] => {
@@ -252,6 +252,7 @@ mod tests {
                 listing: Listing::by_title(StoreId::parse("s1").unwrap()),
                 limit: DEFAULT_LIMIT,
                 cursor: None,
+                admin: false,
             }
         );
         assert_eq!(
