@@ -1,5 +1,15 @@
 // Reads from catalog-sync's listing API, tagged with the same cache tags catalog-sync
-// revalidates, so pages are served from Next.js's cache until a change revalidates them.
+// revalidates, so pages are served from Next.js's cache until a change revalidates them, or
+// at the latest BACKSTOP_SECONDS after they were fetched.
+
+/**
+ * The outer bound on a cached read: if an invalidation is ever lost (a dead-lettered tag, a
+ * listing check abandoned after 15 minutes, a storefront that was down and missed a call), a
+ * page is refetched in the background on its first request after this many seconds. Costs at
+ * most one extra render, and one API call per fetch on it, per cached page and instance every
+ * five minutes, and only for pages that are visited.
+ */
+export const BACKSTOP_SECONDS = 300;
 
 export type ProductSummary = {
   productId: string;
@@ -46,7 +56,7 @@ export async function listStore(storeId: string, query: ListingQuery): Promise<L
   if (query.cursor) params.set("cursor", query.cursor);
   const response = await fetch(
     `${apiUrl()}/stores/${encodeURIComponent(storeId)}/products?${params}`,
-    { cache: "force-cache", next: { tags: [tags.store(storeId)] } },
+    { cache: "force-cache", next: { tags: [tags.store(storeId)], revalidate: BACKSTOP_SECONDS } },
   );
   if (response.status === 400 || response.status === 404) return null;
   if (!response.ok) throw new Error(`listing API answered ${response.status}`);
@@ -67,7 +77,10 @@ export async function getCart(ids: string[]): Promise<CartCards> {
     headers: { "content-type": "application/json" },
     body: JSON.stringify({ productIds: sorted }),
     cache: "force-cache",
-    next: { tags: sorted.flatMap((id) => [tags.product(id), tags.inventory(id)]) },
+    next: {
+      tags: sorted.flatMap((id) => [tags.product(id), tags.inventory(id)]),
+      revalidate: BACKSTOP_SECONDS,
+    },
   });
   if (!response.ok) throw new Error(`listing API answered ${response.status}`);
   return response.json();
@@ -77,7 +90,7 @@ export async function getCart(ids: string[]): Promise<CartCards> {
 export async function getProduct(productId: string): Promise<ProductSummary | Unavailable | null> {
   const response = await fetch(`${apiUrl()}/products/${encodeURIComponent(productId)}`, {
     cache: "force-cache",
-    next: { tags: [tags.product(productId), tags.inventory(productId)] },
+    next: { tags: [tags.product(productId), tags.inventory(productId)], revalidate: BACKSTOP_SECONDS },
   });
   if (response.status === 400 || response.status === 404) return null;
   if (!response.ok) throw new Error(`listing API answered ${response.status}`);
