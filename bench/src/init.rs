@@ -92,6 +92,10 @@ fn cold_start(binary: &std::path::Path) -> Result<Duration> {
         .env("TAG_QUEUE_URL", "http://127.0.0.1:1/tags")
         .env("PARKED_RECORDS_QUEUE_URL", "http://127.0.0.1:1/parked")
         .env("RECONCILE_QUEUE_URL", "http://127.0.0.1:1/reconcile")
+        .env(
+            "LISTING_CHECK_QUEUE_URL",
+            "http://127.0.0.1:1/listing-checks",
+        )
         .env("CURSOR_SECRET", "init-bench-cursor-secret-0123456789")
         .env("REVALIDATE_ENDPOINTS", "http://127.0.0.1:1/api/revalidate")
         .env("REVALIDATE_SECRET", "init-bench-revalidate-secret")

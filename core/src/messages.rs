@@ -5,18 +5,12 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::ids::ProductId;
+use crate::listing::check::IndexPosition;
 use crate::tags::{Tag, TagSet};
 
 /// Tags per message: Next.js takes at most 128 tags a call, and a message is one call.
 pub const MAX_TAGS_PER_MESSAGE: usize = 100;
-
-/// Listing tags are queued again this many seconds after the first time. Listing pages read
-/// the `byStore` index, which DynamoDB updates asynchronously ("usually within a second") and
-/// reads eventually consistently; a page re-rendered by the first revalidation may still show
-/// the old item, and Next.js would then cache it with no tag left to clear it. The rechecks
-/// re-render it after the index has caught up: fresh within ~4.2 s of the write for any index
-/// lag under 4 s. Product and cart reads need none: they read the table consistently.
-pub const LISTING_RECHECKS: [i32; 2] = [2, 4];
 
 /// The body of a tag-queue message (JSON, version 1).
 ///
@@ -25,8 +19,7 @@ pub const LISTING_RECHECKS: [i32; 2] = [2, 4];
 ///  "eventTime":"2026-11-26T04:15:00.123Z","enqueuedAt":"2026-11-26T04:15:00.180Z"}
 /// ```
 /// `eventTime` is the earliest stream record time among the changes the message covers, so
-/// `revalidated - eventTime` is the staleness a shopper could see. `"recheck": true` marks a
-/// delayed repeat of listing tags (see [`LISTING_RECHECKS`]).
+/// `revalidated - eventTime` is the staleness a shopper could see.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TagMessage {
@@ -34,8 +27,6 @@ pub struct TagMessage {
     pub tags: Vec<Tag>,
     pub event_time: String,
     pub enqueued_at: String,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub recheck: bool,
 }
 
 impl TagMessage {
@@ -48,39 +39,60 @@ impl TagMessage {
                 tags: chunk.to_vec(),
                 event_time: event_time.to_rfc3339_opts(SecondsFormat::Millis, true),
                 enqueued_at: now.to_rfc3339_opts(SecondsFormat::Millis, true),
-                recheck: false,
             })
             .collect()
     }
+}
 
-    /// Every message that carries `tags` now, and the delayed rechecks of its listing tags,
-    /// each with its delivery delay in seconds.
-    pub fn with_rechecks(
+/// The body of a listing-check message (JSON, version 1): listing tags that wait until the
+/// indexes show the product as the table holds it (see [`crate::listing::check`]). The
+/// summary-projector reads it from its listing-check queue, checks, and either queues `tags`
+/// or sends the message again, `waitedSecs` on, after [`next_check_delay`].
+///
+/// ```json
+/// {"version":1,"productId":"p1","tags":["store:s1:products"],
+///  "left":[{"index":"byStorePrice","partition":"s1","sort":"0000000000001999#p1"}],
+///  "eventTime":"2026-11-26T04:15:00.123Z","waitedSecs":3}
+/// ```
+/// `left` are the positions the write took the product out of: only the write knows them.
+///
+/// [`next_check_delay`]: crate::listing::check::next_check_delay
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListingCheck {
+    pub version: u32,
+    pub product_id: ProductId,
+    pub tags: Vec<Tag>,
+    pub left: Vec<IndexPosition>,
+    /// As in [`TagMessage`]: the earliest change the tags cover.
+    pub event_time: String,
+    /// Seconds spent waiting for the index so far (the sum of the delays; no clock compared).
+    pub waited_secs: u32,
+}
+
+impl ListingCheck {
+    /// The first check of `tags` (listing tags only) for `product`.
+    pub fn new(
+        product: ProductId,
         tags: &TagSet,
+        left: Vec<IndexPosition>,
         event_time: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Vec<(Self, i32)> {
-        let listing: TagSet = tags
-            .iter()
-            .filter(|t| t.reads_listing_index())
-            .cloned()
-            .collect();
-        let mut all: Vec<(Self, i32)> = Self::split(tags, event_time, now)
-            .into_iter()
-            .map(|m| (m, 0))
-            .collect();
-        for delay in LISTING_RECHECKS {
-            for message in Self::split(&listing, event_time, now) {
-                all.push((
-                    TagMessage {
-                        recheck: true,
-                        ..message
-                    },
-                    delay,
-                ));
-            }
+    ) -> Self {
+        Self {
+            version: 1,
+            product_id: product,
+            tags: tags.iter().cloned().collect(),
+            left,
+            event_time: event_time.to_rfc3339_opts(SecondsFormat::Millis, true),
+            waited_secs: 0,
         }
-        all
+    }
+
+    /// The change time the tags cover (now, if the text is not a time).
+    pub fn event_time(&self) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(&self.event_time)
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_else(|_| Utc::now())
     }
 }
 
@@ -149,36 +161,19 @@ mod tests {
     }
 
     #[test]
-    fn listing_tags_are_queued_again_later_and_only_they() {
-        let tags: TagSet = [
-            "product:p1",
-            "inventory:p1",
-            "store:s1:products",
-            "store:s2:products",
-        ]
-        .into_iter()
-        .map(|t| Tag::parse(t).unwrap())
-        .collect();
-        let t = Utc::now();
-        let all = TagMessage::with_rechecks(&tags, t, t);
-        let delays: Vec<i32> = all.iter().map(|(_, d)| *d).collect();
-        assert_eq!(delays, [0, 2, 4]);
-        assert_eq!(all[0].0.tags.len(), 4);
-        assert!(!all[0].0.recheck);
-        for (m, _) in &all[1..] {
-            assert!(m.recheck);
-            let texts: Vec<&str> = m.tags.iter().map(Tag::as_str).collect();
-            assert_eq!(texts, ["store:s1:products", "store:s2:products"]);
-        }
-        let product_only: TagSet = [Tag::parse("product:p1").unwrap()].into();
-        assert_eq!(TagMessage::with_rechecks(&product_only, t, t).len(), 1);
-    }
-
-    #[test]
     fn body_round_trips_and_rejects_bad_tags() {
         let body = r#"{"version":1,"tags":["product:p1"],"eventTime":"2026-11-26T04:15:00.123Z","enqueuedAt":"2026-11-26T04:15:00.180Z"}"#;
         let message: TagMessage = serde_json::from_str(body).unwrap();
         assert_eq!(serde_json::to_string(&message).unwrap(), body);
         assert!(serde_json::from_str::<TagMessage>(&body.replace("product:p1", "a b")).is_err());
+    }
+
+    #[test]
+    fn listing_check_round_trips_and_refuses_unknown_indexes() {
+        let body = r#"{"version":1,"productId":"p1","tags":["store:s1:products"],"left":[{"index":"byStorePrice","partition":"s1","sort":"0000000000001999#p1"}],"eventTime":"2026-11-26T04:15:00.123Z","waitedSecs":3}"#;
+        let check: ListingCheck = serde_json::from_str(body).unwrap();
+        assert_eq!(serde_json::to_string(&check).unwrap(), body);
+        let unknown = body.replace("byStorePrice", "byAnything");
+        assert!(serde_json::from_str::<ListingCheck>(&unknown).is_err());
     }
 }

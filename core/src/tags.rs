@@ -59,9 +59,9 @@ impl Tag {
         &self.0
     }
 
-    /// Whether the pages this tag stands for read the `byStore` index, whose reads are always
-    /// eventually consistent (so they are revalidated again later, see
-    /// [`LISTING_RECHECKS`](crate::queue::tag_queue::LISTING_RECHECKS)).
+    /// Whether the pages this tag stands for read a listing index, whose reads are always
+    /// eventually consistent: such a tag goes out only once the index shows the write (see
+    /// [`crate::listing::check`]).
     pub fn reads_listing_index(&self) -> bool {
         self.0.starts_with("store:") && self.0.ends_with(":products")
     }

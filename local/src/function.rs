@@ -14,7 +14,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
-use aws_lambda_events::event::dynamodb::Event;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tracing::Instrument;
@@ -59,12 +58,14 @@ fn encode(answer: impl serde::Serialize) -> Result<Value, FunctionError> {
     serde_json::to_value(answer).map_err(|e| FunctionError(format!("encoding the answer: {e}")))
 }
 
+/// Both of the projector's event sources, told apart as its `main` does.
 impl Function for summary_projector::Projector {
     fn invoke(&self, event: Value) -> Invocation<'_> {
         traced("SummaryProjectorFunction", async move {
-            let event: Event = decode(event)?;
+            let input = summary_projector::Input::parse(event)
+                .map_err(|e| FunctionError(format!("decoding the event: {e}")))?;
             let response = self
-                .handle(event)
+                .handle_input(input)
                 .await
                 .map_err(|e| FunctionError(e.to_string()))?;
             encode(response)

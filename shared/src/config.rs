@@ -42,6 +42,8 @@ pub struct ProjectorConfig {
     pub tag_queue_url: String,
     /// `PARKED_RECORDS_QUEUE_URL`: the dead-letter queue for records that can never succeed.
     pub parked_queue_url: String,
+    /// `LISTING_CHECK_QUEUE_URL`: listing tags waiting for the index (the projector drains it).
+    pub listing_check_queue_url: String,
     /// `STOCK_TAG_POLICY`: `eager` (default) or `quiet`.
     pub stock_tag_policy: StockTagPolicy,
 }
@@ -58,6 +60,7 @@ impl ProjectorConfig {
             tables: table_names(&get)?,
             tag_queue_url: queue_url(&get, "TAG_QUEUE_URL")?,
             parked_queue_url: queue_url(&get, "PARKED_RECORDS_QUEUE_URL")?,
+            listing_check_queue_url: queue_url(&get, "LISTING_CHECK_QUEUE_URL")?,
             stock_tag_policy: stock_tag_policy(&get)?,
         })
     }
@@ -72,6 +75,8 @@ pub struct ReconcilerConfig {
     pub tag_queue_url: String,
     /// `RECONCILE_QUEUE_URL`: one message per segment of a run.
     pub reconcile_queue_url: String,
+    /// `LISTING_CHECK_QUEUE_URL`: repaired listings' tags waiting for the index.
+    pub listing_check_queue_url: String,
     /// `RECONCILE_SEGMENTS`: parallel Scan segments of a scheduled run (default 4).
     pub default_segments: u32,
     /// `STOCK_TAG_POLICY`, as for the projector.
@@ -102,6 +107,7 @@ impl ReconcilerConfig {
             tables: table_names(&get)?,
             tag_queue_url: queue_url(&get, "TAG_QUEUE_URL")?,
             reconcile_queue_url: queue_url(&get, "RECONCILE_QUEUE_URL")?,
+            listing_check_queue_url: queue_url(&get, "LISTING_CHECK_QUEUE_URL")?,
             default_segments,
             stock_tag_policy: stock_tag_policy(&get)?,
         })
@@ -338,6 +344,7 @@ mod tests {
         ("SUMMARIES_TABLE", "S"),
         ("TAG_QUEUE_URL", "http://q/tags"),
         ("PARKED_RECORDS_QUEUE_URL", "http://q/parked"),
+        ("LISTING_CHECK_QUEUE_URL", "http://q/listing-checks"),
     ];
 
     #[test]

@@ -3,7 +3,9 @@
 //! (core/), which has no I/O.
 //!
 //! - [`store`]: the DynamoDB adapters (source tables, Summaries), with one paginate helper.
-//! - [`queue`]: the SQS adapters (tag queue, parking lot).
+//! - [`queue`]: the SQS adapters (tag queue, listing checks, parking lot).
+//! - [`listing_gate`]: queueing refreshed summaries' tags, listing tags once the index shows
+//!   the write.
 //! - [`refresh`]: the `Refresher`, which reads, decides and writes a summary exactly-once in
 //!   effect; [`reconcile`]: the reconcile `Worker` over a share of the tables.
 //! - [`revalidate`]: `revalidate_product`, queueing a product's tags on demand.
@@ -14,6 +16,7 @@
 pub mod config;
 pub mod fault;
 pub mod lambda;
+pub mod listing_gate;
 pub mod queue;
 pub mod reconcile;
 pub mod refresh;

@@ -30,6 +30,7 @@ use futures::stream::{self, StreamExt};
 use crate::fault::Fault;
 use crate::store::{Corrupt, ReadError, SourceStore, Stored, SummaryStore, Write};
 use catalog_core::ids::ProductId;
+use catalog_core::listing::check::{left_positions, IndexPosition};
 use catalog_core::model::{InventoryRow, Product, ProductSummary};
 use catalog_core::projection::project;
 use catalog_core::reconcile::{compare, Discrepancy};
@@ -37,8 +38,7 @@ use catalog_core::tags::{StockTagPolicy, TagSet};
 
 pub use catalog_core::refresh::{decide, Change, Decision};
 
-/// How long a tombstone outlives the delete: far longer than any Lambda invocation.
-pub const TOMBSTONE_TTL_SECS: i64 = 24 * 60 * 60;
+pub use crate::store::summaries::TOMBSTONE_TTL_SECS;
 
 /// Tags left in an outbox for longer than this were lost, not in flight: the projector queues
 /// them within its invocation, and the stream retries a failed publish within minutes.
@@ -58,6 +58,11 @@ pub struct Refreshed {
     /// The stored outbox held tags older than [`STUCK_OUTBOX_SECS`]: an earlier publish was
     /// lost, and `tags` now carries them again.
     pub stuck_outbox: bool,
+    /// The summary stored after this refresh (`None`: a tombstone or nothing): what the
+    /// listing indexes must show before its listing tags go out.
+    pub current: Option<ProductSummary>,
+    /// The index positions this refresh's write took the product out of.
+    pub left: Vec<IndexPosition>,
 }
 
 /// Whether a refresh writes, or only reads and reports what it would write (a dry run).
@@ -68,8 +73,9 @@ pub enum Mode {
 }
 
 /// Whether `stored` has tags that waited in its outbox longer than [`STUCK_OUTBOX_SECS`] at
-/// `now`. A content write sets `updatedAt` (a tombstone, `expiresAt` less the TTL) and
-/// every tag in the outbox is at least that old.
+/// `now`. A content write sets `updatedAt` (a tombstone, `deletedAt`; one written before
+/// `deletedAt` existed, `expiresAt` less the TTL) and every tag in the outbox is at least
+/// that old.
 pub fn outbox_stuck(stored: &Stored, now: DateTime<Utc>) -> bool {
     if stored.pending_tags.is_empty() {
         return false;
@@ -78,7 +84,9 @@ pub fn outbox_stuck(stored: &Stored, now: DateTime<Utc>) -> bool {
         Some(record) => DateTime::parse_from_rfc3339(&record.updated_at)
             .map(|t| t.timestamp())
             .ok(),
-        None => stored.expires_at.map(|t| t - TOMBSTONE_TTL_SECS),
+        None => stored
+            .deleted_at
+            .or_else(|| stored.expires_at.map(|t| t - TOMBSTONE_TTL_SECS)),
     };
     written.is_none_or(|t| now.timestamp() - t > STUCK_OUTBOX_SECS)
 }
@@ -130,6 +138,9 @@ pub struct Refresher {
 type Outcome = Result<Refreshed, RefreshError>;
 
 /// One attempt's result for a product: done (either way), or lost the race.
+// One per product and attempt, moved once into the outcome map: boxing would only add an
+// allocation per product.
+#[allow(clippy::large_enum_variant)]
 enum Attempt {
     Done(Outcome),
     Conflict,
@@ -275,6 +286,10 @@ impl Refresher {
                 record.as_ref().map(|r| &r.summary),
             ),
         };
+        let current = match &decision {
+            Decision::Fence { .. } => previous.map(|r| r.summary.clone()),
+            Decision::Write { record, .. } => record.as_ref().map(|r| r.summary.clone()),
+        };
         let mut refreshed = Refreshed {
             product_id: id.clone(),
             change: decision.change(),
@@ -282,6 +297,8 @@ impl Refresher {
             outbox_revision: None,
             discrepancy,
             stuck_outbox: stored.as_ref().is_some_and(|s| outbox_stuck(s, now)),
+            left: left_positions(previous.map(|r| &r.summary), current.as_ref()),
+            current,
         };
         if mode == Mode::Inspect {
             return Attempt::Done(Ok(refreshed));
@@ -293,9 +310,10 @@ impl Refresher {
             Decision::Write {
                 expected, record, ..
             } => {
-                let expires_at = now.timestamp() + TOMBSTONE_TTL_SECS;
                 let (record, tags) = (record.as_ref(), &refreshed.tags);
-                let put = self.summaries.put(id, record, expected, tags, expires_at);
+                let put = self
+                    .summaries
+                    .put(id, record, expected, tags, now.timestamp());
                 (put.await, expected)
             }
         };
@@ -310,17 +328,18 @@ impl Refresher {
         }
     }
 
-    /// Marks the tags of `refreshed` as queued, removing them from the summary's outbox.
+    /// Marks the tags of `refreshed` as queued, removing them from the summary's outbox; a
+    /// tombstone's TTL starts then.
     pub async fn tags_queued(&self, refreshed: &[&Refreshed]) -> Result<(), Fault> {
+        let expire_at = Utc::now().timestamp() + TOMBSTONE_TTL_SECS;
         // A plain loop, not a closure: futures built in closures over borrowed items are not
         // `Send` to the compiler, and Lambda's runtime needs the handler future to be.
         let mut clears = Vec::new();
         for r in refreshed {
             if let Some(revision) = r.outbox_revision {
-                clears.push(
-                    self.summaries
-                        .clear_pending(&r.product_id, revision, &r.tags),
-                );
+                let tombstone = r.current.is_none().then_some(expire_at);
+                let summaries = &self.summaries;
+                clears.push(summaries.clear_pending(&r.product_id, revision, &r.tags, tombstone));
             }
         }
         let results: Vec<_> = stream::iter(clears)

@@ -37,6 +37,7 @@ pub fn function_env(env: &TestEnv, storefront: &str, secret: &str) -> Vec<(Strin
         ("TAG_QUEUE_URL", &env.queues.tag_queue),
         ("PARKED_RECORDS_QUEUE_URL", &env.queues.parked_records_queue),
         ("RECONCILE_QUEUE_URL", &env.queues.reconcile_queue),
+        ("LISTING_CHECK_QUEUE_URL", &env.queues.listing_check_queue),
         // The template's default, which `sam local` gives too (it resolves parameters to defaults).
         ("RECONCILE_SEGMENTS", "4"),
         ("CURSOR_SECRET", "local-cursor-secret-at-least-16-bytes"),

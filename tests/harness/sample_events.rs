@@ -37,7 +37,7 @@ const RECONCILER: (&str, &str) = ("ReconcilerFunction", "reconciler");
 const REVALIDATOR: (&str, &str) = ("TagRevalidatorFunction", "tag-revalidator");
 
 /// Every file in events/ (events.rs keeps the folder and the fixtures in step).
-pub const CASES: [Case; 13] = [
+pub const CASES: [Case; 14] = [
     case(
         PROJECTOR.0,
         PROJECTOR.1,
@@ -48,6 +48,12 @@ pub const CASES: [Case; 13] = [
         PROJECTOR.0,
         PROJECTOR.1,
         "summary-projector/inventory-stream.json",
+        "no failures",
+    ),
+    case(
+        PROJECTOR.0,
+        PROJECTOR.1,
+        "summary-projector/listing-checks.json",
         "no failures",
     ),
     case(LISTING.0, LISTING.1, "listing-api/list-store.json", "200"),

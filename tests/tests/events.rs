@@ -272,6 +272,41 @@ async fn the_admin_route_event_queues_a_products_tags() -> Result<()> {
     Ok(())
 }
 
+/// The projector's listing-check sample: an SQS batch of one check, as the projector sends it
+/// after creating p-1002 (no position left behind).
+pub fn listing_check_batch() -> Value {
+    let check = json!({"version": 1, "productId": "p-1002", "tags": ["store:store-7:products"],
+                       "left": [], "eventTime": "2026-11-26T04:15:00.000Z", "waitedSecs": 0});
+    json!({"Records": [{
+        "messageId": "4a1c0f6e-2b7d-4c3e-9f10-000000000001",
+        "receiptHandle": "AQEB4a1c0f6e...",
+        "body": check.to_string(),
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1795667701000",
+                       "SenderId": "AROAEXAMPLE:summary-projector", "ApproximateFirstReceiveTimestamp": "1795667701010"},
+        "messageAttributes": {}, "md5OfBody": "9a0b1c2d3e4f50617283940a1b2c3d4e",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:catalog-sync-ListingCheckQueue",
+        "awsRegion": "us-east-1"
+    }]})
+}
+
+#[tokio::test]
+async fn the_listing_check_event_queues_the_listing_tag_once_the_index_shows_it() -> Result<()> {
+    let env = TestEnv::new().await?;
+    env.put_product(&product("p-1002", "store-7")).await?;
+    env.project_pending().await?;
+    env.queued_tags().await?;
+    let event = check(
+        "summary-projector/listing-checks.json",
+        &listing_check_batch(),
+    )?;
+    let input = summary_projector::Input::parse(event)?;
+    let answer = serde_json::to_value(env.projector().handle_input(input).await?)?;
+    assert_eq!(answer["batchItemFailures"], json!([]));
+    assert_eq!(env.queued_tags().await?, ["store:store-7:products"]);
+    Ok(())
+}
+
 /// The tag-revalidator's sample: an SQS batch of two tag messages, as the projector writes
 /// them, with a tag in common.
 pub fn tag_batch() -> Value {

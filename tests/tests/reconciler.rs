@@ -9,7 +9,7 @@ use catalog::store::SummaryStore;
 use catalog_core::ids::ProductId;
 use catalog_core::model::MinorUnits;
 use catalog_core::reconcile::Field;
-use catalog_core::tags::TagSet;
+use catalog_core::tags::{StockTagPolicy, TagSet};
 use catalog_core::testing::{product, stock, summary};
 use catalog_tests::TestEnv;
 use serde_json::json;
@@ -264,11 +264,11 @@ async fn a_run_racing_live_writes_never_leaves_an_older_summary() -> Result<()> 
 /// report (the rows of its later pages are newer than the stock it scanned).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drift_is_counted_only_when_a_fresh_read_confirms_it() -> Result<()> {
-    use catalog::queue::TagPublisher;
+    use catalog::listing_gate::ListingGate;
+    use catalog::queue::{ListingCheckQueue, TagPublisher};
     use catalog::reconcile::{Checkpoint, Share, Worker};
     use catalog::refresh::Refresher;
     use catalog::store::SourceStore;
-    use catalog_core::tags::StockTagPolicy;
 
     let env = seeded().await?;
     let refresher = Refresher::new(
@@ -276,13 +276,13 @@ async fn drift_is_counted_only_when_a_fresh_read_confirms_it() -> Result<()> {
         SummaryStore::new(env.dynamodb.clone(), &env.tables.summaries),
         StockTagPolicy::Eager,
     );
-    let publisher = TagPublisher::new(env.sqs.clone(), &env.queues.tag_queue);
-    let mut worker = Worker::new(
-        env.dynamodb.clone(),
-        env.tables.clone(),
-        refresher,
-        publisher,
+    let gate = ListingGate::new(
+        SummaryStore::new(env.dynamodb.clone(), &env.tables.summaries),
+        TagPublisher::new(env.sqs.clone(), &env.queues.tag_queue),
+        ListingCheckQueue::new(env.sqs.clone(), &env.queues.listing_check_queue),
+        StockTagPolicy::Eager,
     );
+    let mut worker = Worker::new(env.dynamodb.clone(), env.tables.clone(), refresher, gate);
     worker.page_size = 5;
     let share = Share {
         dry_run: false,
@@ -349,8 +349,8 @@ async fn a_stuck_outbox_is_queued_cleared_and_reported() -> Result<()> {
     set_summary_attr(
         &env,
         "p6",
-        "expiresAt",
-        AttributeValue::N("1767225600".into()),
+        "deletedAt",
+        AttributeValue::N("1767139200".into()),
     )
     .await?;
     // In flight: written just now, about to be queued by its projector.
@@ -382,5 +382,56 @@ async fn a_stuck_outbox_is_queued_cleared_and_reported() -> Result<()> {
 
     let again = env.reconcile(&reconciler, json!({}), BUDGET).await?;
     assert_eq!(again.discrepancies(), 0, "{again:?}");
+    Ok(())
+}
+
+/// A deleted product whose tags never went out (the projector's publish failed, and the
+/// stream gave up) keeps its tombstone until they do: no TTL while its outbox holds tags, so
+/// DynamoDB cannot delete the tags with it. A run that reads Summaries page by page (as store
+/// runs and segments past `max_joined_rows` do) queues them, however old, and the TTL starts.
+#[tokio::test]
+async fn a_tombstone_keeps_its_tags_until_a_run_queues_them() -> Result<()> {
+    let env = seeded().await?;
+    env.delete_product("p6").await?;
+    let mut broken = env.resources().projector_config(StockTagPolicy::Eager)?;
+    broken.tag_queue_url = format!("{}-gone", broken.tag_queue_url);
+    let failed = env
+        .projector_with(&broken)
+        .handle(env.products_event().await?)
+        .await?;
+    assert!(
+        !failed.batch_item_failures.is_empty(),
+        "the publish should have failed"
+    );
+
+    // Written, with its tags pending and no expiry.
+    let tombstone = env.stored("p6").await?.expect("a tombstone");
+    assert!(tombstone.record.is_none() && !tombstone.pending_tags.is_empty());
+    assert_eq!(
+        tombstone.expires_at, None,
+        "TTL would delete the pending tags"
+    );
+
+    // A day and more later: older than any stuck-outbox threshold, and than a TTL would be.
+    let long_ago = chrono::Utc::now().timestamp() - 25 * 60 * 60;
+    set_summary_attr(
+        &env,
+        "p6",
+        "deletedAt",
+        AttributeValue::N(long_ago.to_string()),
+    )
+    .await?;
+    let mut reconciler = env.reconciler();
+    reconciler.worker_mut().max_joined_rows = 0;
+    let report = env.reconcile(&reconciler, json!({}), BUDGET).await?;
+    assert_eq!(report.stuck_outboxes, 1, "{report:?}");
+    let tags = env.queued_tags().await?;
+    for tag in ["product:p6", "inventory:p6", "store:s1:products"] {
+        assert!(tags.iter().any(|t| t == tag), "{tag} not queued: {tags:?}");
+    }
+    let flushed = env.stored("p6").await?.expect("still a tombstone");
+    assert!(flushed.pending_tags.is_empty(), "{flushed:?}");
+    let now = chrono::Utc::now().timestamp();
+    assert!(flushed.expires_at.is_some_and(|t| t > now), "{flushed:?}");
     Ok(())
 }

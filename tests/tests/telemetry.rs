@@ -23,8 +23,13 @@ fn template_service(t: &Template) -> Result<String> {
         .context("Globals set no POWERTOOLS_SERVICE_NAME")
 }
 
-/// Runs `binary` on `events/{event}` twice in one process; returns its JSON lines.
-async fn two_invocations(binary: &str, event: &str, service: &str) -> Result<Vec<Value>> {
+/// Runs `binary` on `events/{first}`, then `events/{second}`, in one process; returns its JSON
+/// lines.
+async fn two_invocations(
+    binary: &str,
+    [first, second]: [&str; 2],
+    service: &str,
+) -> Result<Vec<Value>> {
     let env = TestEnv::new().await?;
     env.put_product(&product("p-1002", "store-7")).await?;
     env.put_stock(&stock("p-1002", "paris", 1, 0)).await?;
@@ -34,8 +39,8 @@ async fn two_invocations(binary: &str, event: &str, service: &str) -> Result<Vec
     vars.push(("AWS_LAMBDA_LOG_LEVEL".into(), "DEBUG".into()));
     vars.push(("POWERTOOLS_SERVICE_NAME".into(), service.into()));
     let watch = LambdaWatch::start(&vars)?;
-    watch.invoke(binary, event)?;
-    watch.invoke(binary, event)?;
+    watch.invoke(binary, first)?;
+    watch.invoke(binary, second)?;
     watch.json_lines()
 }
 
@@ -96,10 +101,10 @@ fn check_metrics(binary: &str, template: &Template, documents: &[&Value]) -> Res
     Ok(())
 }
 
-async fn check(binary: &str, event: &str) -> Result<()> {
+async fn check(binary: &str, events: [&str; 2]) -> Result<()> {
     let template = Template::load(&catalog_local::workspace_root())?;
     let service = template_service(&template)?;
-    let lines = two_invocations(binary, event, &service).await?;
+    let lines = two_invocations(binary, events, &service).await?;
     let (documents, logs): (Vec<&Value>, Vec<&Value>) =
         lines.iter().partition(|l| l.get("_aws").is_some());
     check_logs(binary, &service, &logs)?;
@@ -108,24 +113,25 @@ async fn check(binary: &str, event: &str) -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn summary_projector_logs_and_metrics() -> Result<()> {
-    check(
-        "summary-projector",
+    // Its two event sources: a stream batch, then a listing check.
+    let events = [
         "summary-projector/products-stream.json",
-    )
-    .await
+        "summary-projector/listing-checks.json",
+    ];
+    check("summary-projector", events).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn listing_api_logs_and_metrics() -> Result<()> {
-    check("listing-api", "listing-api/list-store.json").await
+    check("listing-api", ["listing-api/list-store.json"; 2]).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn reconciler_logs_and_metrics() -> Result<()> {
-    check("reconciler", "reconciler/segment-batch.json").await
+    check("reconciler", ["reconciler/segment-batch.json"; 2]).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tag_revalidator_logs_and_metrics() -> Result<()> {
-    check("tag-revalidator", "tag-revalidator/tag-batch.json").await
+    check("tag-revalidator", ["tag-revalidator/tag-batch.json"; 2]).await
 }

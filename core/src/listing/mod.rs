@@ -7,6 +7,7 @@
 //! newest order, each over a store's active products (partition `storeId`) and over its
 //! in-stock active products (partition `inStockStoreId`, present only while in stock).
 
+pub mod check;
 mod query;
 
 pub use query::{

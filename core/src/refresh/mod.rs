@@ -17,8 +17,11 @@ pub struct Stored {
     pub record: Option<SummaryRecord>,
     /// Tags written with the summary and not yet known to be queued (a transactional outbox).
     pub pending_tags: TagSet,
-    /// A tombstone's expiry (epoch seconds), when it is one.
+    /// A tombstone's expiry (epoch seconds, DynamoDB's TTL): set only once its outbox is
+    /// empty, so TTL never deletes tags that have not gone out.
     pub expires_at: Option<i64>,
+    /// When a tombstone was written (epoch seconds): how old its outbox is.
+    pub deleted_at: Option<i64>,
 }
 
 /// What changed in a product's summary.
@@ -145,6 +148,7 @@ mod tests {
                 record,
                 pending_tags,
                 expires_at: None,
+                deleted_at: None,
             },
         ))
     }

@@ -127,6 +127,7 @@ fn conditional_write(summary: &mut Option<Stored>, decision: &Decision) -> bool 
                 // Queued at once in this model: only the content is under test.
                 pending_tags: Default::default(),
                 expires_at: None,
+                deleted_at: None,
             });
             true
         }
@@ -193,6 +194,7 @@ impl Scenario {
                 }),
                 pending_tags: Default::default(),
                 expires_at: None,
+                deleted_at: None,
             }),
             refreshers: vec![Step::ReadStored; self.starts_after.len()],
         };

@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use catalog::config::ReconcilerConfig;
-use catalog::queue::TagPublisher;
+use catalog::listing_gate::ListingGate;
+use catalog::queue::{ListingCheckQueue, TagPublisher};
 use catalog::reconcile::{Checkpoint, Share, Worker};
 use catalog::refresh::Refresher;
 use catalog::store::{SourceStore, SummaryStore};
@@ -90,6 +91,12 @@ impl Reconciler {
             config.stock_tag_policy,
         );
         let publisher = TagPublisher::new(sqs.clone(), &config.tag_queue_url);
+        let gate = ListingGate::new(
+            SummaryStore::new(dynamodb.clone(), &config.tables.summaries),
+            publisher.clone(),
+            ListingCheckQueue::new(sqs.clone(), &config.listing_check_queue_url),
+            config.stock_tag_policy,
+        );
         let admin = admin::Admin {
             sources: SourceStore::new(dynamodb.clone(), &config.tables),
             summaries: SummaryStore::new(dynamodb.clone(), &config.tables.summaries),
@@ -97,7 +104,7 @@ impl Reconciler {
         };
         Self {
             admin,
-            worker: Worker::new(dynamodb, config.tables.clone(), refresher, publisher),
+            worker: Worker::new(dynamodb, config.tables.clone(), refresher, gate),
             sqs,
             queue_url: config.reconcile_queue_url.clone(),
             default_segments: config.default_segments,

@@ -1,5 +1,12 @@
 //! The summary-projector's handler: decode the batch, refresh each touched product once, queue
-//! the batch's tags, park what can never succeed, and report the first record to retry.
+//! the batch's tags (listing tags once the index shows the write), park what can never
+//! succeed, and report the first record to retry. Its second event source, the listing-check
+//! queue, is handled in [`listing_checks`].
+
+mod input;
+pub mod listing_checks;
+
+pub use input::{Input, InputError, Output};
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -9,14 +16,14 @@ use catalog::lambda::stream_failure;
 use chrono::{DateTime, Utc};
 
 use catalog::config::ProjectorConfig;
-use catalog::queue::{ParkingLot, TagPublisher};
+use catalog::listing_gate::ListingGate;
+use catalog::queue::{ListingCheckQueue, ParkingLot, TagPublisher};
 use catalog::refresh::{Change, Refreshed, Refresher};
 use catalog::store::{SourceStore, SummaryStore};
 use catalog::telemetry::{self, MetricSet};
 use catalog_core::ids::ProductId;
 use catalog_core::messages::ParkedRecord;
 use catalog_core::stream::{self, sequence_cmp, Grouped};
-use catalog_core::tags::TagSet;
 
 const FUNCTION: &str = "summary-projector";
 
@@ -24,7 +31,7 @@ const FUNCTION: &str = "summary-projector";
 #[derive(Debug, Clone)]
 pub struct Projector {
     refresher: Refresher,
-    publisher: TagPublisher,
+    gate: ListingGate,
     parking: ParkingLot,
 }
 
@@ -45,11 +52,26 @@ impl Projector {
     ) -> Self {
         let sources = SourceStore::new(dynamodb.clone(), &config.tables);
         let summaries = SummaryStore::new(dynamodb, &config.tables.summaries);
+        let policy = config.stock_tag_policy;
+        let gate = ListingGate::new(
+            summaries.clone(),
+            TagPublisher::new(sqs.clone(), &config.tag_queue_url),
+            ListingCheckQueue::new(sqs.clone(), &config.listing_check_queue_url),
+            policy,
+        );
         Self {
-            refresher: Refresher::new(sources, summaries, config.stock_tag_policy),
-            publisher: TagPublisher::new(sqs.clone(), &config.tag_queue_url),
+            refresher: Refresher::new(sources, summaries, policy),
+            gate,
             parking: ParkingLot::new(sqs, &config.parked_queue_url),
         }
+    }
+
+    /// Handles one event of either source.
+    pub async fn handle_input(&self, input: Input) -> Result<Output, Unreportable> {
+        Ok(match input {
+            Input::Stream(event) => Output::Stream(self.handle(event).await?),
+            Input::ListingChecks(event) => Output::ListingChecks(self.check_listings(event).await),
+        })
     }
 
     /// Handles one stream batch. Records of a product that failed transiently are reported
@@ -99,10 +121,10 @@ impl Projector {
         first_failure(records, &failed)
     }
 
-    /// Queues the batch's tags (deduplicated) as one send, then clears them from the
-    /// summaries' outboxes. If the send fails, the records of every product with tags are
-    /// marked failed: their retry finds the tags still pending and sends them. Returns the
-    /// earliest change time the tags cover.
+    /// Queues the batch's tags (deduplicated; listing tags through the gate), then clears
+    /// them from the summaries' outboxes. If the send fails, the records of every product with
+    /// tags are marked failed: their retry finds the tags still pending and sends them.
+    /// Returns the earliest change time the tags cover.
     async fn queue_tags(
         &self,
         records: &[EventRecord],
@@ -111,20 +133,22 @@ impl Projector {
         failed: &mut Vec<usize>,
     ) -> Option<DateTime<Utc>> {
         let with_tags: Vec<&Refreshed> = refreshed.iter().filter(|r| !r.tags.is_empty()).collect();
-        let tags: TagSet = with_tags
-            .iter()
-            .flat_map(|r| r.tags.iter().cloned())
-            .collect();
         let event_time = earliest(
             records,
             with_tags.iter().flat_map(|r| &records_of[&r.product_id]),
         );
-        match self
-            .publisher
-            .publish(&tags, event_time.unwrap_or_else(Utc::now))
-            .await
-        {
-            Ok(()) => {
+        let published = self
+            .gate
+            .publish(&with_tags, event_time.unwrap_or_else(Utc::now))
+            .await;
+        match published {
+            Ok(published) => {
+                if published.waiting > 0 {
+                    tracing::info!(
+                        waiting = published.waiting,
+                        "listing tags wait for the index"
+                    );
+                }
                 if let Err(fault) = self.refresher.tags_queued(&with_tags).await {
                     // The tags went out; leaving them pending only means a harmless resend.
                     tracing::warn!(error = %fault, "could not clear queued tags from the outbox");

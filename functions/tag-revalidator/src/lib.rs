@@ -287,14 +287,15 @@ impl Outcome {
     }
 }
 
-/// The batch's log line and metrics: counts, and the lags of the first revalidations.
+/// The batch's log line and metrics: counts, and the lags of the revalidations (a listing
+/// tag's `RevalidationLag` includes the index lag it waited out: the staleness a shopper
+/// could see).
 fn report(plan: &Plan, outcome: &Outcome, messages: usize) {
     let now = Utc::now();
     let lag = |field: fn(&TagMessage) -> &str| {
-        // A recheck's delay is on purpose: the lags measure first revalidations.
         plan.messages
             .iter()
-            .filter(|(id, m)| !outcome.failed.contains(*id) && !m.recheck)
+            .filter(|(id, _)| !outcome.failed.contains(*id))
             .filter_map(|(_, m)| DateTime::parse_from_rfc3339(field(m)).ok())
             .map(|t| (now - t.with_timezone(&Utc)).num_milliseconds().max(0) as f64)
             .reduce(f64::max)

@@ -190,7 +190,7 @@ impl Stack {
     }
 }
 
-/// Messages in a queue: visible, in flight, or delayed (the listing rechecks wait there).
+/// Messages in a queue: visible, in flight, or delayed (listing checks wait there).
 pub async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<u64> {
     let attributes = sqs
         .get_queue_attributes()
@@ -299,6 +299,9 @@ async fn start_triggers(
             &resources.tables,
             functions.projector.clone(),
         )
+        .await?;
+    triggers
+        .queues(projector.queues, functions.projector.clone())
         .await?;
     let reconciler = template.event_sources("ReconcilerFunction")?;
     triggers

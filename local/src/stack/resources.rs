@@ -23,11 +23,13 @@ pub struct Queues {
     pub stream_failure_queue: String,
     pub reconcile_queue: String,
     pub reconcile_dead_letter_queue: String,
+    pub listing_check_queue: String,
+    pub listing_check_dead_letter_queue: String,
 }
 
 impl Queues {
     /// Every queue as (logical id, URL), in template order.
-    pub fn all(&self) -> [(&'static str, &str); 6] {
+    pub fn all(&self) -> [(&'static str, &str); 8] {
         [
             ("TagQueue", &self.tag_queue),
             ("TagDeadLetterQueue", &self.tag_dead_letter_queue),
@@ -37,6 +39,11 @@ impl Queues {
             (
                 "ReconcileDeadLetterQueue",
                 &self.reconcile_dead_letter_queue,
+            ),
+            ("ListingCheckQueue", &self.listing_check_queue),
+            (
+                "ListingCheckDeadLetterQueue",
+                &self.listing_check_dead_letter_queue,
             ),
         ]
     }
@@ -129,6 +136,10 @@ impl Resources {
                 self.queues.parked_records_queue.clone(),
             ),
             ("RECONCILE_QUEUE_URL", self.queues.reconcile_queue.clone()),
+            (
+                "LISTING_CHECK_QUEUE_URL",
+                self.queues.listing_check_queue.clone(),
+            ),
         ];
         for (var, logical) in [
             ("CURSOR_SECRET_ARN", "CursorSecret"),
@@ -189,6 +200,8 @@ mod tests {
             "StreamFailureQueue",
             "ReconcileQueue",
             "ReconcileDeadLetterQueue",
+            "ListingCheckQueue",
+            "ListingCheckDeadLetterQueue",
         ];
         let queues = Queues::from_created(created(&known)).unwrap();
         assert_eq!(

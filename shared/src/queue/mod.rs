@@ -1,9 +1,12 @@
-//! SQS adapters: the tag queue the revalidator drains, and the parking lot for records that
-//! can never be processed.
+//! SQS adapters: the tag queue the revalidator drains, the listing checks that hold listing
+//! tags until the index shows a write, and the parking lot for records that can never be
+//! processed.
 
+pub mod listing_checks;
 pub mod parking;
 pub mod tag_queue;
 
+pub use listing_checks::ListingCheckQueue;
 pub use parking::ParkingLot;
 pub use tag_queue::TagPublisher;
 

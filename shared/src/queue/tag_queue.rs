@@ -24,17 +24,16 @@ impl TagPublisher {
         }
     }
 
-    /// Queues `tags` (already deduplicated) as changed at `event_time`, and the rechecks of
-    /// its listing tags.
+    /// Queues `tags` (already deduplicated) as changed at `event_time`, for delivery now.
     pub async fn publish(&self, tags: &TagSet, event_time: DateTime<Utc>) -> Result<(), Fault> {
         if tags.is_empty() {
             return Ok(());
         }
-        let bodies = TagMessage::with_rechecks(tags, event_time, Utc::now())
+        let bodies = TagMessage::split(tags, event_time, Utc::now())
             .iter()
-            .map(|(m, delay)| {
+            .map(|m| {
                 let body = serde_json::to_string(m).expect("a TagMessage always serializes");
-                (body, *delay)
+                (body, 0)
             })
             .collect();
         send_bodies(&self.client, &self.queue_url, bodies).await

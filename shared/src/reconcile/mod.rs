@@ -24,7 +24,7 @@ use aws_sdk_dynamodb::Client;
 use futures::stream::{self, StreamExt};
 
 use crate::fault::Fault;
-use crate::queue::TagPublisher;
+use crate::listing_gate::ListingGate;
 use crate::refresh::{outbox_stuck, Change, Refreshed, Refresher};
 use crate::store::pages::{key_from_checkpoint, key_to_checkpoint};
 use crate::store::{Corrupt, Item, Page, SourceStore, Stored, TableNames};
@@ -32,14 +32,13 @@ use catalog_core::ids::ProductId;
 use catalog_core::model::{InventoryRow, Product, ProductSummary};
 use catalog_core::projection::{inherit_created_at, project};
 use catalog_core::reconcile::{compare, Report};
-use catalog_core::tags::TagSet;
 
 /// Reads, compares and repairs.
 #[derive(Debug, Clone)]
 pub struct Worker {
     sources: SourceStore,
     refresher: Refresher,
-    publisher: TagPublisher,
+    gate: ListingGate,
     /// Items per Scan page (1000 measured fastest; a page of products stays far below 1 MB).
     pub page_size: i32,
     /// Stock Queries in flight at once.
@@ -62,18 +61,27 @@ fn live(stored: &Stored) -> Option<&ProductSummary> {
     stored.record.as_ref().map(|r| &r.summary)
 }
 
+/// Whether a Summaries item no product claims must be settled: a live summary (an orphan, if
+/// its product is gone), one that does not decode, or a tombstone whose outbox is stuck (its
+/// TTL waits for that outbox: settling queues the tags, and the TTL starts). A tombstone with
+/// an empty or fresh outbox is left alone.
+fn orphan_candidate(stored: &Result<Stored, Corrupt>, now: chrono::DateTime<chrono::Utc>) -> bool {
+    !matches!(stored, Ok(s) if s.record.is_none() && !outbox_stuck(s, now))
+}
+
 impl Worker {
-    /// A worker over `tables`, repairing with `refresher` and queueing tags with `publisher`.
+    /// A worker over `tables`, repairing with `refresher` and queueing tags through `gate`
+    /// (listing tags once the index shows the repair).
     pub fn new(
         client: Client,
         tables: TableNames,
         refresher: Refresher,
-        publisher: TagPublisher,
+        gate: ListingGate,
     ) -> Self {
         Self {
             sources: SourceStore::new(client, &tables),
             refresher,
-            publisher,
+            gate,
             page_size: 1000,
             concurrency: 32,
             max_joined_rows: 2_000_000,
@@ -269,9 +277,7 @@ impl Worker {
         let now = chrono::Utc::now();
         let candidates: Vec<ProductId> = left
             .into_iter()
-            .filter(|(_, stored)| {
-                !matches!(stored, Ok(s) if s.record.is_none() && !outbox_stuck(s, now))
-            })
+            .filter(|(_, stored)| orphan_candidate(stored, now))
             .map(|(id, _)| id)
             .collect();
         for chunk in candidates.chunks(self.page_size.max(1) as usize) {
@@ -296,20 +302,21 @@ impl Worker {
         self.settle(share, &orphans, report).await
     }
 
-    /// A page of the summaries phase: every live summary (and any that does not decode) is
-    /// an orphan candidate, confirmed against Products.
+    /// A page of the summaries phase: every [`orphan_candidate`] (stuck tombstones
+    /// included), confirmed against Products.
     async fn check_orphans(
         &self,
         share: &Share,
         items: Vec<(ProductId, Result<Stored, Corrupt>)>,
         report: &mut Report,
     ) -> Result<(), Fault> {
-        let live: Vec<ProductId> = items
+        let now = chrono::Utc::now();
+        let candidates: Vec<ProductId> = items
             .into_iter()
-            .filter(|(_, stored)| !matches!(stored, Ok(s) if s.record.is_none()))
+            .filter(|(_, stored)| orphan_candidate(stored, now))
             .map(|(id, _)| id)
             .collect();
-        self.confirm_orphans(share, &live, report).await
+        self.confirm_orphans(share, &candidates, report).await
     }
 
     /// Counts what the refresh protocol finds for `ids`, read afresh, and (unless a dry run)
@@ -348,11 +355,7 @@ impl Worker {
             return Ok(());
         }
         let with_tags: Vec<&Refreshed> = done.iter().filter(|r| !r.tags.is_empty()).collect();
-        let tags: TagSet = with_tags
-            .iter()
-            .flat_map(|r| r.tags.iter().cloned())
-            .collect();
-        self.publisher.publish(&tags, chrono::Utc::now()).await?;
+        self.gate.publish(&with_tags, chrono::Utc::now()).await?;
         self.refresher.tags_queued(&with_tags).await
     }
 }

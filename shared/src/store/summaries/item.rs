@@ -3,14 +3,16 @@
 use serde::{Deserialize, Serialize};
 
 use super::super::Corrupt;
+use super::TOMBSTONE_TTL_SECS;
 use catalog_core::ids::{ProductId, StoreId};
 use catalog_core::listing::{index_keys, IndexKeys};
 use catalog_core::model::{MinorUnits, ProductSummary, SummaryRecord, Timestamp};
 use catalog_core::refresh::Stored;
 use catalog_core::tags::TagSet;
 
-/// The item as stored. A tombstone keeps only the key, `revision`, `deleted` and `expiresAt`,
-/// so it has no `storeId` or sort keys and appears in no listing index.
+/// The item as stored. A tombstone keeps only the key, `revision`, `deleted`, `deletedAt`,
+/// its outbox and, once the outbox is empty, `expiresAt`, so it has no `storeId` or sort keys
+/// and appears in no listing index.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct SummaryItem {
@@ -20,9 +22,13 @@ pub(super) struct SummaryItem {
     revision: u64,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     deleted: bool,
-    /// Epoch seconds; DynamoDB TTL removes tombstones after this.
+    /// Epoch seconds; DynamoDB TTL removes tombstones after this. Written only with an empty
+    /// outbox (else when the outbox is cleared): TTL must not delete tags not yet queued.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     expires_at: Option<i64>,
+    /// Epoch seconds a tombstone was written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    deleted_at: Option<i64>,
 
     #[serde(
         default,
@@ -62,13 +68,16 @@ impl SummaryItem {
         record: Option<&SummaryRecord>,
         revision: u64,
         pending_tags: &TagSet,
-        tombstone_expires_at: i64,
+        now_secs: i64,
     ) -> Self {
+        let tombstone = record.is_none();
         let mut item = SummaryItem {
             product_id: product_id.clone(),
             revision,
-            deleted: record.is_none(),
-            expires_at: record.is_none().then_some(tombstone_expires_at),
+            deleted: tombstone,
+            expires_at: (tombstone && pending_tags.is_empty())
+                .then_some(now_secs + TOMBSTONE_TTL_SECS),
+            deleted_at: tombstone.then_some(now_secs),
             pending_tags: pending_tags.clone(),
             store_id: None,
             list_sk: None,
@@ -143,6 +152,7 @@ impl SummaryItem {
             record,
             pending_tags: self.pending_tags,
             expires_at: self.expires_at,
+            deleted_at: self.deleted_at,
         })
     }
 }

@@ -17,11 +17,17 @@ pub use catalog_core::refresh::Stored;
 use catalog_core::tags::TagSet;
 
 mod cards;
+mod index_check;
 mod item;
 
 pub use cards::ListingPage;
 pub use catalog_core::listing::ListingPosition;
 use item::SummaryItem;
+
+/// How long a tombstone outlives the delete once its outbox is empty: far longer than any
+/// Lambda invocation, so no computation that read the product before its deletion can
+/// resurrect it.
+pub const TOMBSTONE_TTL_SECS: i64 = 24 * 60 * 60;
 
 /// The result of a conditional write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,10 +148,10 @@ impl SummaryStore {
         record: Option<&SummaryRecord>,
         expected: Option<u64>,
         pending_tags: &TagSet,
-        tombstone_expires_at: i64,
+        now_secs: i64,
     ) -> Result<Write, Fault> {
         let revision = expected.map_or(1, |r| r + 1);
-        let item = SummaryItem::new(id, record, revision, pending_tags, tombstone_expires_at);
+        let item = SummaryItem::new(id, record, revision, pending_tags, now_secs);
         let item = serde_dynamo::to_item(item)
             .map_err(|e| Fault::Permanent(format!("encoding summary {id}: {e}")))?;
         let request = self
@@ -182,21 +188,28 @@ impl SummaryStore {
 
     /// Removes `sent` from the pending tags of `id`, if it is still at `revision`. A newer
     /// writer has already taken the pending tags into its own outbox, so a conflict is fine.
+    ///
+    /// `expire_at`, for a tombstone: its TTL, set now that its outbox is empty.
     pub async fn clear_pending(
         &self,
         id: &ProductId,
         revision: u64,
         sent: &TagSet,
+        expire_at: Option<i64>,
     ) -> Result<(), Fault> {
         if sent.is_empty() {
             return Ok(());
         }
-        let result = self
-            .client
-            .update_item()
+        let request = self.client.update_item();
+        let request = match expire_at {
+            None => request.update_expression("DELETE pendingTags :sent"),
+            Some(at) => request
+                .update_expression("DELETE pendingTags :sent SET expiresAt = :expires")
+                .expression_attribute_values(":expires", AttributeValue::N(at.to_string())),
+        };
+        let result = request
             .table_name(&self.table)
             .set_key(Some(key(id)))
-            .update_expression("DELETE pendingTags :sent")
             .condition_expression("revision = :revision")
             .expression_attribute_values(
                 ":sent",

@@ -1,0 +1,103 @@
+//! The listing-check queue's handler: each message holds a product's listing tags until the
+//! listing indexes show the product as the table holds it (see `catalog::listing_gate`).
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use catalog::lambda::sqs_response;
+use catalog::listing_gate::Checked;
+use catalog::telemetry::{self, MetricSet};
+use catalog_core::messages::ListingCheck;
+use chrono::Utc;
+
+use crate::Projector;
+
+/// What a batch of checks found, for its log line and metrics.
+#[derive(Debug, Default)]
+struct Tally {
+    listed: usize,
+    waiting: usize,
+    abandoned: usize,
+    failed: usize,
+    malformed: usize,
+    /// Change to listing tag queued, per listed check (the index lag the check saw, and
+    /// at most one check interval more).
+    lags_ms: Vec<f64>,
+}
+
+impl Projector {
+    /// Checks each message's product against the indexes: queues its tags, or sends it again
+    /// for later. A message whose AWS call failed is reported, so SQS redelivers only it; a
+    /// body that is not a listing check can never succeed and is dropped with an error log.
+    pub async fn check_listings(&self, event: SqsEvent) -> SqsBatchResponse {
+        let mut tally = Tally::default();
+        let mut failed = Vec::new();
+        for message in event.records {
+            let id = message.message_id.clone().unwrap_or_default();
+            let body = message.body.as_deref().unwrap_or_default();
+            let check: ListingCheck = match serde_json::from_str(body) {
+                Ok(check) => check,
+                Err(err) => {
+                    tracing::error!(message_id = %id, error = %err.classify_kind(), "not a listing check; dropped");
+                    tally.malformed += 1;
+                    continue;
+                }
+            };
+            match self.gate.recheck(&check).await {
+                Ok(Checked::Listed) => {
+                    tally.listed += 1;
+                    let lag = Utc::now() - check.event_time();
+                    tally.lags_ms.push(lag.num_milliseconds().max(0) as f64);
+                }
+                Ok(Checked::Waiting { .. }) => tally.waiting += 1,
+                Ok(Checked::Abandoned) => {
+                    tracing::error!(product_id = %check.product_id, waited_secs = check.waited_secs, "index never showed the product; listing tags queued anyway");
+                    tally.abandoned += 1;
+                }
+                Err(fault) => {
+                    tracing::warn!(product_id = %check.product_id, error = %fault, "listing check failed; will retry");
+                    tally.failed += 1;
+                    failed.push(id);
+                }
+            }
+        }
+        report(&tally);
+        sqs_response(failed)
+    }
+}
+
+/// A serde error's category only: its text can quote the body.
+trait Kind {
+    fn classify_kind(&self) -> &'static str;
+}
+
+impl Kind for serde_json::Error {
+    fn classify_kind(&self) -> &'static str {
+        match self.classify() {
+            serde_json::error::Category::Io => "io",
+            serde_json::error::Category::Syntax => "syntax",
+            serde_json::error::Category::Data => "data",
+            serde_json::error::Category::Eof => "eof",
+        }
+    }
+}
+
+fn report(tally: &Tally) {
+    tracing::info!(
+        listed = tally.listed,
+        waiting = tally.waiting,
+        abandoned = tally.abandoned,
+        failed = tally.failed,
+        malformed = tally.malformed,
+        "listing checks"
+    );
+    let mut metrics: MetricSet = [
+        ("ListingChecksWaiting", tally.waiting as f64, "Count"),
+        ("ListingChecksAbandoned", tally.abandoned as f64, "Count"),
+        ("ListingChecksMalformed", tally.malformed as f64, "Count"),
+    ]
+    .into_iter()
+    .collect();
+    for lag in &tally.lags_ms {
+        metrics.add("IndexLag", *lag, "Milliseconds");
+    }
+    telemetry::emit(crate::FUNCTION, &metrics);
+}
