@@ -51,6 +51,10 @@ pub struct AwsConsistency {
     pub seed: u64,
 }
 
+/// One copy of an item to the replica: when, and the `updatedAt` it held (`None`: a
+/// tombstone, or the item was gone).
+pub type ReplicaCopy = (std::time::Instant, Option<String>);
+
 /// What the proxy did, for the figures a run prints.
 #[derive(Debug, Default)]
 pub struct ConsistencyStats {
@@ -60,6 +64,10 @@ pub struct ConsistencyStats {
     pub held_writes: AtomicU64,
     /// Writes applied to the replica.
     pub replicated: AtomicU64,
+    /// When the replica (and so every listing index) took a copy of each product, and the
+    /// copy's `updatedAt`, in order: when a summary write became visible to listing reads,
+    /// which a test measures staleness from.
+    pub copied_at: Mutex<HashMap<String, Vec<ReplicaCopy>>>,
 }
 
 /// A running proxy. Point the functions' DynamoDB client at `endpoint`.
@@ -305,6 +313,11 @@ impl Shared {
             .send()
             .await?
             .item;
+        let updated_at = item
+            .as_ref()
+            .and_then(|i| i.get("updatedAt"))
+            .and_then(|v| v.as_s().ok())
+            .cloned();
         match item {
             Some(item) => {
                 self.dynamodb
@@ -324,6 +337,9 @@ impl Shared {
             }
         }
         self.stats.replicated.fetch_add(1, Ordering::Relaxed);
+        let mut copied = self.stats.copied_at.lock().expect("not poisoned");
+        let copy = (std::time::Instant::now(), updated_at);
+        copied.entry(id.to_owned()).or_default().push(copy);
         Ok(())
     }
 }
@@ -389,6 +405,17 @@ pub fn replica_name(summaries: &str) -> String {
 }
 
 impl ConsistencyStats {
+    /// The first time the replica held `id`'s summary as written at `updated_at`: from then
+    /// on, listing reads show that write. `None` if it has not yet.
+    pub fn shown_since(&self, id: &str, updated_at: &str) -> Option<std::time::Instant> {
+        let copied = self.copied_at.lock().expect("not poisoned");
+        let copies = copied.get(id)?;
+        copies
+            .iter()
+            .find(|(_, copy)| copy.as_deref() == Some(updated_at))
+            .map(|(at, _)| *at)
+    }
+
     /// (reads answered from the replica, writes held, replica writes applied).
     pub fn snapshot(&self) -> (u64, u64, u64) {
         (

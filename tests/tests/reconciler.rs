@@ -435,3 +435,52 @@ async fn a_tombstone_keeps_its_tags_until_a_run_queues_them() -> Result<()> {
     assert!(flushed.expires_at.is_some_and(|t| t > now), "{flushed:?}");
     Ok(())
 }
+
+/// A segment whose repairs' tags cannot be queued no longer fails and waits out the reconcile
+/// queue's 90-minute visibility timeout: it counts the repairs, stops after that page and
+/// queues a continuation due in `RETRY_SECS` (60 s) that queues those tags before anything
+/// else. The repair is counted once, by the run that made it.
+#[tokio::test]
+async fn a_segment_whose_tags_cannot_be_queued_queues_them_a_minute_later() -> Result<()> {
+    let env = seeded().await?;
+    set_summary_attr(&env, "p2", "price", AttributeValue::N("1".into())).await?;
+    let mut config = env
+        .resources()
+        .reconciler_config(StockTagPolicy::Eager, 1)?;
+    config.tag_queue_url = format!("{}-gone", config.tag_queue_url);
+    let broken = reconciler::Reconciler::new(&config, env.dynamodb.clone(), env.sqs.clone());
+    let first = serde_json::from_value(json!({
+        "version": 1, "runId": "retry", "startedAt": "2026-11-26T00:00:00.000Z",
+        "share": {"dryRun": false, "storeId": null, "segment": 0, "totalSegments": 1},
+        "checkpoint": {"phase": "products", "startKey": null},
+        "report": {"checked": 0, "missing": 0, "orphans": 0, "drifted": 0, "driftByField": {},
+                   "repaired": 0, "repairFailures": 0}
+    }))?;
+    let deadline = || std::time::Instant::now() + BUDGET;
+
+    // The tag queue is gone: the repair is written and counted, its tags wait in the outbox.
+    let (report, next) = broken.run_segment(first, deadline()).await?;
+    let next = next.expect("a continuation");
+    assert_eq!(next.checkpoint.unsent, [ProductId::parse("p2")?]);
+    assert_eq!((report.drifted, report.repaired), (1, 1), "{report:?}");
+    assert!(
+        env.drain_queue("ReconcileQueue").await?.is_empty(),
+        "not due yet"
+    );
+    assert!(!env.stored("p2").await?.unwrap().pending_tags.is_empty());
+
+    // Once due, the continuation queues them first, then finishes the segment.
+    let (report, done) = env.reconciler().run_segment(next, deadline()).await?;
+    assert!(done.is_none());
+    assert_eq!(
+        (report.drifted, report.repaired),
+        (1, 1),
+        "counted once: {report:?}"
+    );
+    assert_eq!(
+        env.queued_tags().await?,
+        ["product:p2", "store:s1:products"]
+    );
+    assert!(env.stored("p2").await?.unwrap().pending_tags.is_empty());
+    Ok(())
+}

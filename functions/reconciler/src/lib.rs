@@ -30,6 +30,12 @@ const FUNCTION: &str = "reconciler";
 /// Time kept back from the deadline to queue a continuation.
 const DEADLINE_MARGIN: Duration = Duration::from_secs(30);
 
+/// How soon a segment tries again after a failure: its continuation, when the tags of its
+/// repairs could not be queued (their outboxes hold them); the message itself, when the
+/// segment failed (SQS would otherwise wait out the 5,400 s visibility timeout). Repaired
+/// pages are stale for about this long when the tag queue is briefly unavailable.
+pub const RETRY_SECS: i32 = 60;
+
 /// Options of a run, in the `detail` of the EventBridge event.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -225,7 +231,8 @@ impl Reconciler {
                 Ok((report, None)) => metrics.extend(&segment_metrics(&report, started.elapsed())),
                 Ok((_, Some(_continuation))) => {}
                 Err(err) => {
-                    tracing::warn!(message_id = %id, error = %err, "segment failed; SQS retries it from its checkpoint");
+                    tracing::warn!(message_id = %id, error = %err, "segment failed; SQS retries it from its checkpoint in {RETRY_SECS} s");
+                    self.retry_soon(record.receipt_handle.as_deref()).await;
                     response.batch_item_failures.push(sqs_failure(&id));
                 }
             }
@@ -233,8 +240,25 @@ impl Reconciler {
         response
     }
 
-    /// Runs one segment from its checkpoint; queues a continuation if time runs out. Returns
-    /// the segment's report so far, and the continuation if there is one.
+    /// Makes a failed segment message visible again in [`RETRY_SECS`] instead of the queue's
+    /// visibility timeout. If SQS refuses, the timeout applies, and the storefront's
+    /// time-based revalidation bounds what stays stale.
+    async fn retry_soon(&self, receipt_handle: Option<&str>) {
+        let Some(handle) = receipt_handle else { return };
+        let change = self
+            .sqs
+            .change_message_visibility()
+            .queue_url(&self.queue_url);
+        let change = change.receipt_handle(handle).visibility_timeout(RETRY_SECS);
+        if let Err(err) = change.send().await {
+            let err = aws_sdk_sqs::error::DisplayErrorContext(err);
+            tracing::warn!(error = %err, "could not shorten the failed segment's visibility");
+        }
+    }
+
+    /// Runs one segment from its checkpoint; queues a continuation if time runs out (or, after
+    /// [`RETRY_SECS`], if the tags of its repairs could not be queued). Returns the segment's
+    /// report so far, and the continuation if there is one.
     pub async fn run_segment(
         &self,
         message: SegmentMessage,
@@ -261,10 +285,14 @@ impl Reconciler {
                     report,
                     ..message
                 };
-                tracing::info!(run_id = %continuation.run_id, segment = share.segment, checked = continuation.report.checked, "segment paused at its deadline; continuing");
+                let unsent = continuation.checkpoint.unsent.len();
+                tracing::info!(run_id = %continuation.run_id, segment = share.segment, checked = continuation.report.checked, unsent, "segment paused (at its deadline, or with tags to queue again); continuing");
                 let body =
                     serde_json::to_string(&continuation).expect("a segment message serializes");
-                catalog::queue::send_bodies(&self.sqs, &self.queue_url, vec![(body, 0)]).await?;
+                let unsent = !continuation.checkpoint.unsent.is_empty();
+                let delay = if unsent { RETRY_SECS } else { 0 };
+                catalog::queue::send_bodies(&self.sqs, &self.queue_url, vec![(body, delay)])
+                    .await?;
                 Ok((continuation.report.clone(), Some(continuation)))
             }
             None => {

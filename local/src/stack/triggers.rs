@@ -147,6 +147,13 @@ impl Triggers {
     ) -> Result<SocketAddr> {
         let (listener, addr) = http_api::bind(port).await?;
         let counters = self.counters("ListingApi");
+        let routes = routes
+            .into_iter()
+            .map(|(route, function)| {
+                let route_counters = self.counters(&format!("ListingApi {}", route.name));
+                (route, function, route_counters)
+            })
+            .collect();
         self.tasks.spawn(http_api::serve(
             listener,
             Arc::new(routes),

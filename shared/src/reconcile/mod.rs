@@ -90,7 +90,9 @@ impl Worker {
 
     /// Reconciles `share` from `checkpoint` until it is done (`Ok((report, None))`) or
     /// `deadline` passes after a page (`Ok((report, Some(next)))`). `progress` hears about
-    /// every page.
+    /// every page. If the tags of a page's repairs cannot be queued, it stops after that page
+    /// with their products in `next.unsent` (their outboxes hold the tags; the repairs are
+    /// counted in `report`); the next step queues them first.
     pub async fn run(
         &self,
         share: &Share,
@@ -99,57 +101,111 @@ impl Worker {
         mut progress: impl FnMut(&Report, &Checkpoint),
     ) -> Result<(Report, Option<Checkpoint>), Fault> {
         let mut report = Report::default();
-        let (mut stock, mut summaries) = self.segment_maps(share, &checkpoint).await?;
-        loop {
-            let start = checkpoint.start_key.as_ref().map(key_from_checkpoint);
-            let next = match checkpoint.phase {
-                Phase::Products => {
-                    let page = self.products_page(share, start).await?;
-                    let items = page.items;
-                    self.check_products(share, items, &mut stock, &mut summaries, &mut report)
-                        .await?;
-                    page.next
-                }
-                Phase::Summaries => {
-                    let page = self.summaries_page(share, start).await?;
-                    self.check_orphans(share, page.items, &mut report).await?;
-                    page.next
-                }
-            };
-            checkpoint = match (next.and_then(key_to_checkpoint), checkpoint.phase) {
-                (Some(key), phase) => Checkpoint {
-                    phase,
-                    start_key: Some(key),
-                },
-                (None, Phase::Products) => match summaries.take() {
-                    // The segment's summaries are in memory: the orphans are among those no
-                    // product claimed, so no second Scan is needed.
-                    Some(left) => {
-                        self.check_unclaimed(share, left, &mut report).await?;
-                        return Ok((report, None));
-                    }
-                    None => Checkpoint {
-                        phase: Phase::Summaries,
-                        start_key: None,
-                    },
-                },
-                (None, Phase::Summaries) => return Ok((report, None)),
-            };
+        checkpoint.unsent = self.flush(std::mem::take(&mut checkpoint.unsent)).await;
+        if !checkpoint.unsent.is_empty() {
+            return Ok((report, Some(checkpoint)));
+        }
+        let mut maps = self.segment_maps(share, &checkpoint).await?;
+        while checkpoint.unsent.is_empty() && checkpoint.phase != Phase::Done {
+            let unsent;
+            (checkpoint, unsent) = self
+                .step(share, &checkpoint, &mut maps, &mut report)
+                .await?;
+            checkpoint.unsent = unsent;
             progress(&report, &checkpoint);
             if Instant::now() >= deadline {
-                return Ok((report, Some(checkpoint)));
+                break;
             }
         }
+        let finished = checkpoint.phase == Phase::Done && checkpoint.unsent.is_empty();
+        Ok((report, (!finished).then_some(checkpoint)))
+    }
+
+    /// One page of the share from `checkpoint`: where the next starts (`Done` after the
+    /// last), and the repaired products whose tags could not be queued.
+    async fn step(
+        &self,
+        share: &Share,
+        checkpoint: &Checkpoint,
+        (stock, summaries): &mut (StockMap, SummaryMap),
+        report: &mut Report,
+    ) -> Result<(Checkpoint, Vec<ProductId>), Fault> {
+        let start = checkpoint.start_key.as_ref().map(key_from_checkpoint);
+        let (next, mut unsent) = match checkpoint.phase {
+            Phase::Products => {
+                let page = self.products_page(share, start).await?;
+                let items = page.items;
+                let unsent = self.check_products(share, items, stock, summaries, report);
+                (page.next, unsent.await?)
+            }
+            Phase::Summaries => {
+                let page = self.summaries_page(share, start).await?;
+                let unsent = self.check_orphans(share, page.items, report).await?;
+                (page.next, unsent)
+            }
+            Phase::Done => return Ok((checkpoint.clone(), Vec::new())),
+        };
+        let next = match (next.and_then(key_to_checkpoint), checkpoint.phase) {
+            (Some(key), phase) => Checkpoint::at(phase, Some(key)),
+            (None, Phase::Products) => match summaries.take() {
+                // The segment's summaries are in memory: the orphans are among those no
+                // product claimed, so no second Scan is needed.
+                Some(left) => {
+                    unsent.extend(self.check_unclaimed(share, left, report).await?);
+                    Checkpoint::at(Phase::Done, None)
+                }
+                None => Checkpoint::at(Phase::Summaries, None),
+            },
+            (None, _) => Checkpoint::at(Phase::Done, None),
+        };
+        Ok((next, unsent))
+    }
+
+    /// Queues the tags still in the outboxes of `ids` (a fence keeps them and the refresh
+    /// hands them back; a product changed since gets its change written too). Returns the ids
+    /// whose tags still could not be queued.
+    async fn flush(&self, ids: Vec<ProductId>) -> Vec<ProductId> {
+        if ids.is_empty() {
+            return ids;
+        }
+        let mut failed = Vec::new();
+        let mut done = Vec::new();
+        for (id, outcome) in ids.iter().zip(self.refresher.refresh(&ids).await) {
+            match outcome {
+                Ok(r) => done.push(r),
+                Err(_) => failed.push(id.clone()),
+            }
+        }
+        failed.extend(self.publish(&done).await);
+        failed
+    }
+
+    /// Queues the tags of `done` and clears them from the outboxes; returns the products
+    /// whose tags could not be queued (their outboxes keep them).
+    async fn publish(&self, done: &[Refreshed]) -> Vec<ProductId> {
+        let with_tags: Vec<&Refreshed> = done.iter().filter(|r| !r.tags.is_empty()).collect();
+        if let Err(fault) = self.gate.publish(&with_tags, chrono::Utc::now()).await {
+            tracing::warn!(error = %fault, products = with_tags.len(), "queueing repaired tags failed; the segment queues them in its next step");
+            return with_tags.iter().map(|r| r.product_id.clone()).collect();
+        }
+        if let Err(fault) = self.refresher.tags_queued(&with_tags).await {
+            // The tags went out; leaving them pending only means a harmless resend.
+            tracing::warn!(error = %fault, "could not clear queued tags from the outbox");
+        }
+        Vec::new()
     }
 
     /// A whole-segment run starting its products phase reads the segment's stock rows and
-    /// summaries once, to join in memory; otherwise both stay empty.
+    /// summaries once, to join in memory; otherwise (a store run, or a continuation, which
+    /// would otherwise scan the whole segment again for what is left of it) both stay empty
+    /// and each page reads its own.
     async fn segment_maps(
         &self,
         share: &Share,
         checkpoint: &Checkpoint,
     ) -> Result<(StockMap, SummaryMap), Fault> {
-        if checkpoint.phase != Phase::Products || share.store_id.is_some() {
+        let starting = checkpoint.phase == Phase::Products && checkpoint.start_key.is_none();
+        if !starting || share.store_id.is_some() {
             return Ok((StockMap::default(), None));
         }
         let (segment, total) = (share.segment, share.total_segments);
@@ -194,7 +250,7 @@ impl Worker {
         stock: &mut StockMap,
         summaries: &mut SummaryMap,
         report: &mut Report,
-    ) -> Result<(), Fault> {
+    ) -> Result<Vec<ProductId>, Fault> {
         let mut products: Vec<Product> = Vec::with_capacity(items.len());
         for item in items {
             match item {
@@ -207,14 +263,21 @@ impl Worker {
             }
         }
         let mut rows = self.stock_rows(&products, stock).await?;
-        // First look: the summary from the segment's Scan, where there is one. Its stock rows
-        // may be minutes old by now, so it only picks out the doubtful.
+        let mut page_summaries = match summaries {
+            Some(_) => HashMap::new(),
+            None => self.page_summaries(&products).await?,
+        };
+        // First look: the summary from the segment's Scan, or else the page's BatchGetItem.
+        // Its stock rows may be minutes old by now, so it only picks out the doubtful.
         let now = chrono::Utc::now();
         let mut confirm = Vec::new();
         for product in &products {
             let id = &product.product_id;
             let mut projected = project(Some(product), &rows.remove(id).unwrap_or_default());
-            let scanned = summaries.as_mut().and_then(|m| m.remove(id));
+            let scanned = match summaries.as_mut() {
+                Some(map) => map.remove(id),
+                None => page_summaries.remove(id),
+            };
             if let (Some(next), Some(Ok(s))) = (&mut projected, &scanned) {
                 inherit_created_at(next, live(s), now);
             }
@@ -229,6 +292,20 @@ impl Worker {
         // Second look, only for the doubtful: the refresh protocol's own fresh reads decide,
         // so a summary the projector rewrote since the Scan is not counted.
         self.settle(share, &confirm, report).await
+    }
+
+    /// What Summaries holds for a page of `products`, by consistent BatchGetItem (100 a call):
+    /// the first look of a run that holds no segment map (a store run, a continuation).
+    async fn page_summaries(
+        &self,
+        products: &[Product],
+    ) -> Result<HashMap<ProductId, Result<Stored, Corrupt>>, Fault> {
+        let ids: Vec<ProductId> = products.iter().map(|p| p.product_id.clone()).collect();
+        let found = self.refresher.summaries().get_many(&ids).await?;
+        Ok(found
+            .into_iter()
+            .filter_map(|(id, stored)| Some((id, stored.transpose()?)))
+            .collect())
     }
 
     /// The stock rows of the tracked `products`: from the segment's map, or by a consistent
@@ -273,17 +350,18 @@ impl Worker {
         share: &Share,
         left: HashMap<ProductId, Result<Stored, Corrupt>>,
         report: &mut Report,
-    ) -> Result<(), Fault> {
+    ) -> Result<Vec<ProductId>, Fault> {
         let now = chrono::Utc::now();
         let candidates: Vec<ProductId> = left
             .into_iter()
             .filter(|(_, stored)| orphan_candidate(stored, now))
             .map(|(id, _)| id)
             .collect();
+        let mut unsent = Vec::new();
         for chunk in candidates.chunks(self.page_size.max(1) as usize) {
-            self.confirm_orphans(share, chunk, report).await?;
+            unsent.extend(self.confirm_orphans(share, chunk, report).await?);
         }
-        Ok(())
+        Ok(unsent)
     }
 
     /// Settles the `candidates` whose product is gone, read consistently.
@@ -292,7 +370,7 @@ impl Worker {
         share: &Share,
         candidates: &[ProductId],
         report: &mut Report,
-    ) -> Result<(), Fault> {
+    ) -> Result<Vec<ProductId>, Fault> {
         let products = self.sources.products(candidates).await?;
         let orphans: Vec<ProductId> = candidates
             .iter()
@@ -309,7 +387,7 @@ impl Worker {
         share: &Share,
         items: Vec<(ProductId, Result<Stored, Corrupt>)>,
         report: &mut Report,
-    ) -> Result<(), Fault> {
+    ) -> Result<Vec<ProductId>, Fault> {
         let now = chrono::Utc::now();
         let candidates: Vec<ProductId> = items
             .into_iter()
@@ -322,15 +400,15 @@ impl Worker {
     /// Counts what the refresh protocol finds for `ids`, read afresh, and (unless a dry run)
     /// repairs it through the projector's own compare-and-swap (so a newer write is never
     /// overwritten), then queues the tags of what changed and of stuck outboxes. Only what is
-    /// still wrong at this read counts.
+    /// still wrong at this read counts. Returns the products whose tags could not be queued.
     async fn settle(
         &self,
         share: &Share,
         ids: &[ProductId],
         report: &mut Report,
-    ) -> Result<(), Fault> {
+    ) -> Result<Vec<ProductId>, Fault> {
         if ids.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let outcomes = if share.dry_run {
             self.refresher.inspect(ids).await
@@ -352,11 +430,9 @@ impl Worker {
             }
         }
         if share.dry_run {
-            return Ok(());
+            return Ok(Vec::new());
         }
-        let with_tags: Vec<&Refreshed> = done.iter().filter(|r| !r.tags.is_empty()).collect();
-        self.gate.publish(&with_tags, chrono::Utc::now()).await?;
-        self.refresher.tags_queued(&with_tags).await
+        Ok(self.publish(&done).await)
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::store::Slice;
-use catalog_core::ids::StoreId;
+use catalog_core::ids::{ProductId, StoreId};
 
 /// Which share of the catalog a worker reconciles, and how.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,6 +27,8 @@ pub struct Share {
 pub enum Phase {
     Products,
     Summaries,
+    /// Nothing left but queueing the checkpoint's `unsent` tags.
+    Done,
 }
 
 /// Where a worker got to: resume here after a timeout instead of starting over.
@@ -37,14 +39,24 @@ pub struct Checkpoint {
     /// The page key to continue from (all key attributes are strings); `None`: the start.
     #[serde(default)]
     pub start_key: Option<BTreeMap<String, String>>,
+    /// Products repaired (and counted) whose tags could not be queued: their outboxes hold
+    /// them. The next step queues them before anything else.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unsent: Vec<ProductId>,
 }
 
 impl Checkpoint {
     /// The beginning of a share.
     pub fn start() -> Self {
+        Self::at(Phase::Products, None)
+    }
+
+    /// `phase` from `start_key`, with nothing unsent.
+    pub fn at(phase: Phase, start_key: Option<BTreeMap<String, String>>) -> Self {
         Self {
-            phase: Phase::Products,
-            start_key: None,
+            phase,
+            start_key,
+            unsent: Vec::new(),
         }
     }
 }
