@@ -10,7 +10,7 @@
 //! [`LISTING_CHECK_LIMIT_SECS`] the tag goes out anyway and the abandon is counted (alarmed).
 
 use chrono::{DateTime, Utc};
-use futures::future::join_all;
+use futures::stream::{self, StreamExt};
 
 use crate::fault::Fault;
 use crate::queue::{ListingCheckQueue, TagPublisher};
@@ -72,7 +72,14 @@ impl ListingGate {
         refreshed: &[&Refreshed],
         event_time: DateTime<Utc>,
     ) -> Result<Published, Fault> {
-        let shown = join_all(refreshed.iter().map(|r| self.shows_now(r))).await;
+        // At most 16 products' checks at once, as the refresher's writes. A plain loop, not a
+        // closure: futures built in closures over borrowed items are not `Send` to the
+        // compiler (rust-lang/rust#102211).
+        let mut checks = Vec::with_capacity(refreshed.len());
+        for r in refreshed {
+            checks.push(self.shows_now(r));
+        }
+        let shown: Vec<bool> = stream::iter(checks).buffered(16).collect().await;
         let mut now = TagSet::new();
         let mut waiting = Vec::new();
         let mut published = Published::default();

@@ -352,3 +352,23 @@ async fn a_product_deleted_while_being_projected_is_not_resurrected() -> Result<
     assert_eq!(env.summary("p1").await?, None);
     env.assert_converged("p1").await
 }
+
+/// A listing-check message that does not parse is never dropped: it is reported until SQS
+/// moves it to the listing-check dead-letter queue (alarmed), beside the checks that did.
+#[tokio::test]
+async fn a_listing_check_that_does_not_parse_is_reported_for_the_dead_letter_queue() -> Result<()> {
+    let env = TestEnv::new().await?;
+    let event = serde_json::json!({"Records": [
+        {"messageId": "cut", "body": "{\"version\":1,\"productId\":", "eventSource": "aws:sqs"},
+        {"messageId": "ok", "eventSource": "aws:sqs",
+         "body": "{\"version\":1,\"productId\":\"p1\",\"tags\":[\"store:s1:products\"],\"left\":[],\"eventTime\":\"2026-11-26T04:15:00.000Z\",\"waitedSecs\":0}"}
+    ]});
+    let input = summary_projector::Input::parse(event)?;
+    let answer = serde_json::to_value(env.projector().handle_input(input).await?)?;
+    assert_eq!(
+        answer["batchItemFailures"],
+        serde_json::json!([{"itemIdentifier": "cut"}])
+    );
+    assert_eq!(env.queued_tags().await?, ["store:s1:products"]);
+    Ok(())
+}

@@ -26,7 +26,8 @@ struct Tally {
 impl Projector {
     /// Checks each message's product against the indexes: queues its tags, or sends it again
     /// for later. A message whose AWS call failed is reported, so SQS redelivers only it; a
-    /// body that is not a listing check can never succeed and is dropped with an error log.
+    /// body that is not a listing check is reported too, until SQS moves it to the
+    /// dead-letter queue (alarmed), where it can be read.
     pub async fn check_listings(&self, event: SqsEvent) -> SqsBatchResponse {
         let mut tally = Tally::default();
         let mut failed = Vec::new();
@@ -36,8 +37,11 @@ impl Projector {
             let check: ListingCheck = match serde_json::from_str(body) {
                 Ok(check) => check,
                 Err(err) => {
-                    tracing::error!(message_id = %id, error = %err.classify_kind(), "not a listing check; dropped");
+                    // The category only: serde's text can quote the body.
+                    let kind = error_kind(&err);
+                    tracing::error!(message_id = %id, error = kind, "not a listing check");
                     tally.malformed += 1;
+                    failed.push(id);
                     continue;
                 }
             };
@@ -64,19 +68,13 @@ impl Projector {
     }
 }
 
-/// A serde error's category only: its text can quote the body.
-trait Kind {
-    fn classify_kind(&self) -> &'static str;
-}
-
-impl Kind for serde_json::Error {
-    fn classify_kind(&self) -> &'static str {
-        match self.classify() {
-            serde_json::error::Category::Io => "io",
-            serde_json::error::Category::Syntax => "syntax",
-            serde_json::error::Category::Data => "data",
-            serde_json::error::Category::Eof => "eof",
-        }
+/// What kind of JSON error `err` is, without its text (which can quote the body).
+fn error_kind(err: &serde_json::Error) -> &'static str {
+    match err.classify() {
+        serde_json::error::Category::Io => "unreadable",
+        serde_json::error::Category::Syntax => "not JSON",
+        serde_json::error::Category::Data => "not a listing check of version 1",
+        serde_json::error::Category::Eof => "truncated JSON",
     }
 }
 
