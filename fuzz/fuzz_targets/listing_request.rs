@@ -62,9 +62,12 @@ fuzz_target!(|r: Request| {
         listing,
         limit,
         cursor,
+        admin,
     }) = routed
     {
         assert!((1..=MAX_LIMIT).contains(&limit));
+        // Only the admin route's answers are private; a shopper never reaches it.
+        assert!(!admin || caller == Caller::Admin, "a shopper reached the admin listing");
         assert!(
             caller == Caller::Admin || !listing.filters().include_inactive,
             "a shopper listed inactive items"

@@ -1,7 +1,7 @@
 //! The local stack's AWS-consistency mode is as weak as AWS: the listing index lags a write,
 //! eventually consistent reads of Summaries may return the old item, and the pages that must
-//! be fresh after a revalidation are (product and cart reads are consistent; listing pages
-//! get their rechecks).
+//! be fresh after a revalidation are (product and cart reads are consistent; a listing's tag
+//! goes out only once the index shows the write, however long it lags).
 
 use std::time::{Duration, Instant};
 

@@ -92,8 +92,8 @@ async fn the_revalidator_writes_the_tag_table_and_the_handler_package_reads_it()
         "each storefront has its own items"
     );
 
-    // A listing recheck (the lag-safety rule: re-render after the index caught up) moves the
-    // store tag on; a stale writer's older time moves nothing.
+    // A later revalidation of the store tag (a listing tag queued once the index showed the
+    // write) moves its time on; a stale writer's older time moves nothing.
     tokio::time::sleep(Duration::from_millis(5)).await;
     let (response, _) = revalidator
         .handle_tallied(batch(&[("m3", &["store:s1:products"], true)])?)

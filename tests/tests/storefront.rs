@@ -341,8 +341,8 @@ async fn shop_in_the_browser(stack: &Stack, editor: &Editor, browser: &mut Brows
     );
 
     // Store-2's page, cached now, then changed behind the pipeline's back: it must not move.
-    // First let every tag already queued go out, delayed listing rechecks included (the
-    // first part of the test revalidated store-2, and its rechecks come 2 and 4 s later).
+    // First let every tag already queued go out (the first part of the test revalidated
+    // store-2).
     let tag_queue = &stack.endpoints.queues.tag_queue;
     let start = Instant::now();
     while queue_depth(&stack.sqs, tag_queue).await? > 0 {

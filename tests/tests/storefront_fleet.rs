@@ -177,7 +177,9 @@ async fn every_instance_of_a_storefront_is_revalidated_through_the_tag_table() -
     let tags_before = stack.status().await?.triggers["Tags"].records;
     editor.set_price(&a_id, MinorUnits::new(3456)?).await?;
     let start = Instant::now();
+    // Listing tags wait on the listing-check queue until the index shows the write.
     while !(empty(&stack, "TagQueue").await?
+        && empty(&stack, "ListingCheckQueue").await?
         && stack.status().await?.triggers["Tags"].records > tags_before)
     {
         ensure!(
@@ -186,14 +188,13 @@ async fn every_instance_of_a_storefront_is_revalidated_through_the_tag_table() -
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // The listing rechecks (2 and 4 s) too.
-    tokio::time::sleep(Duration::from_secs(5)).await;
     ensure!(
         empty(&stack, "TagQueue").await?,
         "tags still queued with the storefront down"
     );
     for dlq in [
         "TagDeadLetterQueue",
+        "ListingCheckDeadLetterQueue",
         "ParkedRecordsQueue",
         "StreamFailureQueue",
     ] {

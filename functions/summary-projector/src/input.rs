@@ -66,7 +66,10 @@ mod tests {
     fn tells_the_sources_apart_by_event_source() {
         let sqs = serde_json::json!({"Records": [{"messageId": "m1", "body": "{}", "eventSource": "aws:sqs"}]});
         assert!(matches!(Input::parse(sqs), Ok(Input::ListingChecks(e)) if e.records.len() == 1));
-        let stream = serde_json::json!({"Records": [{"eventID": "e", "eventName": "MODIFY", "eventSource": "aws:dynamodb", "dynamodb": {}}]});
+        let stream = serde_json::json!({"Records": [{
+            "eventID": "e", "eventName": "MODIFY", "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
+            "dynamodb": {"Keys": {"productId": {"S": "p1"}}, "SequenceNumber": "1", "SizeBytes": 1}
+        }]});
         assert!(matches!(Input::parse(stream), Ok(Input::Stream(e)) if e.records.len() == 1));
         let empty = serde_json::json!({"Records": []});
         assert!(matches!(Input::parse(empty), Ok(Input::Stream(e)) if e.records.is_empty()));
