@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Result};
 use aws_lambda_events::event::dynamodb::Event;
 use catalog::config::ProjectorConfig;
-use catalog::queue::TagPublisher;
+use catalog::listing_gate::ListingGate;
+use catalog::queue::{ListingCheckQueue, TagPublisher};
 use catalog::refresh::Refresher;
 use catalog::store::{SourceStore, SummaryStore};
 use catalog_core::model::MinorUnits;
@@ -163,7 +164,12 @@ async fn run_naive(env: &TestEnv, config: &ProjectorConfig, batches: &[Event]) -
         SummaryStore::new(env.dynamodb.clone(), &config.tables.summaries),
         config.stock_tag_policy,
     );
-    let publisher = TagPublisher::new(env.sqs.clone(), &config.tag_queue_url);
+    let gate = ListingGate::new(
+        SummaryStore::new(env.dynamodb.clone(), &config.tables.summaries),
+        TagPublisher::new(env.sqs.clone(), &config.tag_queue_url),
+        ListingCheckQueue::new(env.sqs.clone(), &config.listing_check_queue_url),
+        config.stock_tag_policy,
+    );
     let start = Instant::now();
     for batch in batches {
         for record in &batch.records {
@@ -172,10 +178,7 @@ async fn run_naive(env: &TestEnv, config: &ProjectorConfig, batches: &[Event]) -
                 .refresh(std::slice::from_ref(&change.product_id))
                 .await;
             let refreshed = outcome.into_iter().next().expect("one outcome")?;
-            publisher
-                .publish(&refreshed.tags, change.event_time)
-                .await?;
-            refresher.tags_queued(&[&refreshed]).await?;
+            gate.deliver(&[refreshed], change.event_time).await?;
         }
     }
     Ok(start.elapsed())

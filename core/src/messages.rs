@@ -47,7 +47,8 @@ impl TagMessage {
 /// The body of a listing-check message (JSON, version 1): listing tags that wait until the
 /// indexes show the product as the table holds it (see [`crate::listing::check`]). The
 /// summary-projector reads it from its listing-check queue, checks, and either queues `tags`
-/// or sends the message again, `waitedSecs` on, after [`next_check_delay`].
+/// or follows the index for a while and sends the message again, `waitedSecs` on, as
+/// [`next_check`] says.
 ///
 /// ```json
 /// {"version":1,"productId":"p1","tags":["store:s1:products"],
@@ -56,7 +57,7 @@ impl TagMessage {
 /// ```
 /// `left` are the positions the write took the product out of: only the write knows them.
 ///
-/// [`next_check_delay`]: crate::listing::check::next_check_delay
+/// [`next_check`]: crate::listing::check::next_check
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ListingCheck {

@@ -4,10 +4,13 @@
 //! A product's own tags and its stock tag go out at once: their pages read the table
 //! consistently. Its store's listing tag goes out at once only if the indexes already show
 //! what the table holds (one Query per index position, right after the write: no extra render
-//! when the index is current); otherwise a [`ListingCheck`] waits on the listing-check queue,
-//! is checked again after [`next_check_delay`], and queues the tag once the index shows the
-//! product as the table then holds it, however long the index lags. Past
+//! when the index is current); otherwise a [`ListingCheck`] goes to the listing-check queue,
+//! whose consumer follows the index ([`next_check`]: every 200 ms at first, then backing off)
+//! and queues the tag once the index shows the product as the table then holds it, however
+//! long the index lags. Past
 //! [`LISTING_CHECK_LIMIT_SECS`] the tag goes out anyway and the abandon is counted (alarmed).
+
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
@@ -15,8 +18,9 @@ use futures::stream::{self, StreamExt};
 use crate::fault::Fault;
 use crate::queue::{ListingCheckQueue, TagPublisher};
 use crate::refresh::Refreshed;
+use crate::store::summaries::TOMBSTONE_TTL_SECS;
 use crate::store::{ReadError, SummaryStore};
-use catalog_core::listing::check::{next_check_delay, LISTING_CHECK_LIMIT_SECS};
+use catalog_core::listing::check::{next_check, Next};
 use catalog_core::messages::ListingCheck;
 use catalog_core::tags::{StockTagPolicy, Tag, TagSet};
 
@@ -32,8 +36,6 @@ pub struct ListingGate {
 /// What [`ListingGate::publish`] did with listing tags.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Published {
-    /// Products whose listing tags went out at once: the index already showed them.
-    pub listed_now: usize,
     /// Products whose listing tags wait for the index on the listing-check queue.
     pub waiting: usize,
 }
@@ -43,8 +45,8 @@ pub struct Published {
 pub enum Checked {
     /// The index shows the product; its listing tags are queued.
     Listed,
-    /// Not yet; checked again in `delay_secs`.
-    Waiting { delay_secs: u32 },
+    /// Not yet; sent again for a later check.
+    Waiting,
     /// Still not after [`LISTING_CHECK_LIMIT_SECS`]: the tags went out anyway.
     Abandoned,
 }
@@ -64,10 +66,45 @@ impl ListingGate {
         }
     }
 
+    /// Queues the tags of `refreshed` (those with any) as changed at `event_time`, as
+    /// [`publish`](Self::publish) does, then clears them from the summaries' outboxes (a
+    /// tombstone's TTL starts then). An error means nothing may be taken as queued: the
+    /// outboxes keep the tags for the caller's retry.
+    pub async fn deliver(
+        &self,
+        refreshed: &[Refreshed],
+        event_time: DateTime<Utc>,
+    ) -> Result<Published, Fault> {
+        let with_tags: Vec<&Refreshed> = refreshed.iter().filter(|r| !r.tags.is_empty()).collect();
+        let published = self.publish(&with_tags, event_time).await?;
+        if let Err(fault) = self.clear_outboxes(&with_tags).await {
+            // The tags went out; leaving them pending only means a harmless resend.
+            tracing::warn!(error = %fault, "could not clear queued tags from the outbox");
+        }
+        Ok(published)
+    }
+
+    /// Removes the tags of `refreshed` from their summaries' outboxes, if still at the
+    /// revision that wrote them; a tombstone's TTL starts then.
+    async fn clear_outboxes(&self, refreshed: &[&Refreshed]) -> Result<(), Fault> {
+        let expire_at = Utc::now().timestamp() + TOMBSTONE_TTL_SECS;
+        // A plain loop, not a closure (see `publish`).
+        let mut clears = Vec::new();
+        for r in refreshed {
+            if let Some(revision) = r.outbox_revision {
+                let tombstone = r.current.is_none().then_some(expire_at);
+                let summaries = &self.summaries;
+                clears.push(summaries.clear_pending(&r.product_id, revision, &r.tags, tombstone));
+            }
+        }
+        let results: Vec<_> = stream::iter(clears).buffer_unordered(16).collect().await;
+        results.into_iter().collect()
+    }
+
     /// Queues the tags of `refreshed` as changed at `event_time`: listing tags now where the
     /// index already shows the write, else as listing checks. An error means nothing may be
     /// taken as queued (the caller keeps the outbox and retries; duplicates are harmless).
-    pub async fn publish(
+    async fn publish(
         &self,
         refreshed: &[&Refreshed],
         event_time: DateTime<Utc>,
@@ -92,7 +129,6 @@ impl ListingGate {
             }
             if shown {
                 now.extend(listing);
-                published.listed_now += 1;
             } else {
                 let (id, left) = (r.product_id.clone(), r.left.clone());
                 waiting.push(ListingCheck::new(id, &listing, left, event_time));
@@ -100,7 +136,8 @@ impl ListingGate {
         }
         published.waiting = waiting.len();
         self.tags.publish(&now, event_time).await?;
-        self.checks.send(&waiting, first_delay()).await?;
+        // Due at once: the listing-check consumer follows the index from there.
+        self.checks.send(&waiting, 0).await?;
         Ok(published)
     }
 
@@ -119,7 +156,8 @@ impl ListingGate {
     }
 
     /// Checks `check` against what the table holds now (consistent read) and the indexes:
-    /// queues its tags, or sends it again for later.
+    /// queues its tags, or polls the index again in place ([`next_check`]: every 200 ms for
+    /// the first 10 s after the write, at most 2 s a delivery), or sends it again for later.
     pub async fn recheck(&self, check: &ListingCheck) -> Result<Checked, Fault> {
         let current = match self.summaries.get(&check.product_id).await {
             Ok(stored) => stored.and_then(|s| s.record).map(|r| r.summary),
@@ -127,34 +165,39 @@ impl ListingGate {
             // Nothing a listing could show; the reconciler reports the row.
             Err(ReadError::Corrupt(_)) => None,
         };
-        let policy = self.policy;
-        if self
-            .summaries
-            .index_shows(current.as_ref(), &check.left, policy)
-            .await?
-        {
-            self.queue_tags(check).await?;
-            return Ok(Checked::Listed);
+        let started = Instant::now();
+        loop {
+            let shows = self
+                .summaries
+                .index_shows(current.as_ref(), &check.left, self.policy);
+            if shows.await? {
+                self.queue_tags(check).await?;
+                return Ok(Checked::Listed);
+            }
+            let in_place = started.elapsed().as_millis() as u64;
+            let waited = u64::from(check.waited_secs) * 1000 + in_place;
+            let delay_secs = match next_check(waited, in_place) {
+                Next::PollIn(ms) => {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    continue;
+                }
+                Next::SendIn(secs) => secs,
+                Next::GiveUp => {
+                    self.queue_tags(check).await?;
+                    return Ok(Checked::Abandoned);
+                }
+            };
+            let again = ListingCheck {
+                waited_secs: check.waited_secs + in_place.div_ceil(1000) as u32 + delay_secs,
+                ..check.clone()
+            };
+            self.checks.send(&[again], delay_secs).await?;
+            return Ok(Checked::Waiting);
         }
-        let Some(delay_secs) = next_check_delay(check.waited_secs) else {
-            self.queue_tags(check).await?;
-            return Ok(Checked::Abandoned);
-        };
-        let again = ListingCheck {
-            waited_secs: check.waited_secs + delay_secs,
-            ..check.clone()
-        };
-        self.checks.send(&[again], delay_secs).await?;
-        Ok(Checked::Waiting { delay_secs })
     }
 
     async fn queue_tags(&self, check: &ListingCheck) -> Result<(), Fault> {
         let tags: TagSet = check.tags.iter().cloned().collect();
         self.tags.publish(&tags, check.event_time()).await
     }
-}
-
-/// The first check after the one made right after the write.
-fn first_delay() -> u32 {
-    next_check_delay(0).unwrap_or(LISTING_CHECK_LIMIT_SECS)
 }

@@ -327,25 +327,4 @@ impl Refresher {
             Err(fault) => Attempt::Done(Err(fault.into())),
         }
     }
-
-    /// Marks the tags of `refreshed` as queued, removing them from the summary's outbox; a
-    /// tombstone's TTL starts then.
-    pub async fn tags_queued(&self, refreshed: &[&Refreshed]) -> Result<(), Fault> {
-        let expire_at = Utc::now().timestamp() + TOMBSTONE_TTL_SECS;
-        // A plain loop, not a closure: futures built in closures over borrowed items are not
-        // `Send` to the compiler, and Lambda's runtime needs the handler future to be.
-        let mut clears = Vec::new();
-        for r in refreshed {
-            if let Some(revision) = r.outbox_revision {
-                let tombstone = r.current.is_none().then_some(expire_at);
-                let summaries = &self.summaries;
-                clears.push(summaries.clear_pending(&r.product_id, revision, &r.tags, tombstone));
-            }
-        }
-        let results: Vec<_> = stream::iter(clears)
-            .buffer_unordered(self.concurrency)
-            .collect()
-            .await;
-        results.into_iter().collect()
-    }
 }

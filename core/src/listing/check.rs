@@ -182,5 +182,38 @@ pub fn next_check_delay(waited: u32) -> Option<u32> {
     (waited < LISTING_CHECK_LIMIT_SECS).then(|| (waited / 30).clamp(1, 60))
 }
 
+/// For this long after the write (ms), a check that does not find the index caught up keeps
+/// polling it every [`POLL_MS`] instead of waiting whole seconds of SQS delay: GSI lag is
+/// usually under a second, so most listings go out within 200 ms of their index.
+pub const FOLLOW_MS: u64 = 10_000;
+/// How often a following check polls the index.
+pub const POLL_MS: u64 = 200;
+/// How long one delivery polls in place before it hands the check back to the queue (with
+/// no delay), so an invocation stays short and a batch's checks never hold the function.
+pub const IN_PLACE_MS: u64 = 2_000;
+
+/// What a check that did not find the index caught up does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Query the index again in this many ms, in the same invocation.
+    PollIn(u64),
+    /// Send the check back to the queue, due in this many seconds.
+    SendIn(u32),
+    /// The limit is reached: queue the tags anyway.
+    GiveUp,
+}
+
+/// The next step of a check that has waited `waited_ms` since the write, `in_place_ms` of it
+/// in this delivery: poll every [`POLL_MS`] while following, then [`next_check_delay`].
+pub fn next_check(waited_ms: u64, in_place_ms: u64) -> Next {
+    let waited_secs = u32::try_from(waited_ms / 1000).unwrap_or(u32::MAX);
+    match next_check_delay(waited_secs) {
+        None => Next::GiveUp,
+        Some(_) if waited_ms < FOLLOW_MS && in_place_ms < IN_PLACE_MS => Next::PollIn(POLL_MS),
+        Some(_) if waited_ms < FOLLOW_MS => Next::SendIn(0),
+        Some(delay) => Next::SendIn(delay),
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -139,21 +139,14 @@ impl Projector {
         );
         let published = self
             .gate
-            .publish(&with_tags, event_time.unwrap_or_else(Utc::now))
+            .deliver(refreshed, event_time.unwrap_or_else(Utc::now))
             .await;
         match published {
-            Ok(published) => {
-                if published.waiting > 0 {
-                    tracing::info!(
-                        waiting = published.waiting,
-                        "listing tags wait for the index"
-                    );
-                }
-                if let Err(fault) = self.refresher.tags_queued(&with_tags).await {
-                    // The tags went out; leaving them pending only means a harmless resend.
-                    tracing::warn!(error = %fault, "could not clear queued tags from the outbox");
-                }
+            Ok(published) if published.waiting > 0 => {
+                let waiting = published.waiting;
+                tracing::info!(waiting, "listing tags wait for the index");
             }
+            Ok(_) => {}
             Err(fault) => {
                 tracing::warn!(error = %fault, "queueing tags failed; will retry");
                 failed.extend(with_tags.iter().flat_map(|r| &records_of[&r.product_id]));

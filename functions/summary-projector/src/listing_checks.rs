@@ -1,7 +1,7 @@
 //! The listing-check queue's handler: each message holds a product's listing tags until the
 //! listing indexes show the product as the table holds it (see `catalog::listing_gate`).
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use catalog::lambda::sqs_response;
 use catalog::listing_gate::Checked;
 use catalog::telemetry::{self, MetricSet};
@@ -23,48 +23,79 @@ struct Tally {
     lags_ms: Vec<f64>,
 }
 
+/// What one message came to.
+enum Outcome {
+    Listed { lag_ms: f64 },
+    Waiting,
+    Abandoned,
+    Failed(String),
+    Malformed(String),
+}
+
 impl Projector {
-    /// Checks each message's product against the indexes: queues its tags, or sends it again
-    /// for later. A message whose AWS call failed is reported, so SQS redelivers only it; a
-    /// body that is not a listing check is reported too, until SQS moves it to the
-    /// dead-letter queue (alarmed), where it can be read.
+    /// Checks each message's product against the indexes, all of a batch at once (a check
+    /// may follow its index for up to 2 s): queues its tags, or sends it again for later. A
+    /// message whose AWS call failed is reported, so SQS redelivers only it; a body that is
+    /// not a listing check is reported too, until SQS moves it to the dead-letter queue
+    /// (alarmed), where it can be read.
     pub async fn check_listings(&self, event: SqsEvent) -> SqsBatchResponse {
+        let checks = event
+            .records
+            .into_iter()
+            .map(|message| self.check_one(message));
+        let outcomes: Vec<Outcome> = futures::future::join_all(checks).await;
         let mut tally = Tally::default();
         let mut failed = Vec::new();
-        for message in event.records {
-            let id = message.message_id.clone().unwrap_or_default();
-            let body = message.body.as_deref().unwrap_or_default();
-            let check: ListingCheck = match serde_json::from_str(body) {
-                Ok(check) => check,
-                Err(err) => {
-                    // The category only: serde's text can quote the body.
-                    let kind = error_kind(&err);
-                    tracing::error!(message_id = %id, error = kind, "not a listing check");
-                    tally.malformed += 1;
-                    failed.push(id);
-                    continue;
-                }
-            };
-            match self.gate.recheck(&check).await {
-                Ok(Checked::Listed) => {
+        for outcome in outcomes {
+            match outcome {
+                Outcome::Listed { lag_ms } => {
                     tally.listed += 1;
-                    let lag = Utc::now() - check.event_time();
-                    tally.lags_ms.push(lag.num_milliseconds().max(0) as f64);
+                    tally.lags_ms.push(lag_ms);
                 }
-                Ok(Checked::Waiting { .. }) => tally.waiting += 1,
-                Ok(Checked::Abandoned) => {
-                    tracing::error!(product_id = %check.product_id, waited_secs = check.waited_secs, "index never showed the product; listing tags queued anyway");
-                    tally.abandoned += 1;
-                }
-                Err(fault) => {
-                    tracing::warn!(product_id = %check.product_id, error = %fault, "listing check failed; will retry");
+                Outcome::Waiting => tally.waiting += 1,
+                Outcome::Abandoned => tally.abandoned += 1,
+                Outcome::Failed(id) => {
                     tally.failed += 1;
+                    failed.push(id);
+                }
+                Outcome::Malformed(id) => {
+                    tally.malformed += 1;
                     failed.push(id);
                 }
             }
         }
         report(&tally);
         sqs_response(failed)
+    }
+
+    async fn check_one(&self, message: SqsMessage) -> Outcome {
+        let id = message.message_id.clone().unwrap_or_default();
+        let body = message.body.as_deref().unwrap_or_default();
+        let check: ListingCheck = match serde_json::from_str(body) {
+            Ok(check) => check,
+            Err(err) => {
+                // The category only: serde's text can quote the body.
+                let kind = error_kind(&err);
+                tracing::error!(message_id = %id, error = kind, "not a listing check");
+                return Outcome::Malformed(id);
+            }
+        };
+        match self.gate.recheck(&check).await {
+            Ok(Checked::Listed) => {
+                let lag = Utc::now() - check.event_time();
+                let lag_ms = lag.num_milliseconds().max(0) as f64;
+                Outcome::Listed { lag_ms }
+            }
+            Ok(Checked::Waiting) => Outcome::Waiting,
+            Ok(Checked::Abandoned) => {
+                tracing::error!(product_id = %check.product_id, waited_secs = check.waited_secs, "index never showed the product; listing tags queued anyway");
+                Outcome::Abandoned
+            }
+            Err(fault) => {
+                tracing::warn!(product_id = %check.product_id, error = %fault, "listing check failed; will retry");
+                Outcome::Failed(id)
+            }
+        }
     }
 }
 

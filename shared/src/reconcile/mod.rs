@@ -183,16 +183,16 @@ impl Worker {
     /// Queues the tags of `done` and clears them from the outboxes; returns the products
     /// whose tags could not be queued (their outboxes keep them).
     async fn publish(&self, done: &[Refreshed]) -> Vec<ProductId> {
-        let with_tags: Vec<&Refreshed> = done.iter().filter(|r| !r.tags.is_empty()).collect();
-        if let Err(fault) = self.gate.publish(&with_tags, chrono::Utc::now()).await {
-            tracing::warn!(error = %fault, products = with_tags.len(), "queueing repaired tags failed; the segment queues them in its next step");
-            return with_tags.iter().map(|r| r.product_id.clone()).collect();
-        }
-        if let Err(fault) = self.refresher.tags_queued(&with_tags).await {
-            // The tags went out; leaving them pending only means a harmless resend.
-            tracing::warn!(error = %fault, "could not clear queued tags from the outbox");
-        }
-        Vec::new()
+        let Err(fault) = self.gate.deliver(done, chrono::Utc::now()).await else {
+            return Vec::new();
+        };
+        let with_tags: Vec<ProductId> = done
+            .iter()
+            .filter(|r| !r.tags.is_empty())
+            .map(|r| r.product_id.clone())
+            .collect();
+        tracing::warn!(error = %fault, products = with_tags.len(), "queueing repaired tags failed; the segment queues them in its next step");
+        with_tags
     }
 
     /// A whole-segment run starting its products phase reads the segment's stock rows and

@@ -113,6 +113,40 @@ fn checks_come_every_second_then_slow_down_and_stop_at_the_limit() {
     assert!(checks <= 150, "{checks} checks before giving up");
 }
 
+#[test]
+fn a_check_follows_the_index_every_200_ms_for_ten_seconds_in_short_deliveries() {
+    assert_eq!(next_check(0, 0), Next::PollIn(POLL_MS));
+    assert_eq!(next_check(1_900, 1_900), Next::PollIn(POLL_MS));
+    assert_eq!(
+        next_check(2_000, IN_PLACE_MS),
+        Next::SendIn(0),
+        "handed back"
+    );
+    assert_eq!(next_check(9_999, 0), Next::PollIn(POLL_MS));
+    assert_eq!(
+        next_check(FOLLOW_MS, 0),
+        Next::SendIn(1),
+        "then whole seconds"
+    );
+    assert_eq!(next_check(90_000, 0), Next::SendIn(3));
+    let limit = u64::from(LISTING_CHECK_LIMIT_SECS) * 1000;
+    assert_eq!(next_check(limit, 0), Next::GiveUp);
+}
+
+proptest! {
+    /// However a wait is split into deliveries, a check is never more than 200 ms behind the
+    /// index while following, and never more than a delay (1 s, or ~3 %) after.
+    #[test]
+    fn no_gap_between_checks_is_longer_than_the_schedule_allows(waited_ms in 0u64..1_000_000, in_place_ms in 0u64..5_000) {
+        match next_check(waited_ms, in_place_ms) {
+            Next::PollIn(ms) => prop_assert!(ms == POLL_MS && waited_ms < FOLLOW_MS),
+            Next::SendIn(0) => prop_assert!(waited_ms < FOLLOW_MS && in_place_ms >= IN_PLACE_MS),
+            Next::SendIn(secs) => assert_overshoot((waited_ms / 1000) as u32, secs),
+            Next::GiveUp => prop_assert!(waited_ms >= u64::from(LISTING_CHECK_LIMIT_SECS) * 1000),
+        }
+    }
+}
+
 /// A lag that ends just after a check is seen at most one delay later: 1 s, or ~3 %.
 fn assert_overshoot(waited: u32, delay: u32) {
     assert!(delay <= 1.max(waited / 30), "{delay} s after {waited} s");
