@@ -11,7 +11,7 @@ use catalog_core::reconcile::Report;
 use catalog_core::testing::{product, stock};
 use catalog_tests::TestEnv;
 use futures::future::try_join_all;
-use reconciler::{Reconciler, RunRequest, SegmentMessage};
+use reconciler::{Reconciler, RunRequest, Segment, SegmentMessage};
 
 use crate::Flags;
 
@@ -94,7 +94,8 @@ async fn run_once(
         segments: Some(segments),
         ..RunRequest::default()
     };
-    reconciler.start("bench", &request).await?;
+    let run_id = format!("bench-{}", catalog_tests::unique_id());
+    reconciler.start(&run_id, &request).await?;
     let mut total = Report::default();
     loop {
         let bodies = env.drain_queue("ReconcileQueue").await?;
@@ -104,10 +105,11 @@ async fn run_once(
         let deadline = Instant::now() + Duration::from_secs(900);
         let runs = bodies.iter().map(|body| async move {
             let message: SegmentMessage = serde_json::from_str(body)?;
-            Ok::<_, anyhow::Error>(reconciler.run_segment(message, deadline).await?)
+            let delivery = catalog_tests::unique_id();
+            Ok::<_, anyhow::Error>(reconciler.run_segment(message, &delivery, deadline).await?)
         });
-        for (report, continuation) in try_join_all(runs).await? {
-            if continuation.is_none() {
+        for outcome in try_join_all(runs).await? {
+            if let Segment::Finished(report) = outcome {
                 total.merge(&report);
             }
         }

@@ -71,6 +71,8 @@ impl ProjectorConfig {
 pub struct ReconcilerConfig {
     /// `PRODUCTS_TABLE`, `INVENTORY_TABLE`, `SUMMARIES_TABLE`.
     pub tables: TableNames,
+    /// `RECONCILE_PROGRESS_TABLE`: each segment's step, so a duplicated message runs once.
+    pub progress_table: String,
     /// `TAG_QUEUE_URL`: where the tags of repaired summaries go.
     pub tag_queue_url: String,
     /// `RECONCILE_QUEUE_URL`: one message per segment of a run.
@@ -105,6 +107,7 @@ impl ReconcilerConfig {
         };
         Ok(Self {
             tables: table_names(&get)?,
+            progress_table: required(&get, "RECONCILE_PROGRESS_TABLE")?,
             tag_queue_url: queue_url(&get, "TAG_QUEUE_URL")?,
             reconcile_queue_url: queue_url(&get, "RECONCILE_QUEUE_URL")?,
             listing_check_queue_url: queue_url(&get, "LISTING_CHECK_QUEUE_URL")?,

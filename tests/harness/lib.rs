@@ -159,10 +159,14 @@ impl TestEnv {
             }
             table.create(&dynamodb, name).await?;
         }
+        let progress_table = catalog_local::stack::progress_table_name(&prefix);
+        let progress = template.table("ReconcileProgressTable")?;
+        progress.create(&dynamodb, &progress_table).await?;
         let queues = create_queues(&template, &sqs, &prefix).await?;
         let resources = Resources {
             tables: tables.clone(),
             tag_table: catalog_local::stack::tag_table_name(&prefix),
+            progress_table,
             queues: queues.clone(),
             secrets: Default::default(),
         };
@@ -206,11 +210,11 @@ impl TestEnv {
 
     /// This test's tables and queues (no secrets: tests pass theirs as values).
     pub fn resources(&self) -> Resources {
+        let prefix = self.tables.products.trim_end_matches("Products");
         Resources {
             tables: self.tables.clone(),
-            tag_table: catalog_local::stack::tag_table_name(
-                self.tables.products.trim_end_matches("Products"),
-            ),
+            tag_table: catalog_local::stack::tag_table_name(prefix),
+            progress_table: catalog_local::stack::progress_table_name(prefix),
             queues: self.queues.clone(),
             secrets: Default::default(),
         }
@@ -260,7 +264,7 @@ impl TestEnv {
         segment_deadline: std::time::Duration,
     ) -> Result<catalog_core::reconcile::Report> {
         let schedule = serde_json::json!({
-            "version": "0", "id": format!("run-{}", detail), "detail-type": "Scheduled Event",
+            "version": "0", "id": format!("run-{}", unique_id()), "detail-type": "Scheduled Event",
             "source": "catalog-sync.test", "account": "000000000000", "time": "2026-11-26T03:30:00Z",
             "region": "us-east-1", "resources": [], "detail": detail,
         });
@@ -276,8 +280,9 @@ impl TestEnv {
             for body in bodies {
                 let message: reconciler::SegmentMessage = serde_json::from_str(&body)?;
                 let deadline = std::time::Instant::now() + segment_deadline;
-                let (report, continuation) = reconciler.run_segment(message, deadline).await?;
-                if continuation.is_none() {
+                let delivery = unique_id().to_string();
+                let outcome = reconciler.run_segment(message, &delivery, deadline).await?;
+                if let reconciler::Segment::Finished(report) = outcome {
                     total.merge(&report);
                 }
             }
@@ -533,4 +538,14 @@ impl TestEnv {
             .map(|b| serde_json::from_str(b).context("parked record body"))
             .collect()
     }
+}
+
+/// An id no other call in any test process returns (run ids, SQS message ids).
+pub fn unique_id() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let n = NEXT.fetch_add(1, Ordering::SeqCst);
+    format!("{}-{nanos}-{n}", std::process::id())
 }

@@ -458,19 +458,19 @@ async fn nothing_is_lost_and_nothing_stale_survives() -> Result<()> {
         stack.sqs.clone(),
     );
     let mut message: reconciler::SegmentMessage = serde_json::from_value(serde_json::json!({
-        "version": 1, "runId": "chaos",
+        "version": 1, "runId": format!("chaos-{}", catalog_tests::unique_id()),
         "share": {"dryRun": true, "storeId": null, "segment": 0, "totalSegments": 1},
         "checkpoint": {"phase": "products", "startKey": null},
         "report": {"checked": 0, "missing": 0, "orphans": 0, "drifted": 0, "driftByField": {}, "repaired": 0, "repairFailures": 0},
         "startedAt": "2026-11-26T00:00:00.000Z"
     }))?;
     let report = loop {
-        let (report, next) = reconciler
-            .run_segment(message, Instant::now() + Duration::from_secs(120))
-            .await?;
-        match next {
-            Some(continuation) => message = continuation,
-            None => break report,
+        let delivery = catalog_tests::unique_id();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        match reconciler.run_segment(message, &delivery, deadline).await? {
+            reconciler::Segment::Continued(continuation) => message = continuation,
+            reconciler::Segment::Finished(report) => break report,
+            reconciler::Segment::Duplicate => anyhow::bail!("the only delivery was a duplicate"),
         }
     };
 

@@ -35,6 +35,23 @@ fn check(name: &str, generated: &Value) -> Result<Value> {
     Ok(committed)
 }
 
+/// One record of an SQS batch as Lambda's SQS trigger delivers it: `body` sent by `sender`
+/// (its role session, and when, in ms) to catalog-sync's queue `queue`, first received 20 ms
+/// later. `md5OfBody` is a placeholder: Lambda does not check it.
+fn sqs_record(queue: &str, id: &str, body: &Value, (sender, sent_ms): (&str, u64)) -> Value {
+    json!({
+        "messageId": id,
+        "receiptHandle": format!("AQEB{id}..."),
+        "body": body.to_string(),
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": sent_ms.to_string(),
+                       "SenderId": sender, "ApproximateFirstReceiveTimestamp": (sent_ms + 20).to_string()},
+        "messageAttributes": {}, "md5OfBody": "00000000000000000000000000000000",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": format!("arn:aws:sqs:us-east-1:123456789012:catalog-sync-{queue}"),
+        "awsRegion": "us-east-1"
+    })
+}
+
 /// Replaces what differs between runs (ids, sequence numbers, ARNs, times) with fixed values,
 /// keeping the shape and the order.
 fn stable_stream_event(mut event: Value, table: &str) -> Value {
@@ -214,25 +231,21 @@ async fn reconciler_events_start_runs_and_run_segments() -> Result<()> {
 
     // The segment message shape, as the SQS trigger delivers it.
     let segment = json!({
-        "version": 1, "runId": "8f9c3c4e-0000-4000-8000-000000000001",
+        "version": 1, "runId": "8f9c3c4e-0000-4000-8000-000000000001", "step": 0,
         "share": {"dryRun": false, "storeId": null, "segment": 0, "totalSegments": 1},
         "checkpoint": {"phase": "products", "startKey": null},
         "report": {"checked": 0, "missing": 0, "orphans": 0, "drifted": 0, "driftByField": {}, "repaired": 0, "repairFailures": 0},
         "startedAt": "2026-11-26T03:30:00.000Z"
     });
+    let record = sqs_record(
+        "ReconcileQueue",
+        "059f36b4-87a3-44ab-83d2-661975830a7d",
+        &segment,
+        ("AROAEXAMPLE:reconciler", 1_795_660_200_000),
+    );
     let sqs = check(
         "reconciler/segment-batch.json",
-        &json!({"Records": [{
-            "messageId": "059f36b4-87a3-44ab-83d2-661975830a7d",
-            "receiptHandle": "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a...",
-            "body": segment.to_string(),
-            "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1795660200000",
-                           "SenderId": "AIDAIENQZJOLO23YVJ4VO", "ApproximateFirstReceiveTimestamp": "1795660200001"},
-            "messageAttributes": {}, "md5OfBody": "e4e68fb7bd0e697a0ae8f1bb342846b3",
-            "eventSource": "aws:sqs",
-            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:catalog-sync-ReconcileQueue",
-            "awsRegion": "us-east-1"
-        }]}),
+        &json!({ "Records": [record] }),
     )?;
     let response = reconciler
         .handle(sqs, now + std::time::Duration::from_secs(300))
@@ -277,17 +290,9 @@ async fn the_admin_route_event_queues_a_products_tags() -> Result<()> {
 pub fn listing_check_batch() -> Value {
     let check = json!({"version": 1, "productId": "p-1002", "tags": ["store:store-7:products"],
                        "left": [], "eventTime": "2026-11-26T04:15:00.000Z", "waitedSecs": 0});
-    json!({"Records": [{
-        "messageId": "4a1c0f6e-2b7d-4c3e-9f10-000000000001",
-        "receiptHandle": "AQEB4a1c0f6e...",
-        "body": check.to_string(),
-        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1795667701000",
-                       "SenderId": "AROAEXAMPLE:summary-projector", "ApproximateFirstReceiveTimestamp": "1795667701010"},
-        "messageAttributes": {}, "md5OfBody": "9a0b1c2d3e4f50617283940a1b2c3d4e",
-        "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:catalog-sync-ListingCheckQueue",
-        "awsRegion": "us-east-1"
-    }]})
+    let id = "4a1c0f6e-2b7d-4c3e-9f10-000000000001";
+    let sender = ("AROAEXAMPLE:summary-projector", 1_795_667_701_000);
+    json!({"Records": [sqs_record("ListingCheckQueue", id, &check, sender)]})
 }
 
 #[tokio::test]
@@ -311,17 +316,9 @@ async fn the_listing_check_event_queues_the_listing_tag_once_the_index_shows_it(
 /// them, with a tag in common.
 pub fn tag_batch() -> Value {
     let message = |id: &str, tags: &[&str]| {
-        json!({
-            "messageId": id,
-            "receiptHandle": format!("AQEB{id}..."),
-            "body": json!({"version": 1, "tags": tags, "eventTime": "2026-11-26T04:15:00.000Z", "enqueuedAt": "2026-11-26T04:15:00.180Z"}).to_string(),
-            "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1795667700180",
-                           "SenderId": "AROAEXAMPLE:summary-projector", "ApproximateFirstReceiveTimestamp": "1795667700200"},
-            "messageAttributes": {}, "md5OfBody": "0f8b1f6c9d0e4b7e8a1c2d3e4f506172",
-            "eventSource": "aws:sqs",
-            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:catalog-sync-TagQueue",
-            "awsRegion": "us-east-1"
-        })
+        let body = json!({"version": 1, "tags": tags, "eventTime": "2026-11-26T04:15:00.000Z", "enqueuedAt": "2026-11-26T04:15:00.180Z"});
+        let sender = ("AROAEXAMPLE:summary-projector", 1_795_667_700_180);
+        sqs_record("TagQueue", id, &body, sender)
     };
     json!({"Records": [
         message("6d0f1b7e-1c3a-4e59-9d1f-000000000001", &["product:p-1001", "store:store-7:products"]),

@@ -70,6 +70,7 @@ impl SamLocal {
             revalidate_endpoints: Vec::new(),
             tables: env.tables.clone(),
             tag_table: env.resources().tag_table,
+            progress_table: env.resources().progress_table,
             queues: env.queues.clone(),
             secrets: catalog_local::secrets::create(&secrets_client, &prefix, &secrets).await?,
         };

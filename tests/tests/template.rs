@@ -241,6 +241,7 @@ fn the_sam_local_env_file_sets_every_resource_reference() -> Result<()> {
             summaries: "S".into(),
         },
         tag_table: "T".into(),
+        progress_table: "R".into(),
         queues: catalog_local::stack::Queues::from_created(
             catalog_local::template::Template::load(&catalog_local::workspace_root())?
                 .queues

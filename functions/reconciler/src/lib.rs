@@ -19,8 +19,9 @@ use serde_json::Value;
 use catalog::config::ReconcilerConfig;
 use catalog::listing_gate::ListingGate;
 use catalog::queue::{ListingCheckQueue, TagPublisher};
-use catalog::reconcile::{Checkpoint, Share, Worker};
+use catalog::reconcile::{Checkpoint, Claim, ProgressStore, Share, Worker};
 use catalog::refresh::Refresher;
+use catalog::store::Write;
 use catalog::store::{SourceStore, SummaryStore};
 use catalog::telemetry::{self, MetricSet};
 use catalog_core::ids::StoreId;
@@ -57,6 +58,10 @@ pub struct RunRequest {
 pub struct SegmentMessage {
     pub version: u32,
     pub run_id: String,
+    /// Which step of the segment this is (0 for the first): a delivery of a step that has
+    /// run already is a duplicate ([`ProgressStore`]).
+    #[serde(default)]
+    pub step: u32,
     pub share: Share,
     pub checkpoint: Checkpoint,
     /// What the segment found before this checkpoint.
@@ -78,6 +83,7 @@ pub enum ReconcileError {
 #[derive(Debug, Clone)]
 pub struct Reconciler {
     worker: Worker,
+    progress: ProgressStore,
     admin: admin::Admin,
     sqs: aws_sdk_sqs::Client,
     queue_url: String,
@@ -110,6 +116,7 @@ impl Reconciler {
         };
         Self {
             admin,
+            progress: ProgressStore::new(dynamodb.clone(), &config.progress_table),
             worker: Worker::new(dynamodb, config.tables.clone(), refresher, gate),
             sqs,
             queue_url: config.reconcile_queue_url.clone(),
@@ -183,6 +190,7 @@ impl Reconciler {
                 let message = SegmentMessage {
                     version: 1,
                     run_id: run_id.to_owned(),
+                    step: 0,
                     share: Share {
                         dry_run: request.dry_run,
                         store_id: request.store_id.clone(),
@@ -227,9 +235,14 @@ impl Reconciler {
                 }
             };
             let started = Instant::now();
-            match self.run_segment(message, deadline).await {
-                Ok((report, None)) => metrics.extend(&segment_metrics(&report, started.elapsed())),
-                Ok((_, Some(_continuation))) => {}
+            match self.run_segment(message, &id, deadline).await {
+                Ok(Segment::Finished(report)) => {
+                    metrics.extend(&segment_metrics(&report, started.elapsed()))
+                }
+                Ok(Segment::Continued(_)) => {}
+                Ok(Segment::Duplicate) => {
+                    metrics.add("DuplicateSegmentMessages", 1.0, "Count");
+                }
                 Err(err) => {
                     tracing::warn!(message_id = %id, error = %err, "segment failed; SQS retries it from its checkpoint in {RETRY_SECS} s");
                     self.retry_soon(record.receipt_handle.as_deref()).await;
@@ -256,20 +269,84 @@ impl Reconciler {
         }
     }
 
-    /// Runs one segment from its checkpoint; queues a continuation if time runs out (or, after
-    /// [`RETRY_SECS`], if the tags of its repairs could not be queued). Returns the segment's
-    /// report so far, and the continuation if there is one.
+    /// Runs one delivery (`delivery`: its SQS message id) of a segment step from its
+    /// checkpoint, if no other delivery ran it ([`ProgressStore`]); queues a continuation if
+    /// time runs out (or, after [`RETRY_SECS`], if the tags of its repairs could not be
+    /// queued).
     pub async fn run_segment(
         &self,
         message: SegmentMessage,
+        delivery: &str,
         deadline: Instant,
-    ) -> Result<(Report, Option<SegmentMessage>), catalog::fault::Fault> {
+    ) -> Result<Segment, catalog::fault::Fault> {
+        let at = (message.run_id.as_str(), message.share.segment);
+        match self
+            .progress
+            .claim(at, message.step, delivery, lease(deadline))
+            .await?
+        {
+            Claim::Run => {}
+            Claim::Resend(body) => {
+                let continuation: SegmentMessage = serde_json::from_str(&body).map_err(|e| {
+                    catalog::fault::Fault::Permanent(format!("kept continuation: {e}"))
+                })?;
+                tracing::info!(run_id = %message.run_id, segment = message.share.segment, step = message.step, "segment step committed before; queueing its continuation again");
+                self.queue(&continuation, body).await?;
+                return Ok(Segment::Continued(continuation));
+            }
+            Claim::Duplicate(why) => {
+                tracing::info!(run_id = %message.run_id, segment = message.share.segment, step = message.step, why, "duplicate segment message; nothing to do");
+                return Ok(Segment::Duplicate);
+            }
+            Claim::Unknown => {
+                return Err(catalog::fault::Fault::Permanent(format!(
+                    "step {} of segment {} of run {} was never queued",
+                    message.step, message.share.segment, message.run_id
+                )))
+            }
+        }
+        let started = Instant::now();
+        let (report, next) = self.work(&message, deadline).await?;
+        let (step, segment) = (message.step, message.share.segment);
+        let Some(checkpoint) = next else {
+            if self.progress.commit(at, step, delivery, None).await? == Write::Conflict {
+                return Ok(Segment::Duplicate);
+            }
+            summarize(&message.run_id, &message.share, &report, started.elapsed());
+            return Ok(Segment::Finished(report));
+        };
+        let continuation = SegmentMessage {
+            step: step + 1,
+            checkpoint,
+            report,
+            ..message.clone()
+        };
+        let body = serde_json::to_string(&continuation).expect("a segment message serializes");
+        if self
+            .progress
+            .commit(at, step, delivery, Some(&body))
+            .await?
+            == Write::Conflict
+        {
+            return Ok(Segment::Duplicate);
+        }
+        let unsent = continuation.checkpoint.unsent.len();
+        tracing::info!(run_id = %continuation.run_id, segment, checked = continuation.report.checked, unsent, "segment paused (at its deadline, or with tags to queue again); continuing");
+        self.queue(&continuation, body).await?;
+        Ok(Segment::Continued(continuation))
+    }
+
+    /// Works the segment from the message's checkpoint until it is done or `deadline` (less
+    /// a margin) passes: the report so far, and the checkpoint to continue from.
+    async fn work(
+        &self,
+        message: &SegmentMessage,
+        deadline: Instant,
+    ) -> Result<(Report, Option<Checkpoint>), catalog::fault::Fault> {
         let stop_at = deadline
             .checked_sub(DEADLINE_MARGIN)
             .unwrap_or_else(Instant::now);
-        let started = Instant::now();
-        let share = message.share.clone();
-        let share = &share;
+        let share = &message.share;
         let (found, next) = self
             .worker
             .run(share, message.checkpoint.clone(), stop_at, |report, checkpoint| {
@@ -278,29 +355,40 @@ impl Reconciler {
             .await?;
         let mut report = message.report.clone();
         report.merge(&found);
-        match next {
-            Some(checkpoint) => {
-                let continuation = SegmentMessage {
-                    checkpoint,
-                    report,
-                    ..message
-                };
-                let unsent = continuation.checkpoint.unsent.len();
-                tracing::info!(run_id = %continuation.run_id, segment = share.segment, checked = continuation.report.checked, unsent, "segment paused (at its deadline, or with tags to queue again); continuing");
-                let body =
-                    serde_json::to_string(&continuation).expect("a segment message serializes");
-                let unsent = !continuation.checkpoint.unsent.is_empty();
-                let delay = if unsent { RETRY_SECS } else { 0 };
-                catalog::queue::send_bodies(&self.sqs, &self.queue_url, vec![(body, delay)])
-                    .await?;
-                Ok((continuation.report.clone(), Some(continuation)))
-            }
-            None => {
-                summarize(&message.run_id, share, &report, started.elapsed());
-                Ok((report, None))
-            }
-        }
+        Ok((report, next))
     }
+
+    /// Queues a continuation: now, or in [`RETRY_SECS`] when it holds tags that could not be
+    /// queued.
+    async fn queue(
+        &self,
+        continuation: &SegmentMessage,
+        body: String,
+    ) -> Result<(), catalog::fault::Fault> {
+        let delay = match continuation.checkpoint.unsent.is_empty() {
+            true => 0,
+            false => RETRY_SECS,
+        };
+        catalog::queue::send_bodies(&self.sqs, &self.queue_url, vec![(body, delay)]).await
+    }
+}
+
+/// What one delivery of a segment message did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Segment {
+    /// The segment is done: its whole report.
+    Finished(Report),
+    /// A continuation is queued.
+    Continued(SegmentMessage),
+    /// Another delivery ran (or is running) this step.
+    Duplicate,
+}
+
+/// The claim's (now, lease end) in epoch ms: the lease lasts as long as the invocation may.
+fn lease(deadline: Instant) -> (i64, i64) {
+    let now = Utc::now().timestamp_millis();
+    let left = deadline.saturating_duration_since(Instant::now());
+    (now, now + left.as_millis() as i64)
 }
 
 /// The one structured line a finished segment logs.

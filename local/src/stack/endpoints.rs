@@ -28,6 +28,9 @@ pub struct Endpoints {
     /// The shared tag table.
     #[serde(default)]
     pub tag_table: String,
+    /// The reconciler's segment steps.
+    #[serde(default)]
+    pub progress_table: String,
     /// The queues, by logical id as in template.yaml.
     pub queues: Queues,
     /// Logical id (`CursorSecret`, `RevalidateSecret`) -> ARN in the emulator's Secrets
@@ -55,6 +58,7 @@ impl Endpoints {
         Resources {
             tables: self.tables.clone(),
             tag_table: self.tag_table.clone(),
+            progress_table: self.progress_table.clone(),
             queues: self.queues.clone(),
             secrets: self.secrets.clone(),
         }

@@ -11,7 +11,9 @@ pub use endpoints::Endpoints;
 pub use options::{Options, Wrap};
 
 pub use functions::RECONCILE_SEGMENTS;
-pub use resources::{table_names, tables_by_logical_id, tag_table_name, Queues, Resources};
+pub use resources::{
+    progress_table_name, table_names, tables_by_logical_id, tag_table_name, Queues, Resources,
+};
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -126,6 +128,7 @@ impl Stack {
                 revalidate_endpoints,
                 tables: resources.tables,
                 tag_table: resources.tag_table,
+                progress_table: resources.progress_table,
                 queues: resources.queues,
                 secrets: resources.secrets,
             },
@@ -262,6 +265,9 @@ async fn create_resources(
     }
     let tag_table = tag_table_name(&options.prefix);
     create_table_if_missing(template, &clients.dynamodb, "TagTable", &tag_table).await?;
+    let progress_table = progress_table_name(&options.prefix);
+    let logical = "ReconcileProgressTable";
+    create_table_if_missing(template, &clients.dynamodb, logical, &progress_table).await?;
     let queues = create_queues(template, &clients.sqs, &options.prefix).await?;
     let secrets = crate::secrets::create(
         &clients.secrets,
@@ -275,6 +281,7 @@ async fn create_resources(
     Ok(Resources {
         tables,
         tag_table,
+        progress_table,
         queues,
         secrets,
     })

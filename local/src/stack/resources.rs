@@ -81,6 +81,11 @@ pub fn tag_table_name(prefix: &str) -> String {
     format!("{prefix}Tags")
 }
 
+/// The reconcile progress table's name under a prefix (`ReconcileProgressTable`).
+pub fn progress_table_name(prefix: &str) -> String {
+    format!("{prefix}ReconcileProgress")
+}
+
 /// The tables as (logical id in template.yaml, name).
 pub fn tables_by_logical_id(tables: &TableNames) -> [(&'static str, &str); 3] {
     [
@@ -115,6 +120,8 @@ pub struct Resources {
     pub tables: TableNames,
     /// The shared tag table (`TagTable`).
     pub tag_table: String,
+    /// The reconciler's segment steps (`ReconcileProgressTable`).
+    pub progress_table: String,
     pub queues: Queues,
     /// Logical id (`CursorSecret`, `RevalidateSecret`) -> ARN in the emulator's Secrets
     /// Manager.
@@ -130,6 +137,7 @@ impl Resources {
             ("INVENTORY_TABLE", self.tables.inventory.clone()),
             ("SUMMARIES_TABLE", self.tables.summaries.clone()),
             ("TAG_TABLE", self.tag_table.clone()),
+            ("RECONCILE_PROGRESS_TABLE", self.progress_table.clone()),
             ("TAG_QUEUE_URL", self.queues.tag_queue.clone()),
             (
                 "PARKED_RECORDS_QUEUE_URL",

@@ -13,8 +13,10 @@
 //! its rows in the map. A tracked product that finds none there gets a real Query, so the
 //! join is correct whether or not the segments line up; it is only faster when they do.
 
+mod progress;
 mod share;
 
+pub use progress::{Claim, Progress, ProgressStore, PROGRESS_TTL_SECS};
 pub use share::{Checkpoint, Phase, Share};
 
 use std::collections::HashMap;

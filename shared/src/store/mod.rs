@@ -63,6 +63,23 @@ impl From<ReadError> for crate::fault::Fault {
     }
 }
 
+/// A conditional write's result: applied, lost to another writer, or failed.
+pub(crate) fn conditional<T, E, R>(
+    result: Result<T, aws_sdk_dynamodb::error::SdkError<E, R>>,
+    what: &str,
+) -> Result<Write, crate::fault::Fault>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+    match result {
+        Ok(_) => Ok(Write::Applied),
+        Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(Write::Conflict),
+        Err(e) => Err(crate::fault::classify(what, e)),
+    }
+}
+
 fn key(product_id: &catalog_core::ids::ProductId) -> Item {
     HashMap::from([(
         "productId".to_owned(),

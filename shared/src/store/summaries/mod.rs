@@ -3,13 +3,12 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
 use super::batch_get::{batch_get, decode_each, CONSISTENT};
 use super::pages::{read_page, segment_scan, Page, Slice};
-use super::{decode, key, product_id_of, Corrupt, ReadError};
+use super::{conditional, decode, key, product_id_of, Corrupt, ReadError};
 use crate::fault::{classify, Fault};
 use catalog_core::ids::ProductId;
 use catalog_core::model::SummaryRecord;
@@ -219,18 +218,5 @@ impl SummaryStore {
             .send()
             .await;
         conditional(result, "UpdateItem clear pending tags").map(|_| ())
-    }
-}
-
-/// A conditional write's result: applied, lost to another writer, or failed.
-fn conditional<T, E, R>(result: Result<T, SdkError<E, R>>, what: &str) -> Result<Write, Fault>
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
-{
-    match result {
-        Ok(_) => Ok(Write::Applied),
-        Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(Write::Conflict),
-        Err(e) => Err(classify(what, e)),
     }
 }
