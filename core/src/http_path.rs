@@ -4,6 +4,14 @@
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 
+/// Whether API Gateway's `AWS_IAM` authorizer vouched for the caller (SigV4-signed, allowed by
+/// an IAM policy). Admin routes check it themselves, so a route added to the API without the
+/// authorizer, or an event that reaches a function another way, is not trusted.
+pub fn iam_authorized(request: &ApiGatewayV2httpRequest) -> bool {
+    let authorizer = request.request_context.authorizer.as_ref();
+    authorizer.and_then(|a| a.iam.as_ref()).is_some()
+}
+
 /// A path segment with a broken `%XX` escape, or escapes that are not UTF-8.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the path has an invalid escape")]

@@ -268,6 +268,7 @@ async fn the_admin_route_event_queues_a_products_tags() -> Result<()> {
     request["routeKey"] = json!("POST /admin/products/{productId}/revalidate");
     request["requestContext"]["routeKey"] = request["routeKey"].clone();
     request["pathParameters"] = json!({"productId": "p-1002"});
+    catalog_local::apigw::authorize_iam(&mut request);
     let event = check("reconciler/revalidate-product.json", &request)?;
     let answer = env
         .reconciler()

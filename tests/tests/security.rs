@@ -147,6 +147,7 @@ async fn the_admin_route_decodes_ids_and_strips_a_named_stage() -> Result<()> {
         &[("content-length", "0")],
         None,
     );
+    catalog_local::apigw::authorize_iam(&mut request);
     request["requestContext"]["stage"] = json!("prod");
     let answer = env
         .reconciler()
@@ -161,6 +162,29 @@ async fn the_admin_route_decodes_ids_and_strips_a_named_stage() -> Result<()> {
             "store:store-é:products"
         ]
     );
+    Ok(())
+}
+
+/// The admin route trusts API Gateway's IAM authorizer, not the template alone: a request that
+/// reaches the function without one (a misrouted event, a route added without
+/// `AuthorizationType: AWS_IAM`) is refused and queues nothing.
+#[tokio::test]
+async fn the_admin_route_refuses_a_caller_no_iam_authorizer_vouched_for() -> Result<()> {
+    let env = TestEnv::new().await?;
+    env.put_product(&catalog_core::testing::product("p-1", "store-1"))
+        .await?;
+    let request = catalog_local::apigw::http_request(
+        "POST",
+        "/admin/products/p-1/revalidate",
+        &[("content-length", "0")],
+        None,
+    );
+    let answer = env
+        .reconciler()
+        .handle(request, std::time::Instant::now())
+        .await?;
+    assert_eq!(answer["statusCode"], 403, "{answer}");
+    assert!(env.queued_tags().await?.is_empty());
     Ok(())
 }
 

@@ -73,10 +73,9 @@ impl From<SummaryRecord> for PublicCard {
 /// An admin when API Gateway's IAM authorizer vouched for the caller (only the admin routes
 /// have one), else a shopper.
 fn caller(request: &ApiGatewayV2httpRequest) -> Caller {
-    let authorizer = request.request_context.authorizer.as_ref();
-    match authorizer.and_then(|a| a.iam.as_ref()) {
-        Some(_) => Caller::Admin,
-        None => Caller::Shopper,
+    match http_path::iam_authorized(request) {
+        true => Caller::Admin,
+        false => Caller::Shopper,
     }
 }
 

@@ -19,10 +19,23 @@ pub struct Admin {
     pub publisher: TagPublisher,
 }
 
+/// A refused request: (status, code, message).
+type Refusal = (u16, &'static str, String);
+
+/// The product of an IAM-authorized `POST /admin/products/{productId}/revalidate`: the template
+/// puts the route behind `AWS_IAM`, and the function checks that it did (403 otherwise).
+fn route(request: &ApiGatewayV2httpRequest) -> Result<ProductId, Refusal> {
+    if !http_path::iam_authorized(request) {
+        let message = "this route needs an IAM-authorized (SigV4) caller";
+        return Err((403, "admin_only", message.into()));
+    }
+    let path = http_path::path_without_stage(request);
+    product_of(&request.request_context.http.method, &path)
+}
+
 /// The product id of `POST /admin/products/{productId}/revalidate`, from the path as routed
 /// (stage stripped) with the id percent-decoded exactly as listing-api decodes its ids.
-/// Refusals are (status, code, message).
-fn product_of(method: &Method, path: &str) -> Result<ProductId, (u16, &'static str, String)> {
+fn product_of(method: &Method, path: &str) -> Result<ProductId, Refusal> {
     let ["admin", "products", id, "revalidate"] = http_path::segments(path)[..] else {
         return Err((404, "not_found", "no such route".into()));
     };
@@ -36,8 +49,7 @@ fn product_of(method: &Method, path: &str) -> Result<ProductId, (u16, &'static s
 impl Admin {
     /// Handles one admin request.
     pub async fn handle(&self, request: &ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
-        let path = http_path::path_without_stage(request);
-        let id = match product_of(&request.request_context.http.method, &path) {
+        let id = match route(request) {
             Ok(id) => id,
             Err((status, code, message)) => return error(status, code, &message),
         };
@@ -62,8 +74,24 @@ impl Admin {
 mod tests {
     use super::*;
 
-    fn status(result: Result<ProductId, (u16, &'static str, String)>) -> u16 {
+    fn status(result: Result<ProductId, Refusal>) -> u16 {
         result.map(|_| 202).unwrap_or_else(|(status, ..)| status)
+    }
+
+    #[test]
+    fn only_iam_authorized_callers_are_routed() {
+        let path = "/admin/products/p1/revalidate";
+        let mut event = post_to(path);
+        assert_eq!(status(route(&event)), 403);
+        event.request_context.authorizer = serde_json::from_value(json!({"iam": {}})).unwrap();
+        assert_eq!(status(route(&event)), 202);
+    }
+
+    fn post_to(path: &str) -> ApiGatewayV2httpRequest {
+        let mut event = ApiGatewayV2httpRequest::default();
+        event.raw_path = Some(path.into());
+        event.request_context.http.method = Method::POST;
+        event
     }
 
     #[test]
