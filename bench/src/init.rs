@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 
 use crate::Flags;
 
@@ -92,6 +92,7 @@ fn cold_start(binary: &std::path::Path) -> Result<Duration> {
         .env("TAG_QUEUE_URL", "http://127.0.0.1:1/tags")
         .env("PARKED_RECORDS_QUEUE_URL", "http://127.0.0.1:1/parked")
         .env("RECONCILE_QUEUE_URL", "http://127.0.0.1:1/reconcile")
+        .env("RECONCILE_PROGRESS_TABLE", "ReconcileProgress")
         .env(
             "LISTING_CHECK_QUEUE_URL",
             "http://127.0.0.1:1/listing-checks",
@@ -103,8 +104,19 @@ fn cold_start(binary: &std::path::Path) -> Result<Duration> {
         .stderr(Stdio::null())
         .spawn()
         .with_context(|| format!("starting {binary:?}"))?;
-    // The first connection is the runtime asking for its first event: init is over.
-    let accepted = listener.accept();
+    // The first connection is the runtime asking for its first event: init is over. A binary
+    // that exits first (a variable it now requires) would leave a blocking accept waiting.
+    listener.set_nonblocking(true)?;
+    let accepted = loop {
+        match listener.accept() {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            other => break other,
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("{binary:?} exited ({status}) before asking for an event");
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    };
     let took = start.elapsed();
     let _ = child.kill();
     let _ = child.wait();

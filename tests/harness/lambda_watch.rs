@@ -3,10 +3,10 @@
 //! Each binary's stdout (its log lines and EMF documents) lands in the watcher's log file.
 
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use catalog_local::services::{self, Service};
 use serde_json::Value;
 
@@ -22,30 +22,35 @@ pub fn cargo_lambda() -> Result<PathBuf> {
 }
 
 /// The environment every function reads, pointed at `env`'s tables and queues and at a
-/// storefront at `storefront` that shares `secret`.
+/// storefront at `storefront` that shares `secret`. The resource variables are the ones
+/// `Resources::environment` gives `sam local` and scripts/dev, so a variable a function starts
+/// to require reaches these runs too; the tag table is left out (these tests do not create it,
+/// and the revalidator would write it as well as call the storefront).
 pub fn function_env(env: &TestEnv, storefront: &str, secret: &str) -> Vec<(String, String)> {
     let (dynamodb, sqs) = crate::endpoints();
+    let resources = env
+        .resources()
+        .environment()
+        .into_iter()
+        .filter(|(var, _)| *var != "TAG_TABLE");
     [
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ACCESS_KEY_ID", "local"),
-        ("AWS_SECRET_ACCESS_KEY", "local"),
-        ("AWS_ENDPOINT_URL_DYNAMODB", &dynamodb),
-        ("AWS_ENDPOINT_URL_SQS", &sqs),
-        ("PRODUCTS_TABLE", &env.tables.products),
-        ("INVENTORY_TABLE", &env.tables.inventory),
-        ("SUMMARIES_TABLE", &env.tables.summaries),
-        ("TAG_QUEUE_URL", &env.queues.tag_queue),
-        ("PARKED_RECORDS_QUEUE_URL", &env.queues.parked_records_queue),
-        ("RECONCILE_QUEUE_URL", &env.queues.reconcile_queue),
-        ("LISTING_CHECK_QUEUE_URL", &env.queues.listing_check_queue),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_ACCESS_KEY_ID", "local".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "local".to_owned()),
+        ("AWS_ENDPOINT_URL_DYNAMODB", dynamodb),
+        ("AWS_ENDPOINT_URL_SQS", sqs),
         // The template's default, which `sam local` gives too (it resolves parameters to defaults).
-        ("RECONCILE_SEGMENTS", "4"),
-        ("CURSOR_SECRET", "local-cursor-secret-at-least-16-bytes"),
-        ("REVALIDATE_ENDPOINTS", storefront),
-        ("REVALIDATE_SECRET", secret),
+        ("RECONCILE_SEGMENTS", "4".to_owned()),
+        (
+            "CURSOR_SECRET",
+            "local-cursor-secret-at-least-16-bytes".to_owned(),
+        ),
+        ("REVALIDATE_ENDPOINTS", storefront.to_owned()),
+        ("REVALIDATE_SECRET", secret.to_owned()),
     ]
     .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .chain(resources)
+    .map(|(k, v)| (k.to_owned(), v))
     .collect()
 }
 
@@ -91,18 +96,33 @@ impl LambdaWatch {
         })
     }
 
-    /// Invokes `binary` with the sample event `events/{event}` and returns its answer.
+    /// Invokes `binary` with the sample event `events/{event}` and returns its answer. A
+    /// function that exits (a missing variable, a panic in init) leaves `cargo lambda invoke`
+    /// waiting for an answer that never comes, so the watcher's log is checked while it waits.
     pub fn invoke(&self, binary: &str, event: &str) -> Result<Value> {
         let root = catalog_local::workspace_root();
-        let output = Command::new(&self.cargo_lambda)
+        let log_before = self.log_text()?.len();
+        let mut child = Command::new(&self.cargo_lambda)
             .current_dir(&root)
             .args(["lambda", "invoke", binary, "--invoke-address", "127.0.0.1"])
             .args(["--invoke-port", &self.port.to_string()])
             .args(["--output-format", "json"])
             .arg("--data-file")
             .arg(root.join("events").join(event))
-            .output()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .context("running cargo lambda invoke")?;
+        while child.try_wait()?.is_none() {
+            let log = self.log_text()?;
+            let since = log.get(log_before..).unwrap_or_default();
+            if since.contains("command exited") {
+                let _ = child.kill();
+                bail!("{binary} {event}: the function exited; the watcher logged:\n{since}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let output = child.wait_with_output()?;
         ensure!(
             output.status.success(),
             "{binary} {event}: {}\n{}",
@@ -117,11 +137,14 @@ impl LambdaWatch {
         })
     }
 
+    fn log_text(&self) -> Result<String> {
+        std::fs::read_to_string(&self.log).with_context(|| format!("reading {:?}", self.log))
+    }
+
     /// Every JSON line the functions have written so far (the watcher's own lines are not JSON).
     pub fn json_lines(&self) -> Result<Vec<Value>> {
-        let text = std::fs::read_to_string(&self.log)
-            .with_context(|| format!("reading {:?}", self.log))?;
-        Ok(text
+        Ok(self
+            .log_text()?
             .lines()
             .filter_map(|line| serde_json::from_str::<Value>(line.trim()).ok())
             .filter(Value::is_object)
