@@ -142,6 +142,19 @@ impl ParkedRecord {
     }
 }
 
+/// What kind of JSON error `err` is and where, without serde's text: that quotes the value it
+/// refused (a tag, an id, a header someone put in a body), and a refused message is logged.
+pub fn json_error_kind(err: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let kind = match err.classify() {
+        Category::Io => "unreadable",
+        Category::Syntax => "not JSON",
+        Category::Data => "a value missing or of the wrong shape",
+        Category::Eof => "truncated JSON",
+    };
+    format!("{kind} at line {} column {}", err.line(), err.column())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -135,3 +135,33 @@ async fn reconciler_logs_and_metrics() -> Result<()> {
 async fn tag_revalidator_logs_and_metrics() -> Result<()> {
     check("tag-revalidator", ["tag-revalidator/tag-batch.json"; 2]).await
 }
+
+/// At TRACE, the most a deployer can ask for, no line carries a request: lambda_runtime logs
+/// each raw event at TRACE (SigV4 headers, batchGet and SQS bodies), so it stays at INFO
+/// whatever the level, as the SDK and the HTTP stack do.
+#[tokio::test(flavor = "multi_thread")]
+async fn at_trace_no_line_carries_an_event() -> Result<()> {
+    let env = TestEnv::new().await?;
+    let stub = StorefrontStub::start("sample-secret").await?;
+    let mut vars = function_env(&env, &stub.url, "sample-secret");
+    vars.push(("AWS_LAMBDA_LOG_LEVEL".into(), "TRACE".into()));
+    let watch = LambdaWatch::start(&vars)?;
+    watch.invoke("listing-api", "listing-api/batch-get.json")?;
+    watch.invoke("tag-revalidator", "tag-revalidator/tag-batch.json")?;
+    let lines = watch.json_lines()?;
+    ensure!(!lines.is_empty(), "nothing was logged");
+    for line in &lines {
+        let text = line.to_string();
+        // Keys only a whole API Gateway or SQS event has.
+        for marker in ["routeKey", "receiptHandle", "raw JSON event"] {
+            ensure!(!text.contains(marker), "{marker} logged: {text}");
+        }
+        let location = line["location"].as_str().unwrap_or_default();
+        let chatty = matches!(line["level"].as_str(), Some("DEBUG" | "TRACE"));
+        ensure!(
+            !(chatty && location.starts_with("lambda_runtime")),
+            "{text}"
+        );
+    }
+    Ok(())
+}

@@ -25,6 +25,7 @@ use catalog::store::Write;
 use catalog::store::{SourceStore, SummaryStore};
 use catalog::telemetry::{self, MetricSet};
 use catalog_core::ids::StoreId;
+use catalog_core::messages::json_error_kind;
 use catalog_core::reconcile::{Report, MAX_SEGMENTS};
 
 const FUNCTION: &str = "reconciler";
@@ -229,7 +230,11 @@ impl Reconciler {
                 Some(Ok(m)) => m,
                 other => {
                     // Never succeeds: fail it until SQS moves it to the dead-letter queue.
-                    tracing::error!(message_id = %id, error = ?other.map(|r| r.err()), "malformed segment message");
+                    let error = match other {
+                        Some(Err(e)) => json_error_kind(&e),
+                        _ => "no body".to_owned(),
+                    };
+                    tracing::error!(message_id = %id, %error, "malformed segment message");
                     response.batch_item_failures.push(sqs_failure(&id));
                     continue;
                 }

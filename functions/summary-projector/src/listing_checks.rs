@@ -5,7 +5,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use catalog::lambda::sqs_response;
 use catalog::listing_gate::Checked;
 use catalog::telemetry::{self, MetricSet};
-use catalog_core::messages::ListingCheck;
+use catalog_core::messages::{json_error_kind, ListingCheck};
 use chrono::Utc;
 
 use crate::Projector;
@@ -74,9 +74,8 @@ impl Projector {
         let check: ListingCheck = match serde_json::from_str(body) {
             Ok(check) => check,
             Err(err) => {
-                // The category only: serde's text can quote the body.
-                let kind = error_kind(&err);
-                tracing::error!(message_id = %id, error = kind, "not a listing check");
+                let kind = json_error_kind(&err);
+                tracing::error!(message_id = %id, error = %kind, "not a listing check");
                 return Outcome::Malformed(id);
             }
         };
@@ -96,16 +95,6 @@ impl Projector {
                 Outcome::Failed(id)
             }
         }
-    }
-}
-
-/// What kind of JSON error `err` is, without its text (which can quote the body).
-fn error_kind(err: &serde_json::Error) -> &'static str {
-    match err.classify() {
-        serde_json::error::Category::Io => "unreadable",
-        serde_json::error::Category::Syntax => "not JSON",
-        serde_json::error::Category::Data => "not a listing check of version 1",
-        serde_json::error::Category::Eof => "truncated JSON",
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use catalog_core::messages::TagMessage;
+use catalog_core::messages::{json_error_kind, TagMessage};
 use catalog_core::tags::Tag;
 
 /// One message of the batch, as far as the plan needs it.
@@ -47,7 +47,7 @@ pub fn plan(batch: &[Incoming<'_>], max_tags: usize) -> Plan {
             )),
             Err(e) => plan.unreadable.push((
                 message.message_id.to_owned(),
-                format!("not a tag message: {e}"),
+                format!("not a tag message: {}", json_error_kind(&e)),
             )),
         }
     }
@@ -136,5 +136,21 @@ mod tests {
         let bad: Vec<&str> = plan.unreadable.iter().map(|(id, _)| id.as_str()).collect();
         assert_eq!(bad, ["b", "c", "d"]);
         assert!(plan.unreadable[1].1.contains("version 2"));
+    }
+
+    /// A reason is logged: serde's text would quote the value it refused (a tag of someone
+    /// else's making), so only the kind of error and where it is are kept.
+    #[test]
+    fn a_reason_names_the_error_without_quoting_the_body() {
+        let secret = "product:Bearer abc.def";
+        let body = format!(r#"{{"version":1,"tags":["{secret}"],"eventTime":"","enqueuedAt":""}}"#);
+        let batch = [Incoming {
+            message_id: "a",
+            body: &body,
+        }];
+        let plan = plan(&batch, 128);
+        let (_, reason) = &plan.unreadable[0];
+        assert!(reason.starts_with("not a tag message"), "{reason}");
+        assert!(!reason.contains("Bearer"), "{reason}");
     }
 }

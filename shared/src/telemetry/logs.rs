@@ -66,7 +66,30 @@ where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
     let invocation = filter_fn(|meta| meta.is_span() && meta.name() == INVOCATION_SPAN);
-    tracing_subscriber::registry().with(JsonLines::new(writer).with_filter(level.or(invocation)))
+    let filter = level.and(filter_fn(capped)).or(invocation);
+    tracing_subscriber::registry().with(JsonLines::new(writer).with_filter(filter))
+}
+
+/// Crates that log requests below INFO, whatever level the function runs at: lambda_runtime
+/// logs each raw event at TRACE (SigV4 headers, batchGet and SQS bodies), and the SDK and the
+/// HTTP stack log every request and retry, which would drown the function's own lines.
+const CAPPED_AT_INFO: [&str; 7] = [
+    "lambda_runtime",
+    "aws",
+    "hyper",
+    "h2",
+    "rustls",
+    "tower",
+    "reqwest",
+];
+
+/// Whether `meta` may be logged: at INFO or above, or not from a [`CAPPED_AT_INFO`] crate.
+fn capped(meta: &Metadata<'_>) -> bool {
+    let crate_name = meta.target().split("::").next().unwrap_or_default();
+    let capped = CAPPED_AT_INFO
+        .iter()
+        .any(|c| crate_name == *c || crate_name.starts_with(&format!("{c}_")));
+    !capped || *meta.level() <= tracing::Level::INFO
 }
 
 /// An invocation span for code that runs a handler without lambda_runtime (the local stack):
@@ -87,19 +110,14 @@ fn level() -> EnvFilter {
     }
 }
 
-/// The filter directive for a Lambda log level. At DEBUG and TRACE the AWS SDK and the HTTP
-/// stack stay at INFO: they log every request and retry, which would drown the function's own.
-fn lambda_directive(level: &str) -> String {
-    let level = match LambdaLevel::parse(Some(level)) {
+/// The filter directive for a Lambda log level ([`capped`] keeps the noisy crates at INFO).
+fn lambda_directive(level: &str) -> &'static str {
+    match LambdaLevel::parse(Some(level)) {
         LambdaLevel::Trace => "trace",
         LambdaLevel::Debug => "debug",
         LambdaLevel::Info => "info",
         LambdaLevel::Warn => "warn",
         LambdaLevel::Error | LambdaLevel::Fatal => "error",
-    };
-    match level {
-        "trace" | "debug" => format!("{level},aws=info,hyper=info,h2=info,rustls=info,tower=info"),
-        _ => level.to_owned(),
     }
 }
 
