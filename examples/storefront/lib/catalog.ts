@@ -23,9 +23,6 @@ export type ProductSummary = {
   updatedAt: string;
 };
 
-/** What the API shows of a product that is not on sale (draft, archived or deleted). */
-export type Unavailable = { productId: string; active: false };
-
 export type Listing = { storeId: string; items: ProductSummary[]; nextCursor?: string };
 
 /** The listing API's base URL (catalog-local prints it; on AWS the stack output ListingApiUrl). */
@@ -63,7 +60,8 @@ export async function listStore(storeId: string, query: ListingQuery): Promise<L
   return response.json();
 }
 
-export type CartCards = { products: (ProductSummary | Unavailable)[]; missing: string[] };
+/** The cards on sale; every other id (unknown, draft, archived, deleted) is in `missing`. */
+export type CartCards = { products: ProductSummary[]; missing: string[] };
 
 /**
  * A cart's cards in one `POST /products:batchGet`, cached under each product's product and
@@ -86,8 +84,12 @@ export async function getCart(ids: string[]): Promise<CartCards> {
   return response.json();
 }
 
-/** One product's summary, cached under its product and inventory tags. */
-export async function getProduct(productId: string): Promise<ProductSummary | Unavailable | null> {
+/**
+ * One product's summary while it is on sale (else null: the API answers 404 for a draft,
+ * archived or deleted product as for an unknown id), cached under its product and inventory
+ * tags.
+ */
+export async function getProduct(productId: string): Promise<ProductSummary | null> {
   const response = await fetch(`${apiUrl()}/products/${encodeURIComponent(productId)}`, {
     cache: "force-cache",
     next: { tags: [tags.product(productId), tags.inventory(productId)], revalidate: BACKSTOP_SECONDS },

@@ -39,35 +39,14 @@ struct ListBody<'a> {
 /// `POST /products:batchGet`
 #[derive(Serialize)]
 struct BatchBody {
-    products: Vec<PublicCard>,
+    products: Vec<SummaryRecord>,
     missing: Vec<ProductId>,
 }
 
-/// What a shopper may see of a product: the whole card while it is on sale; once it is a
-/// draft, archived or deleted, only that it is not (`{"productId", "active": false}`), so a
-/// cart learns to drop it without learning unpublished titles, prices or images.
-#[derive(Debug, Serialize)]
-#[serde(untagged)]
-enum PublicCard {
-    OnSale(SummaryRecord),
-    #[serde(rename_all = "camelCase")]
-    Unavailable {
-        product_id: ProductId,
-        active: bool,
-    },
-}
-
-impl From<SummaryRecord> for PublicCard {
-    fn from(record: SummaryRecord) -> Self {
-        if record.summary.active {
-            Self::OnSale(record)
-        } else {
-            Self::Unavailable {
-                product_id: record.summary.product_id,
-                active: false,
-            }
-        }
-    }
+/// A shopper sees a product while it is on sale; a draft, archived or deleted one is as absent
+/// as an id never used, so nobody learns which ids are drafts waiting to be published.
+fn on_sale(record: SummaryRecord) -> Option<SummaryRecord> {
+    record.summary.active.then_some(record)
 }
 
 /// An admin when API Gateway's IAM authorizer vouched for the caller (only the admin routes
@@ -183,16 +162,18 @@ impl ListingApi {
         if_none_match: Option<&str>,
     ) -> Result<ApiGatewayV2httpResponse, ApiError> {
         let card = self.summaries.get_card(id).await.map_err(store_error)?;
-        let card = card.ok_or_else(|| ApiError::not_found(format!("no product {id}")))?;
+        let card = card
+            .and_then(on_sale)
+            .ok_or_else(|| ApiError::not_found(format!("no product {id}")))?;
         let tags = CacheTags {
             tags: product_tags(id, []),
             ..CacheTags::default()
         };
         let audience = Audience::Public(tags);
-        Ok(reply::ok(&PublicCard::from(card), &audience, if_none_match))
+        Ok(reply::ok(&card, &audience, if_none_match))
     }
 
-    /// The cards of a cart's `ids` (each once, in order), and those with none: one shopper's
+    /// The cards of a cart's `ids` on sale (each once, in order), and the others: one shopper's
     /// cart, kept by no cache.
     async fn batch_get(
         &self,
@@ -211,8 +192,8 @@ impl ListingApi {
             missing: Vec::new(),
         };
         for id in distinct {
-            match cards.remove(&id) {
-                Some(card) => body.products.push(card.into()),
+            match cards.remove(&id).and_then(on_sale) {
+                Some(card) => body.products.push(card),
                 None => body.missing.push(id),
             }
         }

@@ -1,6 +1,6 @@
 import { cookies } from "next/headers";
 import { removeFromCartAction } from "../actions";
-import { formatPrice, getCart, stockLabel, type ProductSummary } from "../../lib/catalog";
+import { formatPrice, getCart, stockLabel } from "../../lib/catalog";
 import { CART_COOKIE, readCart } from "../../lib/shop.mjs";
 
 /** The cart: current prices and stock for every product in the cookie, in one batchGet. */
@@ -18,8 +18,7 @@ export default async function CartPage() {
       {ids.length === 0 ? <p>Your cart is empty.</p> : null}
       <ul id="cart" className="lines">
         {ids.map((id) => {
-          const card = byId.get(id);
-          const onSale = card && card.active ? (card as ProductSummary) : null;
+          const onSale = byId.get(id) ?? null;
           const badge = onSale ? stockLabel(onSale) : "No longer available";
           const buyable = onSale !== null && badge !== "Out of stock";
           if (buyable) total += onSale.price;

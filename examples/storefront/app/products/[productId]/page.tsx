@@ -6,13 +6,6 @@ export default async function ProductPage({ params }: { params: Promise<{ produc
   const { productId } = await params;
   const product = await getProduct(productId);
   if (!product) notFound();
-  if (!product.active) {
-    return (
-      <main data-product-id={product.productId}>
-        <h1>No longer available</h1>
-      </main>
-    );
-  }
   return (
     <main data-product-id={product.productId}>
       <h1>{product.title}</h1>
