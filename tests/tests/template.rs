@@ -844,3 +844,64 @@ fn samconfig_gives_a_first_deploy_every_required_parameter_and_no_region() -> Re
     );
     Ok(())
 }
+
+/// The parameter a `!Ref` names, or None for anything else.
+fn ref_name(value: &Value) -> Option<&str> {
+    match value {
+        Value::Tagged(tag) if tag.tag == "!Ref" => tag.value.as_str(),
+        _ => None,
+    }
+}
+
+/// A number, or a `!Ref` parameter's default.
+fn number(t: &Template, value: &Value) -> Option<u64> {
+    match ref_name(value) {
+        Some(parameter) => t.document["Parameters"][parameter]["Default"].as_u64(),
+        None => value.as_u64(),
+    }
+}
+
+#[test]
+fn public_reads_cannot_take_the_pipelines_concurrency() -> Result<()> {
+    let t = template()?;
+    let reserved = |function: &str| {
+        let value =
+            &t.document["Resources"][function]["Properties"]["ReservedConcurrentExecutions"];
+        number(&t, value).with_context(|| format!("{function} reserves no concurrency"))
+    };
+    // listing-api's reservation caps it; the projector's and the revalidator's are their floors.
+    let listing = reserved("ListingApiFunction")?;
+    let projector = reserved("SummaryProjectorFunction")?;
+    let revalidator = reserved("TagRevalidatorFunction")?;
+    // Lambda throttles SQS pollers past the reservation: the revalidator's covers its trigger.
+    let revalidator_pollers = &t.document["Resources"]["TagRevalidatorFunction"]["Properties"]
+        ["Events"]["Tags"]["Properties"]["ScalingConfig"]["MaximumConcurrency"];
+    assert_eq!(number(&t, revalidator_pollers), Some(revalidator));
+    // Lambda keeps 100 of an account's concurrency unreserved; the default quota is 1,000.
+    assert!(listing + projector + revalidator + 100 <= 1000);
+
+    // A batchGet reads up to 100 items, a listing one page: batchGet is throttled lower.
+    let api = &t.document["Resources"]["ListingHttpApi"]["Properties"];
+    let rate = |settings: &Value| settings["ThrottlingRateLimit"].as_u64();
+    let batch_get = &api["RouteSettings"]["POST /products:batchGet"];
+    assert!(
+        rate(batch_get) < rate(&api["DefaultRouteSettings"]),
+        "{batch_get:?}"
+    );
+    assert!(rate(batch_get).is_some());
+    // Every request is logged where the stack keeps its logs.
+    let logs = &api["AccessLogSettings"];
+    let destination = match &logs["DestinationArn"] {
+        Value::Tagged(tag) if tag.tag == "!GetAtt" => tag.value.as_str().unwrap_or_default(),
+        other => panic!("access logs go to {other:?}"),
+    };
+    let group = destination.trim_end_matches(".Arn");
+    assert_eq!(
+        t.document["Resources"][group]["Type"].as_str(),
+        Some("AWS::Logs::LogGroup")
+    );
+    assert!(logs["Format"]
+        .as_str()
+        .is_some_and(|f| f.contains("$context.routeKey")));
+    Ok(())
+}
