@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 use catalog::store::SummaryStore;
 use catalog_core::ids::ProductId;
-use catalog_core::model::ProductSummary;
+use catalog_core::model::{ProductStatus, ProductSummary};
 use catalog_local::consistency::AwsConsistency;
 use catalog_local::demo::{self, DemoSize, Rng};
 use catalog_local::edits::Editor;
@@ -107,9 +107,12 @@ async fn run_at(flags: &Flags, lag: Duration) -> Result<()> {
     crate::latency::load_and_settle(&stack, size).await?;
     let storefront = stack.endpoints.storefront.clone().context("storefront")?;
     let (products, _) = demo::generate(size)?;
+    // A product not on sale has no page (404), and no place on its store's listing.
     let tracked: Vec<ProductId> = products
         .iter()
-        .filter(|p| p.track_inventory)
+        .filter(|p| {
+            p.track_inventory && p.status == ProductStatus::Active && p.deleted_at.is_none()
+        })
         .map(|p| p.product_id.clone())
         .collect();
     // Warm every page into Next.js's cache, as a live store's pages would be.
