@@ -877,6 +877,13 @@ fn public_reads_cannot_take_the_pipelines_concurrency() -> Result<()> {
     let revalidator_pollers = &t.document["Resources"]["TagRevalidatorFunction"]["Properties"]
         ["Events"]["Tags"]["Properties"]["ScalingConfig"]["MaximumConcurrency"];
     assert_eq!(number(&t, revalidator_pollers), Some(revalidator));
+    // The listing checks share the projector's reservation with the streams: their pollers
+    // are capped to a fifth of it, so a backlog of checks cannot hold back stream batches.
+    let check_pollers = &t.document["Resources"]["SummaryProjectorFunction"]["Properties"]
+        ["Events"]["ListingChecks"]["Properties"]["ScalingConfig"]["MaximumConcurrency"];
+    let check_pollers = number(&t, check_pollers).context("listing checks are uncapped")?;
+    let projector_floor = t.document["Parameters"]["ProjectorConcurrency"]["MinValue"].as_u64();
+    assert!(projector_floor.is_some_and(|floor| check_pollers * 5 <= floor));
     // Lambda keeps 100 of an account's concurrency unreserved; the default quota is 1,000.
     assert!(listing + projector + revalidator + 100 <= 1000);
 
