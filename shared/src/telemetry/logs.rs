@@ -86,9 +86,11 @@ const CAPPED_AT_INFO: [&str; 7] = [
 /// Whether `meta` may be logged: at INFO or above, or not from a [`CAPPED_AT_INFO`] crate.
 fn capped(meta: &Metadata<'_>) -> bool {
     let crate_name = meta.target().split("::").next().unwrap_or_default();
-    let capped = CAPPED_AT_INFO
-        .iter()
-        .any(|c| crate_name == *c || crate_name.starts_with(&format!("{c}_")));
+    let capped = CAPPED_AT_INFO.iter().any(|c| {
+        crate_name
+            .strip_prefix(c)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('_'))
+    });
     !capped || *meta.level() <= tracing::Level::INFO
 }
 
