@@ -71,7 +71,7 @@ fn pairs(v: Option<&Value>, a: &str, b: &str) -> Result<Vec<(String, String)>> {
 }
 
 /// The logical id a `!GetAtt X.Arn` names.
-pub(crate) fn get_att_target(v: &Value) -> Option<String> {
+pub fn get_att_target(v: &Value) -> Option<String> {
     match v {
         Value::Tagged(t) if t.tag == "GetAtt" => t
             .value

@@ -10,7 +10,7 @@ use catalog_core::ids::StoreId;
 use catalog_core::listing::{plan, Filters, IndexQuery, Listing, Sort};
 use catalog_core::model::MinorUnits;
 use catalog_core::reconcile::MAX_SEGMENTS;
-use catalog_local::template::Template;
+use catalog_local::template::{get_att_target, Template};
 use serde_yaml_ng::Value;
 
 fn template() -> Result<Template> {
@@ -898,13 +898,9 @@ fn public_reads_cannot_take_the_pipelines_concurrency() -> Result<()> {
     assert!(rate(batch_get).is_some());
     // Every request is logged where the stack keeps its logs.
     let logs = &api["AccessLogSettings"];
-    let destination = match &logs["DestinationArn"] {
-        Value::Tagged(tag) if tag.tag == "!GetAtt" => tag.value.as_str().unwrap_or_default(),
-        other => panic!("access logs go to {other:?}"),
-    };
-    let group = destination.trim_end_matches(".Arn");
+    let group = get_att_target(&logs["DestinationArn"]).context("access logs go nowhere")?;
     assert_eq!(
-        t.document["Resources"][group]["Type"].as_str(),
+        t.document["Resources"][group.as_str()]["Type"].as_str(),
         Some("AWS::Logs::LogGroup")
     );
     assert!(logs["Format"]
