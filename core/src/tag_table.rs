@@ -1,20 +1,33 @@
-//! The keys of the shared tag table (docs/data-model.md, "Tag table"). Pure; the writer is the
-//! tag-revalidator's `tag_table` module, the readers are `packages/next-cache-handler`, and
-//! both must agree on every key below.
+//! The keys of the shared tag table (docs/data-model.md, "Tag table"). Pure; the writers are
+//! the tag-revalidator's `tag_table` module and `packages/next-cache-handler` (a storefront's
+//! own `revalidateTag`), the readers are that package's instances, and all must agree on every
+//! key below.
 //!
-//! Per storefront, two kinds of item:
-//! - the **tag item**, `pk = tags#{storefront}`, `sk = {tag}`, holds `revalidatedAt`, the
-//!   latest time the tag was revalidated; an instance loads the whole partition at start;
-//! - the **log item**, `pk = log#{storefront}#{minute}`, `sk = {at:013}#{tag}`, records one
-//!   revalidation; instances read the current minute's partition from where they left off,
-//!   and DynamoDB's TTL removes it after [`LOG_TTL_SECS`].
+//! Per storefront, three kinds of item:
+//! - the **counter**, `pk = seq#{storefront}`, `sk = seq`: `last`, the last log position
+//!   handed out. A writer takes a position with one atomic `ADD`; a reader reads it to know
+//!   which positions exist.
+//! - the **log item**, `pk = log#{storefront}#{position / LOG_SPAN}`, `sk = {position:020}`:
+//!   the tags of one revalidation. Written only if absent, so a reader that gives up on a
+//!   position (writes a void there) and a late writer cannot both win: the loser of the two
+//!   learns it and the writer takes a new position. Readers read by position, not by time: an
+//!   item is read however late it lands, and no clock is compared with another.
+//! - the **tag item**, `pk = tag#{storefront}#{tag}`, `sk = at`: the latest time (writer's
+//!   clock) the tag was revalidated; one partition key per tag, so a bulk import spreads.
 
 use crate::tags::Tag;
 
-/// A log partition holds one minute of revalidations.
-pub const LOG_BUCKET_MS: i64 = 60_000;
-/// How long a log item is kept: far longer than any instance polls late.
+/// Log positions per log partition: at 100 tags an item, 1,000 positions hold 100,000 tags.
+pub const LOG_SPAN: u64 = 1_000;
+/// How long a log item is kept: far longer than any instance may fall behind before it drops
+/// its whole cache instead of reading the log (docs/data-model.md).
 pub const LOG_TTL_SECS: i64 = 24 * 60 * 60;
+/// The most tags one log item holds (about 6 KB of tags).
+pub const LOG_ITEM_TAGS: usize = 100;
+/// The sort key of the counter item.
+pub const SEQ_SK: &str = "seq";
+/// The sort key of a tag item.
+pub const TAG_SK: &str = "at";
 
 /// The longest storefront name: a name goes into every key.
 pub const MAX_STOREFRONT_LEN: usize = 64;
@@ -29,19 +42,24 @@ pub fn valid_storefront(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-/// The partition holding every tag item of `storefront`.
-pub fn tags_pk(storefront: &str) -> String {
-    format!("tags#{storefront}")
+/// The counter item's partition.
+pub fn seq_pk(storefront: &str) -> String {
+    format!("seq#{storefront}")
 }
 
-/// The log partition of the minute holding `at_ms` (milliseconds since the epoch).
-pub fn log_pk(storefront: &str, at_ms: i64) -> String {
-    format!("log#{storefront}#{}", at_ms.div_euclid(LOG_BUCKET_MS))
+/// The partition of `tag`'s item.
+pub fn tag_pk(storefront: &str, tag: &Tag) -> String {
+    format!("tag#{storefront}#{}", tag.as_str())
 }
 
-/// A log item's sort key: zero-padded so that text order is time order.
-pub fn log_sk(at_ms: i64, tag: &Tag) -> String {
-    format!("{at_ms:013}#{}", tag.as_str())
+/// The log partition holding `position`.
+pub fn log_pk(storefront: &str, position: u64) -> String {
+    format!("log#{storefront}#{}", position / LOG_SPAN)
+}
+
+/// A log item's sort key: zero-padded so that text order is position order.
+pub fn log_sk(position: u64) -> String {
+    format!("{position:020}")
 }
 
 /// The epoch second at which DynamoDB may delete the log item written at `at_ms`.
@@ -57,28 +75,21 @@ mod tests {
 
     proptest! {
         #[test]
-        fn log_keys_sort_by_time_within_and_across_minutes(
-            a in 1_600_000_000_000i64..2_600_000_000_000,
-            b in 1_600_000_000_000i64..2_600_000_000_000,
-            tag in "[a-z]{1,8}",
-        ) {
-            let tag = Tag::parse(format!("product:{tag}")).unwrap();
-            prop_assert_eq!(a.cmp(&b), log_sk(a, &tag).cmp(&log_sk(b, &tag)));
-            let bucket = |ms: i64| log_pk("s", ms)["log#s#".len()..].parse::<i64>().unwrap();
-            prop_assert!(bucket(a.min(b)) <= bucket(a.max(b)));
-            prop_assert_eq!(bucket(a), a / LOG_BUCKET_MS);
+        fn log_keys_sort_by_position_within_and_across_partitions(a: u64, b: u64) {
+            prop_assert_eq!(a.cmp(&b), log_sk(a).cmp(&log_sk(b)));
+            let partition = |p: u64| log_pk("s", p)["log#s#".len()..].parse::<u64>().unwrap();
+            prop_assert!(partition(a.min(b)) <= partition(a.max(b)));
+            prop_assert_eq!(partition(a), a / LOG_SPAN);
         }
     }
 
     #[test]
     fn keys_are_the_documented_ones() {
         let tag = Tag::parse("store:s1:products").unwrap();
-        assert_eq!(tags_pk("web"), "tags#web");
-        assert_eq!(log_pk("web", 1_795_000_000_123), "log#web#29916666");
-        assert_eq!(
-            log_sk(1_795_000_000_123, &tag),
-            "1795000000123#store:s1:products"
-        );
+        assert_eq!(seq_pk("web"), "seq#web");
+        assert_eq!(tag_pk("web", &tag), "tag#web#store:s1:products");
+        assert_eq!(log_pk("web", 1_234_567), "log#web#1234");
+        assert_eq!(log_sk(1_234_567), "00000000000001234567");
         assert_eq!(log_expires_at(1_795_000_000_123), 1_795_086_400);
         assert!(valid_storefront("web-eu_1"));
         for bad in ["", "a#b", "a b", &"x".repeat(65)] {

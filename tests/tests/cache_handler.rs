@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{ensure, Context, Result};
 use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_dynamodb::types::AttributeValue;
+use catalog_core::tag_table::{tag_pk, TAG_SK};
 use catalog_core::tags::Tag;
 use catalog_tests::TestEnv;
 use serde_json::json;
@@ -44,29 +45,34 @@ fn batch(messages: &[(&str, &[&str], bool)]) -> Result<SqsEvent> {
     Ok(serde_json::from_value(json!({ "Records": records }))?)
 }
 
-/// Every tag item of `storefront`: tag -> revalidatedAt.
+/// The tags these tests revalidate.
+const TAGS: [&str; 3] = ["product:p1", "product:p2", "store:s1:products"];
+
+/// The tag items of `storefront` for [`TAGS`]: tag -> revalidatedAt.
 async fn tag_times(env: &TestEnv, table: &str, storefront: &str) -> Result<BTreeMap<String, i64>> {
-    let items = env
-        .dynamodb
-        .query()
-        .table_name(table)
-        .key_condition_expression("pk = :pk")
-        .expression_attribute_values(":pk", AttributeValue::S(format!("tags#{storefront}")))
-        .send()
-        .await?
-        .items
-        .unwrap_or_default();
-    items
-        .iter()
-        .map(|item| {
-            let tag = item.get("sk").and_then(|v| v.as_s().ok()).context("sk")?;
+    let mut times = BTreeMap::new();
+    for tag in TAGS {
+        let item = env
+            .dynamodb
+            .get_item()
+            .table_name(table)
+            .key(
+                "pk",
+                AttributeValue::S(tag_pk(storefront, &Tag::parse(tag)?)),
+            )
+            .key("sk", AttributeValue::S(TAG_SK.into()))
+            .send()
+            .await?
+            .item;
+        if let Some(item) = item {
             let at = item
                 .get("revalidatedAt")
                 .and_then(|v| v.as_n().ok())
                 .context("revalidatedAt")?;
-            Ok((tag.clone(), at.parse()?))
-        })
-        .collect()
+            times.insert(tag.to_owned(), at.parse()?);
+        }
+    }
+    Ok(times)
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,23 +1,26 @@
 //! Revalidation through the shared tag table: for each storefront, every tag's item moves to
-//! the time of this call (never backwards) and one log item records it, which every instance
-//! of that storefront reads within about a second (`packages/next-cache-handler`). Nothing
-//! here needs a storefront to be up. Keys: `catalog_core::tag_table`.
+//! the time of this call (never backwards), then one log item per [`LOG_ITEM_TAGS`] tags is
+//! appended at a position taken from the storefront's counter; every instance of that
+//! storefront reads the log by position within about a second (`packages/next-cache-handler`),
+//! however late the append lands. Nothing here needs a storefront to be up. Keys:
+//! `catalog_core::tag_table`.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
-use catalog_core::tag_table::{log_expires_at, log_pk, log_sk, tags_pk};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use catalog_core::tag_table::{
+    log_expires_at, log_pk, log_sk, seq_pk, tag_pk, LOG_ITEM_TAGS, SEQ_SK, TAG_SK,
+};
 use catalog_core::tags::Tag;
 
 /// Tag items updated at once.
 const CONCURRENCY: usize = 16;
-/// BatchWriteItem's limit.
-const BATCH: usize = 25;
-/// Rounds of resending what BatchWriteItem left unprocessed before the call fails.
-const UNPROCESSED_ROUNDS: u32 = 5;
+/// Positions tried for one log item before the call fails: each is lost only to a reader that
+/// gave up waiting for it, so more than one loss in a row means readers give up too soon.
+const APPEND_ATTEMPTS: u32 = 5;
 
 /// Why a write failed, and whether retrying can help.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -69,8 +72,8 @@ pub struct TagTable {
 }
 
 impl TagTable {
-    /// The table `table`, each [`TagTable::revalidate`] given `timeout`. Readers look back
-    /// further than that (10 s by default), so a write that lands late is still read.
+    /// The table `table`, each [`TagTable::revalidate_now`] given `timeout`. No reader
+    /// depends on it: a write that lands late is still read.
     pub fn new(
         client: aws_sdk_dynamodb::Client,
         table: impl Into<String>,
@@ -92,7 +95,8 @@ impl TagTable {
     }
 
     /// Marks `tags` revalidated for `storefront` at `at_ms` (milliseconds since the epoch):
-    /// the tag items first, then the log. Idempotent; a retry writes a later time.
+    /// the tag items first, then the log. Idempotent; a retry writes a later time and appends
+    /// again (an instance that reads both re-renders once more).
     pub async fn revalidate(
         &self,
         storefront: &str,
@@ -108,8 +112,8 @@ impl TagTable {
                 .collect();
             futures::future::try_join_all(raises).await?;
         }
-        for chunk in tags.chunks(BATCH) {
-            self.log(storefront, chunk, at_ms).await?;
+        for chunk in tags.chunks(LOG_ITEM_TAGS) {
+            self.append(storefront, chunk, at_ms).await?;
         }
         Ok(())
     }
@@ -121,8 +125,8 @@ impl TagTable {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", AttributeValue::S(tags_pk(storefront)))
-            .key("sk", AttributeValue::S(tag.as_str().to_owned()))
+            .key("pk", AttributeValue::S(tag_pk(storefront, tag)))
+            .key("sk", AttributeValue::S(TAG_SK.to_owned()))
             .update_expression("SET revalidatedAt = :at")
             .condition_expression("attribute_not_exists(revalidatedAt) OR revalidatedAt < :at")
             .expression_attribute_values(":at", AttributeValue::N(at_ms.to_string()))
@@ -139,61 +143,91 @@ impl TagTable {
         }
     }
 
-    /// Puts the log items of up to 25 tags, resending what DynamoDB leaves unprocessed.
-    async fn log(&self, storefront: &str, tags: &[Tag], at_ms: i64) -> Result<(), WriteError> {
-        let mut requests: Vec<WriteRequest> = tags
-            .iter()
-            .map(|tag| log_request(storefront, tag, at_ms))
-            .collect::<Result<_, _>>()?;
-        for round in 0..UNPROCESSED_ROUNDS {
-            let output = self
-                .client
-                .batch_write_item()
-                .request_items(&self.table, requests)
-                .send()
-                .await
-                .map_err(|e| WriteError::of(&self.table, "BatchWriteItem", e))?;
-            requests = output
-                .unprocessed_items
-                .and_then(|mut left| left.remove(&self.table))
-                .unwrap_or_default();
-            if requests.is_empty() {
+    /// Appends one log item holding `tags`: takes a position, puts the item there if no
+    /// reader has voided it meanwhile, else takes another.
+    async fn append(&self, storefront: &str, tags: &[Tag], at_ms: i64) -> Result<(), WriteError> {
+        for _ in 0..APPEND_ATTEMPTS {
+            let position = self.reserve(storefront).await?;
+            if self.put_log(storefront, position, tags, at_ms).await? {
                 return Ok(());
             }
-            tokio::time::sleep(Duration::from_millis(50 << round)).await;
+            tracing::warn!(
+                storefront,
+                position,
+                "a reader voided this log position before the item landed; appending at a new one"
+            );
         }
         Err(WriteError {
             reason: format!(
-                "tag table {}: {} log items still unprocessed",
-                self.table,
-                requests.len()
+                "tag table {}: {APPEND_ATTEMPTS} log positions in a row were voided by readers",
+                self.table
             ),
             configuration: false,
         })
     }
-}
 
-/// The log item of one revalidation.
-fn log_request(storefront: &str, tag: &Tag, at_ms: i64) -> Result<WriteRequest, WriteError> {
-    let item: HashMap<String, AttributeValue> = [
-        ("pk", AttributeValue::S(log_pk(storefront, at_ms))),
-        ("sk", AttributeValue::S(log_sk(at_ms, tag))),
-        ("tag", AttributeValue::S(tag.as_str().to_owned())),
-        ("revalidatedAt", AttributeValue::N(at_ms.to_string())),
-        (
-            "expiresAt",
-            AttributeValue::N(log_expires_at(at_ms).to_string()),
-        ),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    let put = PutRequest::builder()
-        .set_item(Some(item))
-        .build()
-        .map_err(|e| WriteError {
-            reason: e.to_string(),
-            configuration: false,
-        })?;
-    Ok(WriteRequest::builder().put_request(put).build())
+    /// Takes the storefront's next log position (the counter's atomic add).
+    async fn reserve(&self, storefront: &str) -> Result<u64, WriteError> {
+        let output = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(seq_pk(storefront)))
+            .key("sk", AttributeValue::S(SEQ_SK.to_owned()))
+            .update_expression("ADD #last :one")
+            .expression_attribute_names("#last", "last")
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(|e| WriteError::of(&self.table, "UpdateItem", e))?;
+        output
+            .attributes
+            .as_ref()
+            .and_then(|a| a.get("last"))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| WriteError {
+                reason: format!("tag table {}: the counter returned no position", self.table),
+                configuration: false,
+            })
+    }
+
+    /// Puts the log item at `position` unless something is there already (a reader's void):
+    /// `Ok(false)` then.
+    async fn put_log(
+        &self,
+        storefront: &str,
+        position: u64,
+        tags: &[Tag],
+        at_ms: i64,
+    ) -> Result<bool, WriteError> {
+        // A string set: duplicates are refused, so they are dropped here.
+        let names: std::collections::BTreeSet<String> =
+            tags.iter().map(|t| t.as_str().to_owned()).collect();
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(log_pk(storefront, position)))
+            .item("sk", AttributeValue::S(log_sk(position)))
+            .item("tags", AttributeValue::Ss(names.into_iter().collect()))
+            .item("revalidatedAt", AttributeValue::N(at_ms.to_string()))
+            .item(
+                "expiresAt",
+                AttributeValue::N(log_expires_at(at_ms).to_string()),
+            )
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(WriteError::of(&self.table, "PutItem", e)),
+        }
+    }
 }

@@ -1,52 +1,75 @@
 /**
- * Keeps one process's tag times in step with the tag table: the whole storefront partition at
- * start, then the change log about once a second, so that a page request never waits on
- * DynamoDB. When DynamoDB fails, the handlers keep serving with the times they have and the
- * sync says so in its log lines and metrics (fail-open).
+ * Keeps one process's tag knowledge in step with the tag table: the counter at start (the
+ * floor: nothing rendered before it is trusted), then about once a second the counter again
+ * and, when it moved, the log items from this instance's position on, so that a page request
+ * never waits on DynamoDB. When DynamoDB fails, the handlers keep serving with what is known
+ * and the sync says so in its log lines and metrics (fail-open).
  */
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 
-import { TagTable, type TagTime } from "./table.js";
+import { LogCursor } from "./log-cursor.js";
+import { TagTable, type LogEntry } from "./table.js";
 import { TagTimes } from "./tag-times.js";
 
+/**
+ * Past this many unread positions, or this long without a successful read (log items live a
+ * day), an instance drops what it has cached and starts again from the newest position:
+ * reading that far back would be slower than rendering afresh, and could find items gone.
+ */
+const MAX_BEHIND = 10_000;
+const MAX_SILENCE_MS = 60 * 60_000;
+/** Positions voided in one poll at most. */
+const VOIDS_PER_POLL = 25;
+
 export interface SyncOptions {
-  /** How often the change log is read (default 1000 ms). */
+  /** How often the table is read (default 1000 ms). */
   pollMs?: number;
   /**
-   * How far back each log read starts before the previous one did (default 10 000 ms): a
-   * writer's time is taken before its write lands, and another machine's clock may differ.
-   * It must exceed the writers' timeout (the tag-revalidator's is 5 s).
+   * How long a position stays empty before this instance voids it (default 3000 ms). Nothing
+   * is lost whatever the value (the late writer takes a new position): too short makes slow
+   * writers write twice, too long makes each poll re-read past the gap.
    */
-  lookbackMs?: number;
-  /** Clock-skew margin (default 250 ms); see `TagTimes`. */
-  marginMs?: number;
-  /** The longest a request waits for the first full load (default 3000 ms). */
+  voidAfterMs?: number;
+  /** The longest a request waits for the first read (default 3000 ms). */
   loadWaitMs?: number;
   /** How often the metrics line is written (default 60 000 ms; `CATALOG_TAG_METRICS_MS`). */
   metricsMs?: number;
   /** Where log and metric lines go (default: one JSON line on stdout). */
   emit?: (line: Record<string, unknown>) => void;
+  /**
+   * This instance's clock, the one Next stamps its `'use cache'` entries with (default
+   * `performance.timeOrigin + performance.now()`).
+   */
   now?: () => number;
 }
 
 /** What the sync has done, for tests, the benchmark and the metrics line. */
 export interface SyncStats {
+  /** Starts from the newest position (the first read, and after falling too far behind). */
   loads: number;
   polls: number;
   failures: number;
   tagsApplied: number;
-  /** When the table was last read successfully (ms since the epoch; 0: never). */
+  /** Positions this instance voided. */
+  voided: number;
+  /** When the table was last read successfully (this instance's clock; 0: never). */
   lastSuccessAt: number;
+  /** The newest position the counter has shown. */
+  newest: number;
+  /** Positions up to `newest` not applied yet. */
+  behind: number;
 }
 
 export class TagSync {
-  readonly times: TagTimes;
-  readonly stats: SyncStats = { loads: 0, polls: 0, failures: 0, tagsApplied: 0, lastSuccessAt: 0 };
+  readonly times = new TagTimes();
+  readonly stats: SyncStats = {
+    loads: 0, polls: 0, failures: 0, tagsApplied: 0, voided: 0, lastSuccessAt: 0, newest: 0, behind: 0,
+  };
+  readonly now: () => number;
   private readonly opts: Required<Omit<SyncOptions, "emit" | "now">>;
   private readonly emit: (line: Record<string, unknown>) => void;
-  private readonly now: () => number;
-  /** Where the next log read starts; undefined until a full load has succeeded. */
-  private cursor: number | undefined;
+  /** Undefined until the first read has succeeded. */
+  private cursor: LogCursor | undefined;
   private timer: NodeJS.Timeout | undefined;
   private metricsTimer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -57,24 +80,22 @@ export class TagSync {
   constructor(readonly table: TagTable, options: SyncOptions = {}) {
     this.opts = {
       pollMs: options.pollMs ?? 1000,
-      lookbackMs: options.lookbackMs ?? 10_000,
-      marginMs: options.marginMs ?? 250,
+      voidAfterMs: options.voidAfterMs ?? 3000,
       loadWaitMs: options.loadWaitMs ?? 3000,
       metricsMs: options.metricsMs ?? 60_000,
     };
-    this.times = new TagTimes(this.opts.marginMs);
     this.emit = options.emit ?? ((line) => console.log(JSON.stringify(line)));
-    this.now = options.now ?? Date.now;
+    this.now = options.now ?? (() => performance.timeOrigin + performance.now());
   }
 
-  /** Loads every tag time, then polls the log until `stop`. Resolves after the first load. */
+  /** Reads the table, then polls it until `stop`. Resolves after the first read. */
   start(): Promise<void> {
     this.firstLoad ??= this.tick();
     this.metricsTimer ??= setInterval(() => this.writeMetrics(), this.opts.metricsMs).unref();
     return this.firstLoad;
   }
 
-  /** Waits for the first load, at most `loadWaitMs`: past that, requests are served anyway. */
+  /** Waits for the first read, at most `loadWaitMs`: past that, requests render afresh. */
   async ready(): Promise<void> {
     const load = this.start();
     let timeout: NodeJS.Timeout | undefined;
@@ -91,43 +112,68 @@ export class TagSync {
     clearInterval(this.metricsTimer);
   }
 
-  /** One read of the table now (the full load until one succeeds, else the log). */
+  /** One read of the table now. */
   async refresh(): Promise<void> {
-    const started = this.now();
     try {
-      const needsLoad =
-        this.cursor === undefined || started - this.cursor > 5 * 60_000;
-      const read: TagTime[] = needsLoad
-        ? await this.table.loadAll()
-        : await this.table.readLog(this.cursor!, started + this.opts.marginMs);
-      for (const { tag, at } of read) this.times.raise(tag, at);
-      this.stats.tagsApplied += read.length;
-      if (needsLoad) this.stats.loads++;
+      const silent = this.stats.lastSuccessAt > 0 && this.now() - this.stats.lastSuccessAt > MAX_SILENCE_MS;
+      const last = await this.table.last();
+      const cursor = this.cursor;
+      if (!cursor || silent || last - cursor.next >= MAX_BEHIND) this.restartAt(last);
+      else if (last >= cursor.next) await this.readFrom(cursor, last);
       else this.stats.polls++;
+      this.stats.newest = Math.max(this.stats.newest, last);
+      this.stats.behind = this.cursor!.behind(last);
       this.sinceMetrics.polls++;
-      this.stats.lastSuccessAt = started;
-      this.cursor = started - this.opts.lookbackMs;
+      this.stats.lastSuccessAt = this.now();
     } catch (error) {
       this.failed(error, {
         level: "WARN",
-        message: "tag table read failed; serving with the tag times already known",
+        message: "tag table read failed; serving with the revalidations already known",
         knownSince: this.stats.lastSuccessAt || null,
       });
     }
   }
 
-  /** Marks `tags` revalidated now, here at once and in the table for every instance. */
+  /** Marks `tags` revalidated, here at once and in the table for every instance. */
   async revalidate(tags: string[]): Promise<void> {
-    const at = this.now();
-    for (const tag of tags) this.times.raise(tag, at);
+    this.times.learn(tags, this.now());
     try {
-      await this.table.revalidate(tags, at);
+      await this.table.revalidate(tags, Date.now());
     } catch (error) {
       this.failed(error, {
         level: "ERROR",
         message: "revalidateTag could not write the tag table: only this instance knows",
         tags,
       });
+    }
+  }
+
+  /** Starts from the position after `last`: everything rendered until now counts as stale. */
+  private restartAt(last: number): void {
+    this.times.flush(this.now());
+    this.cursor = new LogCursor(last + 1);
+    this.stats.loads++;
+  }
+
+  /** Reads positions from the cursor to `last`, applies what is new and voids old gaps. */
+  private async readFrom(cursor: LogCursor, last: number): Promise<void> {
+    const read = await this.table.readLog(cursor.next, last);
+    const { fresh, toVoid } = cursor.take(read, last, this.now(), this.opts.voidAfterMs);
+    this.apply(fresh);
+    for (const position of toVoid.slice(0, VOIDS_PER_POLL)) {
+      const entry = await this.table.voidAt(position);
+      if (entry.tags.length === 0) this.stats.voided++;
+      this.apply(cursor.take([entry], last, this.now(), this.opts.voidAfterMs).fresh);
+    }
+    this.stats.polls++;
+  }
+
+  /** Learns `entries` now: the time is taken after the read that found them answered. */
+  private apply(entries: LogEntry[]): void {
+    const at = this.now();
+    for (const entry of entries) {
+      this.times.learn(entry.tags, at);
+      this.stats.tagsApplied += entry.tags.length;
     }
   }
 
@@ -145,12 +191,16 @@ export class TagSync {
     }
   }
 
-  /** One CloudWatch embedded-metric-format line: reads, failures and how old the times are. */
+  /**
+   * One CloudWatch embedded-metric-format line: reads, failures, and how far behind this
+   * instance is (`TagSyncStaleness`: ms since its last successful read; `TagSyncBehind`:
+   * positions it has seen and not applied).
+   */
   private writeMetrics(): void {
     const staleness = this.stats.lastSuccessAt ? this.now() - this.stats.lastSuccessAt : -1;
     this.emit({
       _aws: {
-        Timestamp: this.now(),
+        Timestamp: Date.now(),
         CloudWatchMetrics: [
           {
             Namespace: "CatalogSync",
@@ -160,6 +210,7 @@ export class TagSync {
               { Name: "TagTableRequests", Unit: "Count" },
               { Name: "TagSyncFailures", Unit: "Count" },
               { Name: "TagSyncStaleness", Unit: "Milliseconds" },
+              { Name: "TagSyncBehind", Unit: "Count" },
             ],
           },
         ],
@@ -169,6 +220,7 @@ export class TagSync {
       TagTableRequests: this.table.requests - this.sinceMetrics.requests,
       TagSyncFailures: this.sinceMetrics.failures,
       TagSyncStaleness: staleness,
+      TagSyncBehind: this.stats.behind,
     });
     this.sinceMetrics = { polls: 0, failures: 0, requests: this.table.requests };
   }
@@ -178,8 +230,8 @@ const GLOBAL = Symbol.for("@catalog-sync/next-cache-handler.sync");
 
 /**
  * The process's one sync, configured from the environment: `CATALOG_TAG_TABLE`,
- * `CATALOG_STOREFRONT`, and optionally `CATALOG_TAG_POLL_MS`, `CATALOG_TAG_LOOKBACK_MS`,
- * `CATALOG_TAG_MARGIN_MS`, `CATALOG_TAG_METRICS_MS`. The AWS SDK reads the region,
+ * `CATALOG_STOREFRONT`, and optionally `CATALOG_TAG_POLL_MS`, `CATALOG_TAG_VOID_AFTER_MS`,
+ * `CATALOG_TAG_METRICS_MS`. The AWS SDK reads the region,
  * credentials and endpoint (`AWS_ENDPOINT_URL_DYNAMODB`) as usual. Kept on `globalThis`
  * because Next.js may load the two handler modules separately.
  */
@@ -206,8 +258,7 @@ export function processSync(): TagSync {
     });
     holder[GLOBAL] = new TagSync(new TagTable(client, table, storefront), {
       pollMs: number("CATALOG_TAG_POLL_MS"),
-      lookbackMs: number("CATALOG_TAG_LOOKBACK_MS"),
-      marginMs: number("CATALOG_TAG_MARGIN_MS"),
+      voidAfterMs: number("CATALOG_TAG_VOID_AFTER_MS"),
       metricsMs: number("CATALOG_TAG_METRICS_MS"),
     });
     void holder[GLOBAL].start();

@@ -1,38 +1,53 @@
 /**
- * The tag table's items, read and written with the AWS SDK. The keys must match catalog-sync's
- * writer (core/src/tag_table.rs; docs/data-model.md, "Tag table"):
- * - tag item: pk `tags#{storefront}`, sk `{tag}`, `revalidatedAt` (ms since the epoch);
- * - log item: pk `log#{storefront}#{minute}`, sk `{at:013}#{tag}`, `tag`, `revalidatedAt`,
- *   `expiresAt` (epoch seconds, DynamoDB's TTL).
+ * The tag table's items, read and written with the AWS SDK. The keys and the write protocol
+ * must match catalog-sync's writer (core/src/tag_table.rs; docs/data-model.md, "Tag table"):
+ * - counter: pk `seq#{storefront}`, sk `seq`, `last` (the last log position handed out);
+ * - log item: pk `log#{storefront}#{position / LOG_SPAN}`, sk `{position:020}`, `tags` (a
+ *   string set), `revalidatedAt` (the writer's clock), `expiresAt` (epoch seconds, TTL); a
+ *   reader that gave up on a position puts `void: true` there instead, only if it is empty;
+ * - tag item: pk `tag#{storefront}#{tag}`, sk `at`, `revalidatedAt` (never moved back).
  */
 import {
-  BatchWriteItemCommand,
   ConditionalCheckFailedException,
   DynamoDBClient,
+  GetItemCommand,
+  PutItemCommand,
   QueryCommand,
   UpdateItemCommand,
   type AttributeValue,
-  type WriteRequest,
 } from "@aws-sdk/client-dynamodb";
 
-export const LOG_BUCKET_MS = 60_000;
+export const LOG_SPAN = 1000;
 export const LOG_TTL_SECS = 24 * 60 * 60;
+export const LOG_ITEM_TAGS = 100;
+const SEQ_SK = "seq";
+const TAG_SK = "at";
 /** Tag items updated at once. */
 const CONCURRENCY = 16;
+/** Positions tried for one log item before the write fails (as the Rust writer). */
+const APPEND_ATTEMPTS = 5;
 
-/** One revalidation read from the table. */
-export interface TagTime {
-  tag: string;
-  at: number;
+/** One log position as read: the tags it revalidated (none for a void). */
+export interface LogEntry {
+  position: number;
+  tags: string[];
+  /** The writer's time (ms since the epoch, its clock), for the lag metric only. */
+  at?: number;
 }
 
-export const tagsPk = (storefront: string) => `tags#${storefront}`;
-export const logPk = (storefront: string, atMs: number) =>
-  `log#${storefront}#${Math.floor(atMs / LOG_BUCKET_MS)}`;
-export const logSk = (atMs: number, tag: string) => `${String(atMs).padStart(13, "0")}#${tag}`;
+export const seqPk = (storefront: string) => `seq#${storefront}`;
+export const tagPk = (storefront: string, tag: string) => `tag#${storefront}#${tag}`;
+export const logPk = (storefront: string, position: number) =>
+  `log#${storefront}#${Math.floor(position / LOG_SPAN)}`;
+export const logSk = (position: number) => String(position).padStart(20, "0");
 
 /** Whether `name` can name a storefront (as the writer checks it). */
 export const validStorefront = (name: string) => /^[A-Za-z0-9_-]{1,64}$/.test(name);
+
+/** For tests: what a slow writer does between taking a position and putting its item. */
+export interface WriteHooks {
+  afterReserve?: (position: number) => Promise<void>;
+}
 
 /** The table of one storefront. Counts every request, for the metrics and the benchmark. */
 export class TagTable {
@@ -48,36 +63,61 @@ export class TagTable {
     }
   }
 
-  /** Every tag item of the storefront: the full load at start. */
-  async loadAll(): Promise<TagTime[]> {
-    return this.query({ pk: tagsPk(this.storefront) }, (item) => ({
-      tag: item.sk?.S ?? "",
-      at: Number(item.revalidatedAt?.N),
-    }));
+  /** The last position handed out (0: none yet), read consistently. */
+  async last(): Promise<number> {
+    this.requests++;
+    const out = await this.client.send(
+      new GetItemCommand({
+        TableName: this.tableName,
+        Key: { pk: { S: seqPk(this.storefront) }, sk: { S: SEQ_SK } },
+        ConsistentRead: true,
+      }),
+    );
+    return Number(out.Item?.last?.N ?? 0);
   }
 
-  /** The log items written from `fromMs` to `toMs`, inclusive, over every minute between. */
-  async readLog(fromMs: number, toMs: number): Promise<TagTime[]> {
-    const out: TagTime[] = [];
-    const first = Math.floor(fromMs / LOG_BUCKET_MS);
-    const last = Math.floor(toMs / LOG_BUCKET_MS);
-    for (let bucket = first; bucket <= last; bucket++) {
-      const items = await this.query(
-        { pk: logPk(this.storefront, bucket * LOG_BUCKET_MS), from: logSk(fromMs, "") },
-        (item) => ({ tag: item.tag?.S ?? "", at: Number(item.revalidatedAt?.N) }),
-      );
-      out.push(...items);
+  /** The log items at positions `from` to `to`, inclusive, over every partition between. */
+  async readLog(from: number, to: number): Promise<LogEntry[]> {
+    const out: LogEntry[] = [];
+    for (let part = Math.floor(from / LOG_SPAN); part <= Math.floor(to / LOG_SPAN); part++) {
+      out.push(...(await this.query(logPk(this.storefront, part * LOG_SPAN), logSk(from), logSk(to))));
     }
     return out;
   }
 
+  /**
+   * Gives up on `position`: puts a void there unless its item landed meanwhile; either way,
+   * returns what the position holds now (the writer of a voided position takes another).
+   */
+  async voidAt(position: number): Promise<LogEntry> {
+    const key = { pk: { S: logPk(this.storefront, position) }, sk: { S: logSk(position) } };
+    this.requests++;
+    try {
+      await this.client.send(
+        new PutItemCommand({
+          TableName: this.tableName,
+          Item: { ...key, void: { BOOL: true }, expiresAt: { N: String(expiresAt(Date.now())) } },
+          ConditionExpression: "attribute_not_exists(pk)",
+        }),
+      );
+      return { position, tags: [] };
+    } catch (e) {
+      if (!(e instanceof ConditionalCheckFailedException)) throw e;
+    }
+    this.requests++;
+    const out = await this.client.send(
+      new GetItemCommand({ TableName: this.tableName, Key: key, ConsistentRead: true }),
+    );
+    return entryOf(out.Item ?? {});
+  }
+
   /** Marks `tags` revalidated at `atMs`: the tag items (never moved back), then the log. */
-  async revalidate(tags: string[], atMs: number): Promise<void> {
+  async revalidate(tags: string[], atMs: number, hooks: WriteHooks = {}): Promise<void> {
     for (let i = 0; i < tags.length; i += CONCURRENCY) {
       await Promise.all(tags.slice(i, i + CONCURRENCY).map((tag) => this.raise(tag, atMs)));
     }
-    for (let i = 0; i < tags.length; i += 25) {
-      await this.log(tags.slice(i, i + 25), atMs);
+    for (let i = 0; i < tags.length; i += LOG_ITEM_TAGS) {
+      await this.append(tags.slice(i, i + LOG_ITEM_TAGS), atMs, hooks);
     }
   }
 
@@ -87,7 +127,7 @@ export class TagTable {
       await this.client.send(
         new UpdateItemCommand({
           TableName: this.tableName,
-          Key: { pk: { S: tagsPk(this.storefront) }, sk: { S: tag } },
+          Key: { pk: { S: tagPk(this.storefront, tag) }, sk: { S: TAG_SK } },
           UpdateExpression: "SET revalidatedAt = :at",
           ConditionExpression: "attribute_not_exists(revalidatedAt) OR revalidatedAt < :at",
           ExpressionAttributeValues: { ":at": { N: String(atMs) } },
@@ -99,52 +139,84 @@ export class TagTable {
     }
   }
 
-  private async log(tags: string[], atMs: number): Promise<void> {
-    let requests: WriteRequest[] = tags.map((tag) => ({
-      PutRequest: {
-        Item: {
-          pk: { S: logPk(this.storefront, atMs) },
-          sk: { S: logSk(atMs, tag) },
-          tag: { S: tag },
-          revalidatedAt: { N: String(atMs) },
-          expiresAt: { N: String(Math.floor(atMs / 1000) + LOG_TTL_SECS) },
-        },
-      },
-    }));
-    for (let round = 0; requests.length > 0; round++) {
-      if (round === 5) throw new Error(`${requests.length} log items still unprocessed`);
-      if (round > 0) await new Promise((r) => setTimeout(r, 50 << round));
-      this.requests++;
-      const out = await this.client.send(
-        new BatchWriteItemCommand({ RequestItems: { [this.tableName]: requests } }),
+  /** One log item: a position from the counter, the item put there unless a reader voided it. */
+  private async append(tags: string[], atMs: number, hooks: WriteHooks): Promise<void> {
+    for (let attempt = 0; attempt < APPEND_ATTEMPTS; attempt++) {
+      const position = await this.reserve();
+      await hooks.afterReserve?.(position);
+      if (await this.putLog(position, [...new Set(tags)], atMs)) return;
+    }
+    throw new Error(`${APPEND_ATTEMPTS} log positions in a row were voided by readers`);
+  }
+
+  private async reserve(): Promise<number> {
+    this.requests++;
+    const out = await this.client.send(
+      new UpdateItemCommand({
+        TableName: this.tableName,
+        Key: { pk: { S: seqPk(this.storefront) }, sk: { S: SEQ_SK } },
+        UpdateExpression: "ADD #last :one",
+        ExpressionAttributeNames: { "#last": "last" },
+        ExpressionAttributeValues: { ":one": { N: "1" } },
+        ReturnValues: "UPDATED_NEW",
+      }),
+    );
+    return Number(out.Attributes?.last?.N);
+  }
+
+  private async putLog(position: number, tags: string[], atMs: number): Promise<boolean> {
+    this.requests++;
+    try {
+      await this.client.send(
+        new PutItemCommand({
+          TableName: this.tableName,
+          Item: {
+            pk: { S: logPk(this.storefront, position) },
+            sk: { S: logSk(position) },
+            tags: { SS: tags },
+            revalidatedAt: { N: String(atMs) },
+            expiresAt: { N: String(expiresAt(atMs)) },
+          },
+          ConditionExpression: "attribute_not_exists(pk)",
+        }),
       );
-      requests = out.UnprocessedItems?.[this.tableName] ?? [];
+      return true;
+    } catch (e) {
+      if (e instanceof ConditionalCheckFailedException) return false;
+      throw e;
     }
   }
 
-  /** Every page of a Query of partition `pk`, from sort key `from` on. */
-  private async query<T>(
-    key: { pk: string; from?: string },
-    read: (item: Record<string, AttributeValue>) => T,
-  ): Promise<T[]> {
-    const out: T[] = [];
+  /** Every page of a consistent Query of partition `pk`, sort keys `from` to `to`. */
+  private async query(pk: string, from: string, to: string): Promise<LogEntry[]> {
+    const out: LogEntry[] = [];
     let start: Record<string, AttributeValue> | undefined;
     do {
       this.requests++;
       const page = await this.client.send(
         new QueryCommand({
           TableName: this.tableName,
-          KeyConditionExpression: key.from === undefined ? "pk = :pk" : "pk = :pk AND sk >= :from",
-          ExpressionAttributeValues: {
-            ":pk": { S: key.pk },
-            ...(key.from === undefined ? {} : { ":from": { S: key.from } }),
-          },
+          KeyConditionExpression: "pk = :pk AND sk BETWEEN :from AND :to",
+          ExpressionAttributeValues: { ":pk": { S: pk }, ":from": { S: from }, ":to": { S: to } },
+          ConsistentRead: true,
           ExclusiveStartKey: start,
         }),
       );
-      for (const item of page.Items ?? []) out.push(read(item));
+      for (const item of page.Items ?? []) out.push(entryOf(item));
       start = page.LastEvaluatedKey;
     } while (start);
     return out;
   }
+}
+
+const expiresAt = (atMs: number) => Math.floor(atMs / 1000) + LOG_TTL_SECS;
+
+/** A log item as read: a void holds no tags. */
+function entryOf(item: Record<string, AttributeValue>): LogEntry {
+  const at = Number(item.revalidatedAt?.N);
+  return {
+    position: Number(item.sk?.S),
+    tags: item.tags?.SS ?? [],
+    ...(Number.isFinite(at) ? { at } : {}),
+  };
 }

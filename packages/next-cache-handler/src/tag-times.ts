@@ -1,53 +1,54 @@
 /**
- * The tag times one instance knows: for each tag, the latest time (ms since the epoch) it was
- * revalidated anywhere. Pure: the sync fills it, the handlers ask it.
+ * What one instance knows of revalidations, on its own clock only: for each tag, when this
+ * instance learned of its latest revalidation, and a floor before which every entry counts as
+ * stale (set when the instance first read the table, and again when it had to skip the log).
+ * Pure: the sync fills it, the handlers ask it.
+ *
+ * Why no writer's time: an entry is stale exactly when its render began before the data
+ * change was written. The change is written before its log item, and the instance reads the
+ * item before it notes the time it learned of it; so a render that began after that time
+ * read the changed data, and one that began at or before it may not have. Both times are
+ * this machine's, so no clock is compared with another's.
  */
 export class TagTimes {
-  private readonly times = new Map<string, number>();
+  private readonly learned = new Map<string, number>();
+  private floor: number | undefined;
 
-  /**
-   * @param marginMs clock-skew margin: an entry stored up to this long after a revalidation
-   *   (by this instance's clock) still counts as older than it, because the time came from
-   *   another machine's clock.
-   */
-  constructor(readonly marginMs: number) {}
-
-  /** Raises `tag` to `at` unless it already holds a later time; times never go backwards. */
-  raise(tag: string, at: number): void {
-    if (!Number.isFinite(at)) return;
-    const known = this.times.get(tag);
-    if (known === undefined || known < at) this.times.set(tag, at);
+  /** Records that `tags` were revalidated, learned at `at` (this instance's clock). */
+  learn(tags: Iterable<string>, at: number): void {
+    for (const tag of tags) {
+      const known = this.learned.get(tag);
+      if (known === undefined || known < at) this.learned.set(tag, at);
+    }
   }
 
-  /** The latest revalidation of any of `tags`, or 0 if none was ever revalidated. */
-  latest(tags: Iterable<string>): number {
-    let latest = 0;
-    for (const tag of tags) {
-      const at = this.times.get(tag);
-      if (at !== undefined && at > latest) latest = at;
-    }
+  /** Treats every entry whose render began at or before `at` as stale. */
+  flush(at: number): void {
+    if (this.floor === undefined || this.floor < at) this.floor = at;
+  }
+
+  /** Whether the table has been read at all: until then, nothing cached is trusted. */
+  get settled(): boolean {
+    return this.floor !== undefined;
+  }
+
+  /**
+   * The time an entry's render must have begun after to be fresh: the floor or the latest
+   * learned revalidation of any of `tags`; `Infinity` before the first read.
+   */
+  expiration(tags: Iterable<string>): number {
+    if (this.floor === undefined) return Number.POSITIVE_INFINITY;
+    let latest = this.floor;
+    for (const tag of tags) latest = Math.max(latest, this.learned.get(tag) ?? 0);
     return latest;
   }
 
-  /**
-   * Whether an entry stored at `storedAt` under `tags` is older than one of their
-   * revalidations, margin included.
-   */
-  isStale(tags: Iterable<string>, storedAt: number): boolean {
-    const latest = this.latest(tags);
-    return latest > 0 && storedAt <= latest + this.marginMs;
-  }
-
-  /**
-   * What `getExpiration` answers: the latest revalidation moved forward by the margin, so an
-   * entry stored within the margin after it is treated as stale too; 0 for none.
-   */
-  expiration(tags: Iterable<string>): number {
-    const latest = this.latest(tags);
-    return latest > 0 ? latest + this.marginMs : 0;
+  /** Whether an entry whose render began at `startedAt` under `tags` is stale. */
+  isStale(tags: Iterable<string>, startedAt: number): boolean {
+    return startedAt <= this.expiration(tags);
   }
 
   get size(): number {
-    return this.times.size;
+    return this.learned.size;
   }
 }

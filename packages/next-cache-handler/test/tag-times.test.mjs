@@ -1,34 +1,68 @@
-// The pure tag state: monotonic times, the staleness rule with its clock-skew margin.
+// The pure parts: what an instance knows (its own clock only) and where it stands in the log.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import fc from "fast-check";
 
+import { LogCursor } from "../dist/log-cursor.js";
 import { TagTimes } from "../dist/tag-times.js";
-import { logPk, logSk, tagsPk, validStorefront } from "../dist/table.js";
+import { logPk, logSk, seqPk, tagPk, validStorefront } from "../dist/table.js";
 
-test("tag times only move forward, whatever order they arrive in", () => {
-  const times = new TagTimes(0);
-  for (const at of [5, 9, 3, 9, 7]) times.raise("product:p1", at);
-  times.raise("product:p1", Number.NaN);
-  assert.equal(times.latest(["product:p1"]), 9);
-  assert.equal(times.latest(["product:p2"]), 0);
-  assert.equal(times.latest(["product:p1", "store:s1:products"]), 9);
+test("nothing is trusted before the first read; then a render is stale iff it began by a learn", () => {
+  const times = new TagTimes();
+  assert.equal(times.isStale([], 1e15), true, "before the first read");
+  times.flush(100);
+  assert.equal(times.isStale(["product:p1"], 100), true, "began before the first read");
+  assert.equal(times.isStale(["product:p1"], 101), false);
+  times.learn(["product:p1"], 500);
+  times.learn(["product:p1"], 300);
+  assert.equal(times.isStale(["product:p1"], 500), true);
+  assert.equal(times.isStale(["product:p1", "store:s1:products"], 501), false);
+  assert.equal(times.isStale(["product:p2"], 101), false, "another tag");
+  assert.equal(times.expiration(["product:p1", "product:p2"]), 500);
+  assert.equal(times.expiration(["product:p2"]), 100);
 });
 
-test("an entry is stale when stored at or before a revalidation plus the margin", () => {
-  const times = new TagTimes(100);
-  times.raise("product:p1", 1000);
-  assert.equal(times.isStale(["product:p1"], 999), true);
-  assert.equal(times.isStale(["product:p1"], 1100), true, "inside the margin");
-  assert.equal(times.isStale(["product:p1"], 1101), false);
-  assert.equal(times.isStale(["product:p2"], 0), false, "never revalidated");
-  assert.equal(times.expiration(["product:p1", "product:p2"]), 1100);
-  assert.equal(times.expiration(["product:p2"]), 0);
+/**
+ * A model of writers and one reader: positions are taken in order, items land in any order
+ * or never (a writer that died), the reader reads whatever has landed up to the counter and
+ * voids what stays empty; a writer whose position was voided takes a new one. Every item
+ * that lands must be applied exactly once, and every position ends applied or voided.
+ */
+test("the cursor applies every landed item once, whatever order and delay, and voids only gaps", () => {
+  const plan = fc.array(fc.record({ delay: fc.nat(12), dies: fc.boolean() }), { maxLength: 30 });
+  fc.assert(
+    fc.property(plan, fc.integer({ min: 1, max: 6 }), (writers, voidAfter) => {
+      const landed = new Map(); // position -> writer
+      const voided = new Set();
+      let last = 0;
+      const pending = writers.map((w, id) => ({ ...w, id, position: ++last, tries: 0 }));
+      const cursor = new LogCursor(1);
+      const applied = [];
+      for (let now = 0; now < 200; now++) {
+        for (const w of pending.filter((w) => !w.done && !w.dies && now >= w.delay)) {
+          if (voided.has(w.position)) w.position = ++last;
+          else (landed.set(w.position, w.id), (w.done = true));
+        }
+        const read = [...landed.keys()].filter((p) => p >= cursor.next && p <= last);
+        const { fresh, toVoid } = cursor.take(read.map((position) => ({ position, tags: [String(landed.get(position))] })), last, now, voidAfter);
+        applied.push(...fresh.flatMap((e) => e.tags));
+        // As the sync does: a void is put only where nothing landed; either way it is taken.
+        for (const p of toVoid) if (!landed.has(p)) voided.add(p);
+        const after = toVoid.map((p) => ({ position: p, tags: landed.has(p) ? [String(landed.get(p))] : [] }));
+        applied.push(...cursor.take(after, last, now, voidAfter).fresh.flatMap((e) => e.tags));
+      }
+      const written = pending.filter((w) => !w.dies).map((w) => String(w.id)).sort();
+      assert.deepEqual(applied.sort(), written);
+      assert.equal(cursor.next, last + 1, "every position applied or voided");
+    }),
+  );
 });
 
 test("keys match the writer's (core/src/tag_table.rs keys_are_the_documented_ones)", () => {
-  assert.equal(tagsPk("web"), "tags#web");
-  assert.equal(logPk("web", 1_795_000_000_123), "log#web#29916666");
-  assert.equal(logSk(1_795_000_000_123, "store:s1:products"), "1795000000123#store:s1:products");
+  assert.equal(seqPk("web"), "seq#web");
+  assert.equal(tagPk("web", "store:s1:products"), "tag#web#store:s1:products");
+  assert.equal(logPk("web", 1_234_567), "log#web#1234");
+  assert.equal(logSk(1_234_567), "00000000000001234567");
   assert.equal(validStorefront("web-eu_1"), true);
   for (const bad of ["", "a#b", "a b", "x".repeat(65)]) assert.equal(validStorefront(bad), false, bad);
 });
