@@ -90,6 +90,7 @@ fn cold_start(binary: &std::path::Path) -> Result<Duration> {
         .env("INVENTORY_TABLE", "Inventory")
         .env("SUMMARIES_TABLE", "Summaries")
         .env("TAG_QUEUE_URL", "http://127.0.0.1:1/tags")
+        .env("TAG_RETRY_QUEUE_URL", "http://127.0.0.1:1/tag-retries")
         .env("PARKED_RECORDS_QUEUE_URL", "http://127.0.0.1:1/parked")
         .env("RECONCILE_QUEUE_URL", "http://127.0.0.1:1/reconcile")
         .env("RECONCILE_PROGRESS_TABLE", "ReconcileProgress")

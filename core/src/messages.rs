@@ -19,7 +19,9 @@ pub const MAX_TAGS_PER_MESSAGE: usize = 100;
 ///  "eventTime":"2026-11-26T04:15:00.123Z","enqueuedAt":"2026-11-26T04:15:00.180Z"}
 /// ```
 /// `eventTime` is the earliest stream record time among the changes the message covers, so
-/// `revalidated - eventTime` is the staleness a shopper could see.
+/// `revalidated - eventTime` is the staleness a shopper could see. A message on the tag queue
+/// goes to every storefront target; the revalidator hands what one target failed to the tag
+/// retry queue as a message naming it in `target` (an endpoint URL, or `tag-table:{name}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TagMessage {
@@ -27,6 +29,8 @@ pub struct TagMessage {
     pub tags: Vec<Tag>,
     pub event_time: String,
     pub enqueued_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
 }
 
 impl TagMessage {
@@ -39,6 +43,7 @@ impl TagMessage {
                 tags: chunk.to_vec(),
                 event_time: event_time.to_rfc3339_opts(SecondsFormat::Millis, true),
                 enqueued_at: now.to_rfc3339_opts(SecondsFormat::Millis, true),
+                target: None,
             })
             .collect()
     }

@@ -200,6 +200,10 @@ impl ListingApiConfig {
     }
 }
 
+/// The longest `REVALIDATE_TIMEOUT_MS`: 2 calls and 1 s of inline wait within the
+/// revalidator's 30 s function timeout (template.yaml; `tests/tests/template.rs` checks it).
+pub const MAX_REVALIDATE_TIMEOUT_MS: u64 = 12_000;
+
 /// The tag-revalidator's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RevalidatorConfig {
@@ -211,7 +215,11 @@ pub struct RevalidatorConfig {
     pub secret: SecretSource,
     /// `TAG_QUEUE_URL`: to delay a failed message's next delivery (backoff, `Retry-After`).
     pub tag_queue_url: String,
-    /// `REVALIDATE_TIMEOUT_MS`: per call (default 5000).
+    /// `TAG_RETRY_QUEUE_URL`: where a target's failed tags go, to be retried for it alone.
+    pub tag_retry_queue_url: String,
+    /// `REVALIDATE_TIMEOUT_MS`: per call (default 5000, at most 12 000: two calls and the
+    /// inline retry wait must fit in the function's 30 s, or a timed-out invocation would
+    /// fail every target's messages).
     pub timeout_ms: u64,
     /// `REVALIDATE_MAX_TAGS`: tags per call (default and maximum 128, Next.js's limit).
     pub max_tags_per_call: usize,
@@ -262,7 +270,12 @@ impl RevalidatorConfig {
             tag_table,
             secret,
             tag_queue_url: queue_url(&get, "TAG_QUEUE_URL")?,
-            timeout_ms: number("REVALIDATE_TIMEOUT_MS", 5000, 100..=60_000)?,
+            tag_retry_queue_url: queue_url(&get, "TAG_RETRY_QUEUE_URL")?,
+            timeout_ms: number(
+                "REVALIDATE_TIMEOUT_MS",
+                5000,
+                100..=MAX_REVALIDATE_TIMEOUT_MS,
+            )?,
             max_tags_per_call: number("REVALIDATE_MAX_TAGS", 128, 1..=128)? as usize,
         })
     }
@@ -366,6 +379,7 @@ mod tests {
             ),
             ("REVALIDATE_SECRET", "s3cret"),
             ("TAG_QUEUE_URL", "http://q/tags"),
+            ("TAG_RETRY_QUEUE_URL", "http://q/retries"),
         ];
         let config = RevalidatorConfig::from_lookup(env(&base)).unwrap();
         assert_eq!(config.endpoints.len(), 2);
@@ -381,12 +395,21 @@ mod tests {
         bad.push(("REVALIDATE_MAX_TAGS", "500"));
         let err = RevalidatorConfig::from_lookup(env(&bad)).unwrap_err();
         assert!(err.to_string().contains("REVALIDATE_MAX_TAGS"));
+        let mut slow = base.to_vec();
+        slow.push(("REVALIDATE_TIMEOUT_MS", "20000"));
+        let err = RevalidatorConfig::from_lookup(env(&slow)).unwrap_err();
+        assert!(err.to_string().contains("REVALIDATE_TIMEOUT_MS"), "{err}");
         let err = RevalidatorConfig::from_lookup(env(&base[1..])).unwrap_err();
         assert!(err.to_string().contains("REVALIDATE_ENDPOINTS"), "{err}");
         assert!(err.to_string().contains("TAG_TABLE_STOREFRONTS"), "{err}");
-        let err = RevalidatorConfig::from_lookup(env(&[base[0], base[2]])).unwrap_err();
+        let err = RevalidatorConfig::from_lookup(env(&[base[0], base[2], base[3]])).unwrap_err();
         assert_eq!(err, ConfigError::Missing("REVALIDATE_SECRET_ARN"));
-        let ftp = [("REVALIDATE_ENDPOINTS", "ftp://x"), base[1], base[2]];
+        let ftp = [
+            ("REVALIDATE_ENDPOINTS", "ftp://x"),
+            base[1],
+            base[2],
+            base[3],
+        ];
         assert!(RevalidatorConfig::from_lookup(env(&ftp)).is_err());
     }
 
@@ -397,19 +420,22 @@ mod tests {
             ("TAG_TABLE", "catalog-Tags"),
             ("REVALIDATE_SECRET", "s3cret"),
             ("TAG_QUEUE_URL", "http://q/tags"),
+            ("TAG_RETRY_QUEUE_URL", "http://q/retries"),
         ];
         let config = RevalidatorConfig::from_lookup(env(&base)).unwrap();
         assert!(config.endpoints.is_empty());
         let target = config.tag_table.unwrap();
         assert_eq!(target.table, "catalog-Tags");
         assert_eq!(target.storefronts, ["web", "web-eu"]);
-        let err = RevalidatorConfig::from_lookup(env(&[base[0], base[2], base[3]])).unwrap_err();
+        let err =
+            RevalidatorConfig::from_lookup(env(&[base[0], base[2], base[3], base[4]])).unwrap_err();
         assert_eq!(err, ConfigError::Missing("TAG_TABLE"));
         let bad = [
             ("TAG_TABLE_STOREFRONTS", "web#1"),
             base[1],
             base[2],
             base[3],
+            base[4],
         ];
         let err = RevalidatorConfig::from_lookup(env(&bad)).unwrap_err();
         assert!(err.to_string().contains("TAG_TABLE_STOREFRONTS"), "{err}");

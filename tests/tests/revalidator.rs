@@ -108,7 +108,8 @@ async fn a_batch_is_deduplicated_and_chunked_to_the_endpoint_limit() -> Result<(
             tags_revalidated: 300,
             calls: 3,
             failed_calls: 0,
-            config_errors: 0
+            config_errors: 0,
+            ..Tally::default()
         }
     );
     let calls = stub.received();

@@ -612,26 +612,41 @@ fn the_tag_table_is_written_by_the_revalidator_and_read_by_the_storefronts_only(
 }
 
 #[test]
-fn the_tag_queue_suits_the_revalidator() -> Result<()> {
+fn the_tag_queues_suit_the_revalidator() -> Result<()> {
     let t = template()?;
     let sources = t.event_sources("TagRevalidatorFunction")?;
-    let tags = &sources.queues[0];
-    assert_eq!(tags.queue, "TagQueue");
-    assert!(tags.report_item_failures);
+    let mut names: Vec<&str> = sources.queues.iter().map(|q| q.queue.as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["TagQueue", "TagRetryQueue"]);
+    assert!(sources.queues.iter().all(|q| q.report_item_failures));
     let timeout = t.document["Resources"]["TagRevalidatorFunction"]["Properties"]
         .get("Timeout")
         .or_else(|| t.document["Globals"]["Function"].get("Timeout"))
         .and_then(Value::as_i64)
         .context("a timeout")?;
-    let queue = t.queue("TagQueue")?;
+    for name in names {
+        let queue = t.queue(name)?;
+        assert!(
+            queue.visibility_timeout.unwrap_or(30) >= 6 * timeout,
+            "{name}: visibility >= 6x timeout"
+        );
+        assert_eq!(
+            queue.redrive.as_ref().map(|r| r.0.as_str()),
+            Some("TagDeadLetterQueue")
+        );
+    }
+    // Two calls of the longest timeout config allows, and the inline wait, fit the function's
+    // timeout: a timed-out invocation would fail every target's messages.
+    let longest = catalog::config::MAX_REVALIDATE_TIMEOUT_MS as i64;
     assert!(
-        queue.visibility_timeout.unwrap_or(30) >= 6 * timeout,
-        "visibility >= 6x timeout"
+        2 * longest + 1000 < timeout * 1000,
+        "{longest} ms x 2 within {timeout} s"
     );
-    assert_eq!(
-        queue.redrive.as_ref().map(|r| r.0.as_str()),
-        Some("TagDeadLetterQueue")
-    );
+    let set = t.document["Resources"]["TagRevalidatorFunction"]["Properties"]["Environment"]
+        ["Variables"]["REVALIDATE_TIMEOUT_MS"]
+        .as_str()
+        .context("REVALIDATE_TIMEOUT_MS")?;
+    assert!(set.parse::<u64>()? <= catalog::config::MAX_REVALIDATE_TIMEOUT_MS);
     Ok(())
 }
 
@@ -873,10 +888,16 @@ fn public_reads_cannot_take_the_pipelines_concurrency() -> Result<()> {
     let listing = reserved("ListingApiFunction")?;
     let projector = reserved("SummaryProjectorFunction")?;
     let revalidator = reserved("TagRevalidatorFunction")?;
-    // Lambda throttles SQS pollers past the reservation: the revalidator's covers its trigger.
-    let revalidator_pollers = &t.document["Resources"]["TagRevalidatorFunction"]["Properties"]
-        ["Events"]["Tags"]["Properties"]["ScalingConfig"]["MaximumConcurrency"];
-    assert_eq!(number(&t, revalidator_pollers), Some(revalidator));
+    // Lambda throttles SQS pollers past the reservation: the revalidator's covers its triggers,
+    // and a failing target's retries (TagRetryQueue) have fewer than the first revalidations.
+    let pollers = |event: &str| {
+        let value = &t.document["Resources"]["TagRevalidatorFunction"]["Properties"]["Events"]
+            [event]["Properties"]["ScalingConfig"]["MaximumConcurrency"];
+        number(&t, value).with_context(|| format!("{event} is uncapped"))
+    };
+    let (first, retries) = (pollers("Tags")?, pollers("Retries")?);
+    assert_eq!(first + retries, revalidator);
+    assert!(retries < first);
     // The listing checks share the projector's reservation with the streams: their pollers
     // are capped to a fifth of it, so a backlog of checks cannot hold back stream batches.
     let check_pollers = &t.document["Resources"]["SummaryProjectorFunction"]["Properties"]

@@ -1,18 +1,26 @@
 //! The tag-revalidator's handler: read a batch of tag messages, revalidate every tag once at
-//! every storefront endpoint and, for every storefront configured there, in the tag table;
-//! report the messages whose tags did not all go through, so SQS delivers them again (and,
-//! after `maxReceiveCount`, parks them in the dead-letter queue).
+//! every storefront target (each endpoint, and each storefront of the tag table), all targets
+//! at once and each within its own timeout. What a target fails is handed to the retry queue
+//! in messages naming that target alone (`handoff`), so the healthy targets are called once
+//! per message and a hung one is retried, held back and dead-lettered on its own, never in
+//! front of first revalidations; a target that just failed is skipped on the tag queue for a
+//! while (`breaker`). Messages that cannot be handed off, and failed retry messages, are
+//! reported, so SQS delivers them again (and, after `maxReceiveCount`, parks them in the
+//! dead-letter queue).
 //!
-//! The SQS trigger must enable `ReportBatchItemFailures`, or a partial failure would be taken
-//! as success.
+//! Both SQS triggers must enable `ReportBatchItemFailures`, or a partial failure would be
+//! taken as success.
 
 pub mod backoff;
+pub mod breaker;
 pub mod client;
+pub mod handoff;
 pub mod plan;
 pub mod signature;
 pub mod tag_table;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
@@ -24,13 +32,15 @@ use catalog_core::tags::Tag;
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
 
+use crate::breaker::Breaker;
 use crate::client::{Answer, RevalidateClient};
+use crate::handoff::{handoffs, Failure, Handoff};
 use crate::plan::{plan, Incoming, Plan};
 use crate::tag_table::TagTable;
 
 const FUNCTION: &str = "tag-revalidator";
-/// Calls in flight at once.
-const CONCURRENCY: usize = 8;
+/// Calls in flight at once per target (every target at once).
+const PER_TARGET: usize = 8;
 /// The longest wait for a retry inside one invocation; longer waits go back to the queue.
 const MAX_INLINE_WAIT: Duration = Duration::from_secs(1);
 
@@ -43,7 +53,10 @@ pub struct Revalidator {
     tag_table: Option<(TagTable, Vec<String>)>,
     sqs: aws_sdk_sqs::Client,
     queue_url: String,
+    /// Where a target's failed tags go; without it a failed call fails its messages.
+    retry_queue_url: Option<String>,
     max_tags: usize,
+    breaker: Arc<Breaker>,
 }
 
 /// What one batch came to, for the metrics and the tests.
@@ -53,7 +66,17 @@ pub struct Tally {
     pub calls: usize,
     pub failed_calls: usize,
     pub config_errors: usize,
+    /// Calls not made because the target failed just before (handed off at once).
+    pub skipped_calls: usize,
+    /// Retry messages sent, one per target and 100 tags.
+    pub handed_off: usize,
 }
+
+/// One call's result: the call, its target, the answer, and whether it was made at all.
+type Called = (usize, Target, Answer, bool);
+/// One call to make: the call, its target, its tags, and whether it is a first revalidation
+/// (a tag-queue message's, for every target).
+type Job = (usize, Target, Vec<Tag>, bool);
 
 impl Revalidator {
     /// A revalidator calling `endpoints` through `client`, `max_tags` tags a call; failed
@@ -71,13 +94,21 @@ impl Revalidator {
             tag_table: None,
             sqs,
             queue_url: queue_url.into(),
+            retry_queue_url: None,
             max_tags,
+            breaker: Arc::default(),
         }
     }
 
     /// Also revalidates, for each of `storefronts`, through `table`.
     pub fn with_tag_table(mut self, table: TagTable, storefronts: Vec<String>) -> Self {
         self.tag_table = Some((table, storefronts));
+        self
+    }
+
+    /// Hands each target's failures to the queue at `url` (template.yaml's `TagRetryQueue`).
+    pub fn with_retry_queue(mut self, url: impl Into<String>) -> Self {
+        self.retry_queue_url = Some(url.into());
         self
     }
 
@@ -110,36 +141,116 @@ impl Revalidator {
             tracing::error!(message_id = %id, %reason, "unreadable tag message; it goes to the dead-letter queue after its retries");
         }
         let answers = self.call_all(&plan).await;
-        let outcome = Outcome::of(&plan, &answers);
-        report(&plan, &outcome, event.records.len());
-        let (reported, delays) = hold_backs(&event.records, &outcome);
+        let mut outcome = Outcome::of(&plan, &answers);
+        let handed = self.hand_off(&plan, &mut outcome).await;
+        outcome.settle(&plan, &handed);
+        report(&plan, &outcome, &answers, event.records.len());
+        let (reported, delays) = hold_backs(&event.records, &plan, &outcome);
         self.hold_back(&delays).await;
         (sqs_response(reported), outcome.tally)
     }
 
-    /// Every call of `plan` at every target, [`CONCURRENCY`] at a time: (call, target,
-    /// answer).
-    async fn call_all(&self, plan: &Plan) -> Vec<(usize, Target, Answer)> {
+    /// Every call of `plan` at each of its targets, [`PER_TARGET`] at a time per target.
+    async fn call_all(&self, plan: &Plan) -> Vec<Called> {
         let targets = self.targets();
         // Owned jobs: a closure over borrowed ones makes this future not `Send` for every
         // lifetime (rust-lang/rust#102211).
-        let jobs: Vec<(usize, Target, Vec<Tag>)> = plan
-            .calls
-            .iter()
-            .enumerate()
-            .flat_map(|(i, tags)| targets.iter().map(move |t| (i, t.clone(), tags.clone())))
-            .collect();
-        stream::iter(jobs)
-            .map(|(i, target, tags)| async move {
-                let answer = match &target {
-                    Target::Endpoint(endpoint) => self.call(endpoint, &tags).await,
-                    Target::TagTable(storefront) => self.write(storefront, &tags).await,
-                };
-                (i, target, answer)
-            })
-            .buffer_unordered(CONCURRENCY)
-            .collect()
+        let mut jobs: Vec<Job> = Vec::new();
+        for (i, tags) in plan.calls.iter().enumerate() {
+            let first = plan.targets[i].is_none();
+            let named = targets.iter().filter(|t| match &plan.targets[i] {
+                None => true,
+                Some(name) => t.to_string() == *name,
+            });
+            let mut any = false;
+            for target in named {
+                any = true;
+                jobs.push((i, target.clone(), tags.clone(), first));
+            }
+            if !any {
+                tracing::warn!(
+                    target = plan.targets[i].as_deref().unwrap_or_default(),
+                    "a retry message names a target this stack no longer has; dropped"
+                );
+            }
+        }
+        // Each target its own stream: a hung one fills only its own slots.
+        let mut by_target: BTreeMap<String, Vec<Job>> = BTreeMap::new();
+        for job in jobs {
+            by_target.entry(job.1.to_string()).or_default().push(job);
+        }
+        let streams = by_target.into_values().map(|jobs| {
+            stream::iter(jobs)
+                .map(|(i, target, tags, first)| self.call_once(i, target, tags, first))
+                .buffer_unordered(PER_TARGET)
+                .collect::<Vec<_>>()
+        });
+        futures::future::join_all(streams)
             .await
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    /// One call of `tags` at `target`, unless the target failed just before on the tag queue
+    /// (`first`: a call for every target), when it is handed off without a call.
+    async fn call_once(&self, i: usize, target: Target, tags: Vec<Tag>, first: bool) -> Called {
+        let name = target.to_string();
+        if first && self.retry_queue_url.is_some() && self.breaker.is_open(&name) {
+            let reason = "not called: it failed just before; handed to the retry queue".into();
+            return (
+                i,
+                target,
+                Answer::Retry {
+                    reason,
+                    after: None,
+                },
+                false,
+            );
+        }
+        let answer = match &target {
+            Target::Endpoint(endpoint) => self.call(endpoint, &tags).await,
+            Target::TagTable(storefront) => self.write(storefront, &tags).await,
+        };
+        match &answer {
+            Answer::Done => self.breaker.close(&name),
+            _ if first => self.breaker.trip(&name),
+            _ => {}
+        }
+        (i, target, answer, true)
+    }
+
+    /// Sends the retry messages for `outcome`'s failures; the targets whose every retry
+    /// message was sent.
+    async fn hand_off(&self, plan: &Plan, outcome: &mut Outcome) -> BTreeSet<String> {
+        let Some(url) = &self.retry_queue_url else {
+            return BTreeSet::new();
+        };
+        let all: Vec<Handoff> = handoffs(plan, &outcome.failures, Utc::now());
+        let mut sent: BTreeSet<String> = all
+            .iter()
+            .filter_map(|h| h.message.target.clone())
+            .collect();
+        for handoff in &all {
+            let target = handoff.message.target.clone().unwrap_or_default();
+            let body = serde_json::to_string(&handoff.message).unwrap_or_default();
+            let result = self
+                .sqs
+                .send_message()
+                .queue_url(url)
+                .message_body(body)
+                .delay_seconds(handoff.delay.as_secs().min(900) as i32)
+                .send()
+                .await;
+            match result {
+                Ok(_) => outcome.tally.handed_off += 1,
+                Err(e) => {
+                    tracing::warn!(%target, error = %e, "could not hand a failed target's tags to the retry queue; the messages are retried whole");
+                    sent.remove(&target);
+                }
+            }
+        }
+        sent
     }
 
     /// Marks `tags` revalidated in the tag table for `storefront`; a failure is retried by the
@@ -177,31 +288,39 @@ impl Revalidator {
         }
     }
 
-    /// Sets each failed message's visibility timeout to its delay. If this fails, the queue's
-    /// own visibility timeout applies: the message still comes back.
-    async fn hold_back(&self, delays: &[(String, Duration)]) {
-        for chunk in delays.chunks(10) {
-            let entries: Vec<_> = chunk
-                .iter()
-                .enumerate()
-                .filter_map(|(i, (handle, delay))| {
-                    ChangeMessageVisibilityBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .receipt_handle(handle)
-                        .visibility_timeout(delay.as_secs() as i32)
-                        .build()
-                        .ok()
-                })
-                .collect();
-            if let Err(e) = self
-                .sqs
-                .change_message_visibility_batch()
-                .queue_url(&self.queue_url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-            {
-                tracing::warn!(error = %e, "could not hold failed messages back; the queue's visibility timeout applies");
+    /// Sets each failed message's visibility timeout to its delay, on the queue it came from.
+    /// If this fails, the queue's own visibility timeout applies: the message still comes back.
+    async fn hold_back(&self, delays: &[(String, Duration, bool)]) {
+        for retry in [false, true] {
+            let url = match (retry, &self.retry_queue_url) {
+                (false, _) => &self.queue_url,
+                (true, Some(url)) => url,
+                (true, None) => continue,
+            };
+            let mine: Vec<_> = delays.iter().filter(|(_, _, r)| *r == retry).collect();
+            for chunk in mine.chunks(10) {
+                let entries: Vec<_> = chunk
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, (handle, delay, _))| {
+                        ChangeMessageVisibilityBatchRequestEntry::builder()
+                            .id(i.to_string())
+                            .receipt_handle(handle)
+                            .visibility_timeout(delay.as_secs() as i32)
+                            .build()
+                            .ok()
+                    })
+                    .collect();
+                if let Err(e) = self
+                    .sqs
+                    .change_message_visibility_batch()
+                    .queue_url(url)
+                    .set_entries(Some(entries))
+                    .send()
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not hold failed messages back; the queue's visibility timeout applies");
+                }
             }
         }
     }
@@ -228,7 +347,9 @@ impl std::fmt::Display for Target {
 /// What a batch's answers come to.
 struct Outcome {
     tally: Tally,
-    /// Messages with a call that failed: retried after a backoff.
+    /// Every failed call, by target.
+    failures: Vec<Failure>,
+    /// Messages with a failed call that was not handed off: retried after a backoff.
     failed: BTreeSet<String>,
     /// Messages that cannot be read: back at once, to reach the dead-letter queue soon.
     unreadable: BTreeSet<String>,
@@ -237,68 +358,100 @@ struct Outcome {
 }
 
 impl Outcome {
-    /// Tallies `answers` (call index, target, answer) to the calls of `plan`, logging each
-    /// failure. Pure but for the logs.
-    fn of(plan: &Plan, answers: &[(usize, Target, Answer)]) -> Self {
-        let mut tally = Tally {
-            calls: answers.len(),
-            ..Tally::default()
-        };
-        let mut failed_calls: BTreeSet<usize> = BTreeSet::new();
+    /// Tallies `answers` to the calls of `plan`, logging each failure. Pure but for the logs.
+    fn of(plan: &Plan, answers: &[Called]) -> Self {
+        let mut tally = Tally::default();
+        let mut failures = Vec::new();
         let mut retry_after: Option<Duration> = None;
-        for (i, target, answer) in answers {
-            match answer {
+        for (i, target, answer, called) in answers {
+            if *called {
+                tally.calls += 1;
+            } else {
+                tally.skipped_calls += 1;
+            }
+            let after = match answer {
                 Answer::Done => continue,
                 Answer::Retry { reason, after } => {
-                    retry_after = retry_after.max(*after);
-                    tracing::warn!(%target, %reason, tags = plan.calls[*i].len(), "revalidation failed; will retry");
+                    if *called {
+                        tracing::warn!(%target, %reason, tags = plan.calls[*i].len(), "revalidation failed; will retry");
+                    }
+                    *after
                 }
                 Answer::Refused { status, reason } => {
                     tally.config_errors += 1;
-                    match target {
-                        Target::Endpoint(_) => {
-                            tracing::error!(%target, status, %reason, "CONFIGURATION ERROR: the storefront refuses revalidate calls (check REVALIDATE_ENDPOINTS and the shared secret); messages are retried and then dead-lettered")
-                        }
-                        Target::TagTable(_) => {
-                            tracing::error!(%target, %reason, "CONFIGURATION ERROR: the tag table refuses writes (check TAG_TABLE and the function's role); messages are retried and then dead-lettered")
-                        }
-                    }
+                    log_refusal(target, *status, reason);
+                    None
                 }
+            };
+            retry_after = retry_after.max(after);
+            if *called {
+                tally.failed_calls += 1;
             }
-            tally.failed_calls += 1;
-            failed_calls.insert(*i);
+            failures.push(Failure {
+                call: *i,
+                target: target.to_string(),
+                retry_after: after,
+            });
         }
-        tally.tags_revalidated = plan
+        Self {
+            tally,
+            failures,
+            failed: BTreeSet::new(),
+            unreadable: plan.unreadable.iter().map(|(id, _)| id.clone()).collect(),
+            retry_after,
+        }
+    }
+
+    /// Fails the messages behind every failure not handed off to its target's retry queue
+    /// (`handed`: the targets whose retry messages were all sent), and counts the tags that
+    /// went through.
+    fn settle(&mut self, plan: &Plan, handed: &BTreeSet<String>) {
+        let open: BTreeSet<usize> = self
+            .failures
+            .iter()
+            .filter(|f| plan.targets[f.call].is_some() || !handed.contains(&f.target))
+            .map(|f| f.call)
+            .collect();
+        self.failed = open
+            .iter()
+            .flat_map(|i| plan.waiting[*i].iter().cloned())
+            .collect();
+        self.tally.tags_revalidated = plan
             .calls
             .iter()
             .enumerate()
-            .filter(|(i, _)| !failed_calls.contains(i))
+            .filter(|(i, _)| !open.contains(i))
             .map(|(_, tags)| tags.len())
             .sum();
-        Self {
-            tally,
-            failed: failed_calls
-                .iter()
-                .flat_map(|i| plan.waiting[*i].iter().cloned())
-                .collect(),
-            unreadable: plan.unreadable.iter().map(|(id, _)| id.clone()).collect(),
-            retry_after,
+    }
+}
+
+fn log_refusal(target: &Target, status: u16, reason: &str) {
+    match target {
+        Target::Endpoint(_) => {
+            tracing::error!(%target, status, %reason, "CONFIGURATION ERROR: the storefront refuses revalidate calls (check REVALIDATE_ENDPOINTS and the shared secret); its messages are retried and then dead-lettered")
+        }
+        Target::TagTable(_) => {
+            tracing::error!(%target, %reason, "CONFIGURATION ERROR: the tag table refuses writes (check TAG_TABLE and the function's role); its messages are retried and then dead-lettered")
         }
     }
 }
 
 /// The batch's log line and metrics: counts, and the lags of the revalidations (a listing
 /// tag's `RevalidationLag` includes the index lag it waited out: the staleness a shopper
-/// could see).
-fn report(plan: &Plan, outcome: &Outcome, messages: usize) {
+/// could see); then per target its calls, failures and lag (dimension `target`).
+fn report(plan: &Plan, outcome: &Outcome, answers: &[Called], messages: usize) {
     let now = Utc::now();
-    let lag = |field: fn(&TagMessage) -> &str| {
-        plan.messages
-            .iter()
-            .filter(|(id, _)| !outcome.failed.contains(*id))
-            .filter_map(|(_, m)| DateTime::parse_from_rfc3339(field(m)).ok())
+    let lag_of = |ids: &mut dyn Iterator<Item = &String>, field: fn(&TagMessage) -> &str| {
+        ids.filter_map(|id| plan.messages.get(id))
+            .filter_map(|m| DateTime::parse_from_rfc3339(field(m)).ok())
             .map(|t| (now - t.with_timezone(&Utc)).num_milliseconds().max(0) as f64)
             .reduce(f64::max)
+    };
+    let done = || {
+        plan.messages
+            .keys()
+            .filter(|id| !outcome.failed.contains(*id))
     };
     let tally = &outcome.tally;
     let mut metrics: MetricSet = [
@@ -310,6 +463,7 @@ fn report(plan: &Plan, outcome: &Outcome, messages: usize) {
             tally.config_errors as f64,
             "Count",
         ),
+        ("RevalidateHandoffs", tally.handed_off as f64, "Count"),
         (
             "UnreadableMessages",
             outcome.unreadable.len() as f64,
@@ -318,10 +472,10 @@ fn report(plan: &Plan, outcome: &Outcome, messages: usize) {
     ]
     .into_iter()
     .collect();
-    if let Some(ms) = lag(|m| &m.event_time) {
+    if let Some(ms) = lag_of(&mut done(), |m| &m.event_time) {
         metrics.add("RevalidationLag", ms, "Milliseconds");
     }
-    if let Some(ms) = lag(|m| &m.enqueued_at) {
+    if let Some(ms) = lag_of(&mut done(), |m| &m.enqueued_at) {
         metrics.add("QueueLag", ms, "Milliseconds");
     }
     tracing::info!(
@@ -329,16 +483,56 @@ fn report(plan: &Plan, outcome: &Outcome, messages: usize) {
         tags = tally.tags_revalidated,
         calls = tally.calls,
         failed_calls = tally.failed_calls,
+        skipped_calls = tally.skipped_calls,
+        handed_off = tally.handed_off,
         unreadable = outcome.unreadable.len(),
         "batch revalidated"
     );
     telemetry::emit(FUNCTION, &metrics);
+    for (target, set) in per_target(plan, answers, |ids| lag_of(ids, |m| &m.event_time)) {
+        tracing::debug!(%target, "target metrics");
+        telemetry::emit(FUNCTION, &set);
+    }
+}
+
+/// Each target's calls, failures and revalidation lag (of the messages its successful calls
+/// carried), dimension `target`.
+fn per_target(
+    plan: &Plan,
+    answers: &[Called],
+    lag: impl Fn(&mut dyn Iterator<Item = &String>) -> Option<f64>,
+) -> BTreeMap<String, MetricSet> {
+    let mut sets: BTreeMap<String, MetricSet> = BTreeMap::new();
+    let mut done: BTreeMap<String, BTreeSet<&String>> = BTreeMap::new();
+    for (i, target, answer, called) in answers {
+        let name = target.to_string();
+        let set = sets
+            .entry(name.clone())
+            .or_insert_with(|| MetricSet::with_dimension("target", name.clone()));
+        set.add("TargetCalls", f64::from(u8::from(*called)), "Count");
+        let failed = !matches!(answer, Answer::Done);
+        set.add("TargetFailures", f64::from(u8::from(failed)), "Count");
+        if !failed {
+            done.entry(name).or_default().extend(&plan.waiting[*i]);
+        }
+    }
+    for (name, ids) in done {
+        if let (Some(set), Some(ms)) = (sets.get_mut(&name), lag(&mut ids.into_iter())) {
+            set.add("TargetLag", ms, "Milliseconds");
+        }
+    }
+    sets
 }
 
 /// The messages to report as failed, and how long to hold each back (see `backoff`): long
 /// enough, over the queue's receives, to outlast an hour of storefront outage. Unreadable
-/// ones come back at once, to reach the dead-letter queue soon.
-fn hold_backs(records: &[SqsMessage], outcome: &Outcome) -> (Vec<String>, Vec<(String, Duration)>) {
+/// ones come back at once, to reach the dead-letter queue soon. Each delay says whether its
+/// message is a retry message (it names a target) and so which queue holds it.
+fn hold_backs(
+    records: &[SqsMessage],
+    plan: &Plan,
+    outcome: &Outcome,
+) -> (Vec<String>, Vec<(String, Duration, bool)>) {
     let mut delays = Vec::new();
     let mut reported = Vec::new();
     for record in records {
@@ -358,8 +552,9 @@ fn hold_backs(records: &[SqsMessage], outcome: &Outcome) -> (Vec<String>, Vec<(S
             continue;
         };
         reported.push(id.clone());
+        let retry = plan.messages.get(id).is_some_and(|m| m.target.is_some());
         if let Some(handle) = &record.receipt_handle {
-            delays.push((handle.clone(), delay));
+            delays.push((handle.clone(), delay, retry));
         }
     }
     (reported, delays)

@@ -25,7 +25,8 @@ async fn main() -> Result<(), Error> {
         sdk.sqs(),
         config.tag_queue_url,
         config.max_tags_per_call,
-    );
+    )
+    .with_retry_queue(config.tag_retry_queue_url);
     if let Some(target) = config.tag_table {
         let table = TagTable::new(sdk.dynamodb(), target.table, timeout);
         revalidator = revalidator.with_tag_table(table, target.storefronts);

@@ -1,5 +1,8 @@
-//! Which calls a batch of tag messages needs: every tag once, in calls of at most the
-//! endpoint's limit, and for each call the messages that wait on it. Pure.
+//! Which calls a batch of tag messages needs: every tag once per target, in calls of at most
+//! the endpoint's limit, and for each call the messages that wait on it. Pure.
+//!
+//! A message without a target (the tag queue's) goes to every target; one that names a target
+//! (the retry queue's, see `handoff`) goes to that target alone, in calls of its own.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -20,6 +23,8 @@ pub struct Plan {
     pub calls: Vec<Vec<Tag>>,
     /// For each call, the messages that carry one of its tags.
     pub waiting: Vec<BTreeSet<String>>,
+    /// For each call, the one target its messages name, or `None` for every target.
+    pub targets: Vec<Option<String>>,
     /// Messages whose body is not a tag message, with the reason.
     pub unreadable: Vec<(String, String)>,
     /// The readable messages: id -> its body.
@@ -28,14 +33,14 @@ pub struct Plan {
 
 /// Plans the calls for `batch`, at most `max_tags` tags a call.
 pub fn plan(batch: &[Incoming<'_>], max_tags: usize) -> Plan {
-    let mut holders: BTreeMap<Tag, BTreeSet<String>> = BTreeMap::new();
+    let mut holders: BTreeMap<(Option<String>, Tag), BTreeSet<String>> = BTreeMap::new();
     let mut plan = Plan::default();
     for message in batch {
         match serde_json::from_str::<TagMessage>(message.body) {
             Ok(body) if body.version == 1 => {
                 for tag in &body.tags {
                     holders
-                        .entry(tag.clone())
+                        .entry((body.target.clone(), tag.clone()))
                         .or_default()
                         .insert(message.message_id.to_owned());
                 }
@@ -51,16 +56,22 @@ pub fn plan(batch: &[Incoming<'_>], max_tags: usize) -> Plan {
             )),
         }
     }
-    let tags: Vec<(Tag, BTreeSet<String>)> = holders.into_iter().collect();
-    for chunk in tags.chunks(max_tags.max(1)) {
-        plan.calls
-            .push(chunk.iter().map(|(t, _)| t.clone()).collect());
-        plan.waiting.push(
-            chunk
-                .iter()
-                .flat_map(|(_, ids)| ids.iter().cloned())
-                .collect(),
-        );
+    let mut by_target: BTreeMap<Option<String>, Vec<(Tag, BTreeSet<String>)>> = BTreeMap::new();
+    for ((target, tag), ids) in holders {
+        by_target.entry(target).or_default().push((tag, ids));
+    }
+    for (target, tags) in by_target {
+        for chunk in tags.chunks(max_tags.max(1)) {
+            plan.calls
+                .push(chunk.iter().map(|(t, _)| t.clone()).collect());
+            plan.waiting.push(
+                chunk
+                    .iter()
+                    .flat_map(|(_, ids)| ids.iter().cloned())
+                    .collect(),
+            );
+            plan.targets.push(target.clone());
+        }
     }
     plan
 }
@@ -101,6 +112,7 @@ mod tests {
             let sent: BTreeSet<String> = unique.iter().map(|t| t.to_string()).collect();
             prop_assert_eq!(sent, wanted);
             prop_assert!(plan.calls.iter().all(|c| !c.is_empty() && c.len() <= max));
+            prop_assert!(plan.targets.iter().all(Option::is_none));
             for (i, tags) in messages.iter().enumerate() {
                 for tag in tags {
                     let call = plan.calls.iter().position(|c| c.iter().any(|t| t.as_str() == tag)).unwrap();
@@ -136,6 +148,26 @@ mod tests {
         let bad: Vec<&str> = plan.unreadable.iter().map(|(id, _)| id.as_str()).collect();
         assert_eq!(bad, ["b", "c", "d"]);
         assert!(plan.unreadable[1].1.contains("version 2"));
+    }
+
+    #[test]
+    fn a_targeted_message_gets_calls_of_its_own() {
+        let all = body(&["product:p1".into()]);
+        let only = r#"{"version":1,"tags":["product:p1"],"eventTime":"","enqueuedAt":"","target":"tag-table:web"}"#;
+        let batch = [
+            Incoming {
+                message_id: "a",
+                body: &all,
+            },
+            Incoming {
+                message_id: "b",
+                body: only,
+            },
+        ];
+        let plan = plan(&batch, 128);
+        assert_eq!(plan.targets, [None, Some("tag-table:web".to_owned())]);
+        assert_eq!(plan.calls[0], plan.calls[1]);
+        assert_eq!(plan.waiting[1], BTreeSet::from(["b".to_owned()]));
     }
 
     /// A reason is logged: serde's text would quote the value it refused (a tag of someone

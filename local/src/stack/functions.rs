@@ -96,7 +96,8 @@ pub fn revalidator(
         clients.sqs.clone(),
         resources.queues.tag_queue.clone(),
         128,
-    );
+    )
+    .with_retry_queue(resources.queues.tag_retry_queue.clone());
     if options.tag_table {
         let table = tag_revalidator::tag_table::TagTable::new(
             clients.dynamodb.clone(),

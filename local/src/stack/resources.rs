@@ -18,6 +18,7 @@ use crate::template::Template;
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct Queues {
     pub tag_queue: String,
+    pub tag_retry_queue: String,
     pub tag_dead_letter_queue: String,
     pub parked_records_queue: String,
     pub stream_failure_queue: String,
@@ -29,9 +30,10 @@ pub struct Queues {
 
 impl Queues {
     /// Every queue as (logical id, URL), in template order.
-    pub fn all(&self) -> [(&'static str, &str); 8] {
+    pub fn all(&self) -> [(&'static str, &str); 9] {
         [
             ("TagQueue", &self.tag_queue),
+            ("TagRetryQueue", &self.tag_retry_queue),
             ("TagDeadLetterQueue", &self.tag_dead_letter_queue),
             ("ParkedRecordsQueue", &self.parked_records_queue),
             ("StreamFailureQueue", &self.stream_failure_queue),
@@ -139,6 +141,7 @@ impl Resources {
             ("TAG_TABLE", self.tag_table.clone()),
             ("RECONCILE_PROGRESS_TABLE", self.progress_table.clone()),
             ("TAG_QUEUE_URL", self.queues.tag_queue.clone()),
+            ("TAG_RETRY_QUEUE_URL", self.queues.tag_retry_queue.clone()),
             (
                 "PARKED_RECORDS_QUEUE_URL",
                 self.queues.parked_records_queue.clone(),
@@ -203,6 +206,7 @@ mod tests {
     fn the_template_queues_are_exactly_the_known_ones() {
         let known = [
             "TagQueue",
+            "TagRetryQueue",
             "TagDeadLetterQueue",
             "ParkedRecordsQueue",
             "StreamFailureQueue",

@@ -22,7 +22,7 @@ const MAX_SILENCE_MS = 60 * 60_000;
 const VOIDS_PER_POLL = 25;
 
 export interface SyncOptions {
-  /** How often the table is read (default 1000 ms). */
+  /** How often the table is read (default 200 ms: see docs/data-model.md for the cost). */
   pollMs?: number;
   /**
    * How long a position stays empty before this instance voids it (default 3000 ms). Nothing
@@ -79,7 +79,7 @@ export class TagSync {
 
   constructor(readonly table: TagTable, options: SyncOptions = {}) {
     this.opts = {
-      pollMs: options.pollMs ?? 1000,
+      pollMs: options.pollMs ?? 200,
       voidAfterMs: options.voidAfterMs ?? 3000,
       loadWaitMs: options.loadWaitMs ?? 3000,
       metricsMs: options.metricsMs ?? 60_000,

@@ -31,9 +31,19 @@ static WRITER: Mutex<Option<Box<dyn Write + Send>>> = Mutex::new(None);
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct MetricSet {
     metrics: Vec<(&'static str, &'static str, Vec<f64>)>,
+    /// A dimension beside `service` and `function` (the revalidator's `target`).
+    dimension: Option<(&'static str, String)>,
 }
 
 impl MetricSet {
+    /// An empty set whose metrics also carry the dimension `name` = `value`.
+    pub fn with_dimension(name: &'static str, value: impl Into<String>) -> Self {
+        Self {
+            metrics: Vec::new(),
+            dimension: Some((name, value.into())),
+        }
+    }
+
     /// Records `value` of `name` in `unit` (`Count`, `Milliseconds`, `Percent`, ...).
     pub fn add(&mut self, name: &'static str, value: f64, unit: &'static str) -> &mut Self {
         match self.metrics.iter_mut().find(|(n, _, _)| *n == name) {
@@ -107,6 +117,11 @@ pub fn emf_document(
             }
             root.insert("service".into(), service.into());
             root.insert("function".into(), function.into());
+            let mut dimensions = vec!["service", "function"];
+            if let Some((name, value)) = &metrics.dimension {
+                root.insert((*name).to_owned(), value.clone().into());
+                dimensions.push(name);
+            }
             root.insert("level".into(), level.into());
             let now = Utc::now();
             root.insert(
@@ -119,7 +134,7 @@ pub fn emf_document(
                     "Timestamp": now.timestamp_millis(),
                     "CloudWatchMetrics": [{
                         "Namespace": NAMESPACE,
-                        "Dimensions": [["service", "function"]],
+                        "Dimensions": [dimensions],
                         "Metrics": declared,
                     }],
                 }),
