@@ -1,6 +1,6 @@
-//! Revalidation through the shared tag table: for each storefront, every tag's item moves to
-//! the time of this call (never backwards), then one log item per [`LOG_ITEM_TAGS`] tags is
-//! appended at a position taken from the storefront's counter; every instance of that
+//! Revalidation through the shared tag table: for each storefront, one log item per
+//! [`LOG_ITEM_TAGS`] tags is appended at a position taken from the storefront's counter, then
+//! every tag's item moves to the time of this call (never backwards); every instance of that
 //! storefront reads the log by position within about a second (`packages/next-cache-handler`),
 //! however late the append lands. Nothing here needs a storefront to be up. Keys:
 //! `catalog_core::tag_table`.
@@ -95,14 +95,18 @@ impl TagTable {
     }
 
     /// Marks `tags` revalidated for `storefront` at `at_ms` (milliseconds since the epoch):
-    /// the tag items first, then the log. Idempotent; a retry writes a later time and appends
-    /// again (an instance that reads both re-renders once more).
+    /// the log first (what the instances read), then the tag items. In that order a call that
+    /// fails on the log has raised no tag item, so its retry raises each once. Idempotent; a
+    /// retry appends again (an instance that reads both re-renders once more).
     pub async fn revalidate(
         &self,
         storefront: &str,
         tags: &[Tag],
         at_ms: i64,
     ) -> Result<(), WriteError> {
+        for chunk in tags.chunks(LOG_ITEM_TAGS) {
+            self.append(storefront, chunk, at_ms).await?;
+        }
         // Futures built into a Vec first: a stream combinator over borrowed tags makes the
         // handler's future not `Send` (rust-lang/rust#102211).
         for chunk in tags.chunks(CONCURRENCY) {
@@ -111,9 +115,6 @@ impl TagTable {
                 .map(|tag| self.raise(storefront, tag, at_ms))
                 .collect();
             futures::future::try_join_all(raises).await?;
-        }
-        for chunk in tags.chunks(LOG_ITEM_TAGS) {
-            self.append(storefront, chunk, at_ms).await?;
         }
         Ok(())
     }

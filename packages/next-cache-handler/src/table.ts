@@ -114,13 +114,16 @@ export class TagTable {
     return entryOf(out.Item ?? {});
   }
 
-  /** Marks `tags` revalidated at `atMs`: the tag items (never moved back), then the log. */
+  /**
+   * Marks `tags` revalidated at `atMs`: the log first, then the tag items (never moved
+   * back), as the Rust writer does.
+   */
   async revalidate(tags: string[], atMs: number, hooks: WriteHooks = {}): Promise<void> {
-    for (let i = 0; i < tags.length; i += CONCURRENCY) {
-      await Promise.all(tags.slice(i, i + CONCURRENCY).map((tag) => this.raise(tag, atMs)));
-    }
     for (let i = 0; i < tags.length; i += LOG_ITEM_TAGS) {
       await this.append(tags.slice(i, i + LOG_ITEM_TAGS), atMs, hooks);
+    }
+    for (let i = 0; i < tags.length; i += CONCURRENCY) {
+      await Promise.all(tags.slice(i, i + CONCURRENCY).map((tag) => this.raise(tag, atMs)));
     }
   }
 
