@@ -3,7 +3,7 @@
 //! own `revalidateTag`), the readers are that package's instances, and all must agree on every
 //! key below.
 //!
-//! Per storefront, three kinds of item:
+//! Per storefront, two kinds of item:
 //! - the **counter**, `pk = seq#{storefront}`, `sk = seq`: `last`, the last log position
 //!   handed out. A writer takes a position with one atomic `ADD`; a reader reads it to know
 //!   which positions exist.
@@ -12,10 +12,8 @@
 //!   position (writes a void there) and a late writer cannot both win: the loser of the two
 //!   learns it and the writer takes a new position. Readers read by position, not by time: an
 //!   item is read however late it lands, and no clock is compared with another.
-//! - the **tag item**, `pk = tag#{storefront}#{tag}`, `sk = at`: the latest time (writer's
-//!   clock) the tag was revalidated; one partition key per tag, so a bulk import spreads.
-
-use crate::tags::Tag;
+//!
+//! No item per tag: no reader asks for a tag by name, and one would cost a write per tag.
 
 /// Log positions per log partition: at 100 tags an item, 1,000 positions hold 100,000 tags.
 pub const LOG_SPAN: u64 = 1_000;
@@ -26,8 +24,6 @@ pub const LOG_TTL_SECS: i64 = 24 * 60 * 60;
 pub const LOG_ITEM_TAGS: usize = 100;
 /// The sort key of the counter item.
 pub const SEQ_SK: &str = "seq";
-/// The sort key of a tag item.
-pub const TAG_SK: &str = "at";
 
 /// The longest storefront name: a name goes into every key.
 pub const MAX_STOREFRONT_LEN: usize = 64;
@@ -45,11 +41,6 @@ pub fn valid_storefront(name: &str) -> bool {
 /// The counter item's partition.
 pub fn seq_pk(storefront: &str) -> String {
     format!("seq#{storefront}")
-}
-
-/// The partition of `tag`'s item.
-pub fn tag_pk(storefront: &str, tag: &Tag) -> String {
-    format!("tag#{storefront}#{}", tag.as_str())
 }
 
 /// The log partition holding `position`.
@@ -85,9 +76,7 @@ mod tests {
 
     #[test]
     fn keys_are_the_documented_ones() {
-        let tag = Tag::parse("store:s1:products").unwrap();
         assert_eq!(seq_pk("web"), "seq#web");
-        assert_eq!(tag_pk("web", &tag), "tag#web#store:s1:products");
         assert_eq!(log_pk("web", 1_234_567), "log#web#1234");
         assert_eq!(log_sk(1_234_567), "00000000000001234567");
         assert_eq!(log_expires_at(1_795_000_000_123), 1_795_086_400);

@@ -338,3 +338,102 @@ async fn a_hung_storefront_is_retried_and_dead_lettered_alone() -> Result<()> {
     );
     Ok(())
 }
+
+/// How long the tag table is throttled during the import.
+const THROTTLED: Duration = Duration::from_secs(30);
+
+/// Polls `url` as Lambda's mapping would, with one container, until `stop` is set and the
+/// queue is empty (nothing visible, in flight or delayed).
+async fn poll_until(
+    env: Arc<TestEnv>,
+    url: String,
+    revalidator: Revalidator,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Result<()> {
+    loop {
+        let event = receive(&env, &url, 1).await?;
+        if !event.records.is_empty() {
+            deliver(&env, &url, &revalidator, event).await?;
+        } else if stop.load(std::sync::atomic::Ordering::SeqCst)
+            && catalog_local::stack::queue_depth(&env.sqs, &url).await? == 0
+        {
+            return Ok(());
+        }
+    }
+}
+
+/// Issue 29: a bulk import while the tag table throttles every call. Once the throttling
+/// ends, every tag is in the log (what every instance reads, five times a second) within
+/// seconds, and nothing is dead-lettered.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_throttled_import_reaches_the_log_seconds_after_the_throttling_ends() -> Result<()> {
+    let env = Arc::new(TestEnv::new().await?);
+    let table = env.create_tag_table().await?;
+    let throttling = catalog_local::faults::Throttling::new(100, 29);
+    let config = catalog_local::services::sdk_config(&catalog_tests::endpoints().0).await;
+    let throttled = catalog_local::services::wrapped_dynamodb(&config, |h| throttling.wrap(h));
+    let container = || -> Result<Revalidator> {
+        let client = RevalidateClient::new(SECRET.as_bytes(), TIMEOUT)?;
+        let tags = TagTable::new(throttled.clone(), &table, Duration::from_secs(5));
+        Ok(Revalidator::new(
+            Vec::new(),
+            client,
+            env.sqs.clone(),
+            env.queues.tag_queue.clone(),
+            128,
+        )
+        .with_tag_table(tags, vec!["web".into()])
+        .with_retry_queue(env.queues.tag_retry_queue.clone()))
+    };
+
+    // The import: 50 messages of 100 tags, queued while the table throttles.
+    let all: Vec<String> = (0..5000).map(|i| format!("product:bulk-{i:04}")).collect();
+    for chunk in all.chunks(100) {
+        let now = chrono::Utc::now().to_rfc3339();
+        let body = json!({"version": 1, "tags": chunk, "eventTime": now, "enqueuedAt": now});
+        let send = env.sqs.send_message().queue_url(&env.queues.tag_queue);
+        send.message_body(body.to_string()).send().await?;
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let queues = [
+        (env.queues.tag_queue.clone(), 5),
+        (env.queues.tag_retry_queue.clone(), 2),
+    ];
+    let mut pollers = Vec::new();
+    for (url, containers) in queues {
+        for _ in 0..containers {
+            let poll = poll_until(env.clone(), url.clone(), container()?, stop.clone());
+            pollers.push(tokio::spawn(poll));
+        }
+    }
+
+    // The throttling ends; the log must hold every tag within seconds.
+    tokio::time::sleep(THROTTLED).await;
+    throttling.set_on(false);
+    let ended = Instant::now();
+    let fresh = loop {
+        if logged_tags(&env, &table).await?.len() == all.len() {
+            break ended.elapsed();
+        }
+        ensure!(
+            ended.elapsed() < Duration::from_secs(60),
+            "the log never held every tag"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for poller in futures::future::join_all(pollers).await {
+        poller??;
+    }
+    println!(
+        "every tag in the log {fresh:?} after the throttling ended ({} calls throttled)",
+        throttling
+            .injected
+            .load(std::sync::atomic::Ordering::Relaxed)
+    );
+    ensure!(fresh < Duration::from_secs(5), "{fresh:?}");
+    let dead =
+        catalog_local::stack::queue_depth(&env.sqs, &env.queues.tag_dead_letter_queue).await?;
+    ensure!(dead == 0, "{dead} dead-lettered");
+    Ok(())
+}

@@ -43,6 +43,10 @@ const FUNCTION: &str = "tag-revalidator";
 const PER_TARGET: usize = 8;
 /// The longest wait for a retry inside one invocation; longer waits go back to the queue.
 const MAX_INLINE_WAIT: Duration = Duration::from_secs(1);
+/// How long a retry-queue write to the tag table keeps starting new attempts: with one more
+/// attempt of at most `MAX_REVALIDATE_TIMEOUT_MS` it ends within the function's 30 s
+/// (`tests/tests/template.rs` checks it).
+pub const WRITE_PATIENCE: Duration = Duration::from_secs(15);
 
 /// Everything the handler needs, built once at cold start.
 #[derive(Debug, Clone)]
@@ -210,7 +214,7 @@ impl Revalidator {
         }
         let answer = match &target {
             Target::Endpoint(endpoint) => self.call(endpoint, &tags).await,
-            Target::TagTable(storefront) => self.write(storefront, &tags).await,
+            Target::TagTable(storefront) => self.write(storefront, &tags, !first).await,
         };
         match &answer {
             Answer::Done => self.breaker.close(&name),
@@ -255,24 +259,38 @@ impl Revalidator {
 
     /// Marks `tags` revalidated in the tag table for `storefront`; a failure is retried by the
     /// queue like a failed call, and a missing table or denied access counts as a
-    /// configuration error as a refusing storefront does.
-    async fn write(&self, storefront: &str, tags: &[Tag]) -> Answer {
+    /// configuration error as a refusing storefront does. A retry-queue call (`patient`) keeps
+    /// retrying a transient failure (throttling under a bulk import) for [`WRITE_PATIENCE`]:
+    /// the retry queue's backoff would otherwise add up to minutes after the throttling ends.
+    async fn write(&self, storefront: &str, tags: &[Tag], patient: bool) -> Answer {
         let Some((table, _)) = &self.tag_table else {
             return Answer::Refused {
                 status: 0,
                 reason: "no tag table configured".into(),
             };
         };
-        match table.revalidate_now(storefront, tags).await {
-            Ok(()) => Answer::Done,
-            Err(e) if e.configuration => Answer::Refused {
-                status: 0,
-                reason: e.reason,
-            },
-            Err(e) => Answer::Retry {
-                reason: e.reason,
-                after: None,
-            },
+        let start = tokio::time::Instant::now();
+        let mut wait = Duration::from_millis(200);
+        loop {
+            match table.revalidate_now(storefront, tags).await {
+                Ok(()) => return Answer::Done,
+                Err(e) if e.configuration => {
+                    return Answer::Refused {
+                        status: 0,
+                        reason: e.reason,
+                    }
+                }
+                Err(e) if !patient || start.elapsed() + wait > WRITE_PATIENCE => {
+                    return Answer::Retry {
+                        reason: e.reason,
+                        after: None,
+                    }
+                }
+                Err(_) => {
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(2));
+                }
+            }
         }
     }
 
@@ -335,11 +353,16 @@ enum Target {
     TagTable(String),
 }
 
+impl Target {
+    /// How a tag-table target's name begins (`tag-table:{storefront}`).
+    const TAG_TABLE_PREFIX: &'static str = "tag-table:";
+}
+
 impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Endpoint(url) => f.write_str(url),
-            Self::TagTable(storefront) => write!(f, "tag-table:{storefront}"),
+            Self::TagTable(storefront) => write!(f, "{}{storefront}", Self::TAG_TABLE_PREFIX),
         }
     }
 }
@@ -547,7 +570,21 @@ fn hold_backs(
                 .get("ApproximateReceiveCount")
                 .and_then(|c| c.parse().ok())
                 .unwrap_or(1);
-            backoff::backoff(received, outcome.retry_after)
+            let hold = backoff::backoff(received, outcome.retry_after);
+            // A tag-table retry already waited WRITE_PATIENCE in the invocation: that counts
+            // toward its hold, so the queue's patience is kept and a short throttling ends in
+            // seconds, not minutes.
+            let patient = plan
+                .messages
+                .get(id)
+                .and_then(|m| m.target.as_deref())
+                .is_some_and(|t| t.starts_with(Target::TAG_TABLE_PREFIX));
+            if patient {
+                hold.saturating_sub(WRITE_PATIENCE)
+                    .max(Duration::from_secs(1))
+            } else {
+                hold
+            }
         } else {
             continue;
         };

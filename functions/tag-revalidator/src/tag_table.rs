@@ -1,23 +1,17 @@
 //! Revalidation through the shared tag table: for each storefront, one log item per
-//! [`LOG_ITEM_TAGS`] tags is appended at a position taken from the storefront's counter, then
-//! every tag's item moves to the time of this call (never backwards); every instance of that
-//! storefront reads the log by position within about a second (`packages/next-cache-handler`),
-//! however late the append lands. Nothing here needs a storefront to be up. Keys:
+//! [`LOG_ITEM_TAGS`] tags is appended at a position taken from the storefront's counter; every
+//! instance of that storefront reads the log by position within a poll
+//! (`packages/next-cache-handler`), however late the append lands. Nothing here needs a storefront to be up. Keys:
 //! `catalog_core::tag_table`.
 
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
-use catalog_core::tag_table::{
-    log_expires_at, log_pk, log_sk, seq_pk, tag_pk, LOG_ITEM_TAGS, SEQ_SK, TAG_SK,
-};
+use catalog_core::tag_table::{log_expires_at, log_pk, log_sk, seq_pk, LOG_ITEM_TAGS, SEQ_SK};
 use catalog_core::tags::Tag;
 
-/// Tag items updated at once.
-const CONCURRENCY: usize = 16;
 /// Positions tried for one log item before the call fails: each is lost only to a reader that
 /// gave up waiting for it, so more than one loss in a row means readers give up too soon.
 const APPEND_ATTEMPTS: u32 = 5;
@@ -95,9 +89,8 @@ impl TagTable {
     }
 
     /// Marks `tags` revalidated for `storefront` at `at_ms` (milliseconds since the epoch):
-    /// the log first (what the instances read), then the tag items. In that order a call that
-    /// fails on the log has raised no tag item, so its retry raises each once. Idempotent; a
-    /// retry appends again (an instance that reads both re-renders once more).
+    /// one log item per [`LOG_ITEM_TAGS`] tags. A retry appends again (an instance that reads
+    /// both re-renders once more).
     pub async fn revalidate(
         &self,
         storefront: &str,
@@ -107,41 +100,7 @@ impl TagTable {
         for chunk in tags.chunks(LOG_ITEM_TAGS) {
             self.append(storefront, chunk, at_ms).await?;
         }
-        // Futures built into a Vec first: a stream combinator over borrowed tags makes the
-        // handler's future not `Send` (rust-lang/rust#102211).
-        for chunk in tags.chunks(CONCURRENCY) {
-            let raises: Vec<_> = chunk
-                .iter()
-                .map(|tag| self.raise(storefront, tag, at_ms))
-                .collect();
-            futures::future::try_join_all(raises).await?;
-        }
         Ok(())
-    }
-
-    /// Moves one tag item to `at_ms` unless it already holds that time or a later one (a
-    /// retry, or a write that overtook this one): the condition failing is success.
-    async fn raise(&self, storefront: &str, tag: &Tag, at_ms: i64) -> Result<(), WriteError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(tag_pk(storefront, tag)))
-            .key("sk", AttributeValue::S(TAG_SK.to_owned()))
-            .update_expression("SET revalidatedAt = :at")
-            .condition_expression("attribute_not_exists(revalidatedAt) OR revalidatedAt < :at")
-            .expression_attribute_values(":at", AttributeValue::N(at_ms.to_string()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(e))
-                if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(WriteError::of(&self.table, "UpdateItem", e)),
-        }
     }
 
     /// Appends one log item holding `tags`: takes a position, puts the item there if no

@@ -5,6 +5,6 @@
 export { default as CatalogCacheHandler, entryTags } from "./incremental.js";
 export { createUseCacheHandler } from "./use-cache.js";
 export { TagSync, processSync, type SyncOptions, type SyncStats } from "./sync.js";
-export { TagTable, seqPk, tagPk, logPk, logSk, validStorefront, LOG_SPAN, type LogEntry } from "./table.js";
+export { TagTable, seqPk, logPk, logSk, validStorefront, LOG_SPAN, type LogEntry } from "./table.js";
 export { LogCursor } from "./log-cursor.js";
 export { TagTimes } from "./tag-times.js";

@@ -4,8 +4,7 @@
  * - counter: pk `seq#{storefront}`, sk `seq`, `last` (the last log position handed out);
  * - log item: pk `log#{storefront}#{position / LOG_SPAN}`, sk `{position:020}`, `tags` (a
  *   string set), `revalidatedAt` (the writer's clock), `expiresAt` (epoch seconds, TTL); a
- *   reader that gave up on a position puts `void: true` there instead, only if it is empty;
- * - tag item: pk `tag#{storefront}#{tag}`, sk `at`, `revalidatedAt` (never moved back).
+ *   reader that gave up on a position puts `void: true` there instead, only if it is empty.
  */
 import {
   ConditionalCheckFailedException,
@@ -21,9 +20,6 @@ export const LOG_SPAN = 1000;
 export const LOG_TTL_SECS = 24 * 60 * 60;
 export const LOG_ITEM_TAGS = 100;
 const SEQ_SK = "seq";
-const TAG_SK = "at";
-/** Tag items updated at once. */
-const CONCURRENCY = 16;
 /** Positions tried for one log item before the write fails (as the Rust writer). */
 const APPEND_ATTEMPTS = 5;
 
@@ -36,7 +32,6 @@ export interface LogEntry {
 }
 
 export const seqPk = (storefront: string) => `seq#${storefront}`;
-export const tagPk = (storefront: string, tag: string) => `tag#${storefront}#${tag}`;
 export const logPk = (storefront: string, position: number) =>
   `log#${storefront}#${Math.floor(position / LOG_SPAN)}`;
 export const logSk = (position: number) => String(position).padStart(20, "0");
@@ -114,34 +109,10 @@ export class TagTable {
     return entryOf(out.Item ?? {});
   }
 
-  /**
-   * Marks `tags` revalidated at `atMs`: the log first, then the tag items (never moved
-   * back), as the Rust writer does.
-   */
+  /** Marks `tags` revalidated at `atMs` (this machine's clock): one log item per 100 tags. */
   async revalidate(tags: string[], atMs: number, hooks: WriteHooks = {}): Promise<void> {
     for (let i = 0; i < tags.length; i += LOG_ITEM_TAGS) {
       await this.append(tags.slice(i, i + LOG_ITEM_TAGS), atMs, hooks);
-    }
-    for (let i = 0; i < tags.length; i += CONCURRENCY) {
-      await Promise.all(tags.slice(i, i + CONCURRENCY).map((tag) => this.raise(tag, atMs)));
-    }
-  }
-
-  private async raise(tag: string, atMs: number): Promise<void> {
-    this.requests++;
-    try {
-      await this.client.send(
-        new UpdateItemCommand({
-          TableName: this.tableName,
-          Key: { pk: { S: tagPk(this.storefront, tag) }, sk: { S: TAG_SK } },
-          UpdateExpression: "SET revalidatedAt = :at",
-          ConditionExpression: "attribute_not_exists(revalidatedAt) OR revalidatedAt < :at",
-          ExpressionAttributeValues: { ":at": { N: String(atMs) } },
-        }),
-      );
-    } catch (e) {
-      // A later time is already there: a retry, or a write that overtook this one.
-      if (!(e instanceof ConditionalCheckFailedException)) throw e;
     }
   }
 

@@ -6,12 +6,12 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:net";
 
-import { DynamoDBClient, GetItemCommand } from "@aws-sdk/client-dynamodb";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 
 import CatalogCacheHandler from "../dist/incremental.js";
 import { createUseCacheHandler } from "../dist/use-cache.js";
 import { TagSync } from "../dist/sync.js";
-import { TagTable, tagPk } from "../dist/table.js";
+import { TagTable } from "../dist/table.js";
 
 const endpoint = process.env.DYNAMODB_ENDPOINT;
 const tableName = process.env.CATALOG_TAG_TABLE;
@@ -48,20 +48,11 @@ function slowWriter(storefront) {
   return { hooks, release: () => release(), table: table(storefront) };
 }
 
-async function tagItem(storefront, tag) {
-  const out = await client().send(
-    new GetItemCommand({ TableName: tableName, Key: { pk: { S: tagPk(storefront, tag) }, sk: { S: "at" } } }),
-  );
-  return Number(out.Item?.revalidatedAt?.N);
-}
-
-test("a tag item's time never moves backwards: retries and out-of-order writers", async () => {
+test("concurrent writers each get a position of their own, and the log keeps every revalidation", async () => {
   const storefront = fresh();
   const [a, b] = [table(storefront), table(storefront)];
   await Promise.all([a.revalidate(["product:p1"], 2000), b.revalidate(["product:p1"], 1000)]);
   await a.revalidate(["product:p1"], 1500);
-  assert.equal(await tagItem(storefront, "product:p1"), 2000);
-  // The log keeps every revalidation, each at its own position.
   const log = await a.readLog(1, await a.last());
   assert.deepEqual(log.map((l) => l.position), [1, 2, 3]);
   assert.deepEqual(log.map((l) => l.at).sort(), [1000, 1500, 2000]);
@@ -196,7 +187,6 @@ test("the tag-revalidator's writes are read here (same keys in Rust and TypeScri
   const [storefront, ...rest] = written.split(":");
   const tag = rest.join(":");
   const t = table(storefront);
-  assert.ok((await tagItem(storefront, tag)) > Date.now() - 600_000, "the tag item has it");
   const logged = await t.readLog(1, await t.last());
   assert.ok(logged.some((l) => l.tags.includes(tag)), "the log has it");
 });

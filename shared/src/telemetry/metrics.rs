@@ -207,6 +207,18 @@ mod tests {
     }
 
     #[test]
+    fn a_set_with_a_dimension_declares_it_beside_service_and_function() {
+        let mut set = MetricSet::with_dimension("target", "tag-table:web");
+        set.add("TargetCalls", 1.0, "Count");
+        let v = parse(&emf_document("s", "tag-revalidator", "INFO", &set)[0]);
+        assert_eq!(v["target"], "tag-table:web");
+        assert_eq!(
+            v["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            serde_json::json!([["service", "function", "target"]])
+        );
+    }
+
+    #[test]
     fn a_name_recorded_twice_keeps_both_values_in_one_document() {
         let mut set = MetricSet::default();
         set.add("Discrepancies", 2.0, "Count")
