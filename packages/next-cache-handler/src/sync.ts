@@ -172,6 +172,15 @@ export class TagSync {
   private apply(entries: LogEntry[]): void {
     const at = this.now();
     for (const entry of entries) {
+      if (entry.refused) {
+        this.emit({
+          level: "WARN",
+          message: "a log item was not of catalog-sync's making; its tags were not all taken",
+          storefront: this.table.storefront,
+          position: entry.position,
+          reason: entry.refused,
+        });
+      }
       this.times.learn(entry.tags, at);
       this.stats.tagsApplied += entry.tags.length;
     }

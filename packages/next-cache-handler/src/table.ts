@@ -27,6 +27,8 @@ const APPEND_ATTEMPTS = 5;
 export interface LogEntry {
   position: number;
   tags: string[];
+  /** Why the item's tags were not taken (a writer other than catalog-sync's made it). */
+  refused?: string;
   /** The writer's time (ms since the epoch, its clock), for the lag metric only. */
   at?: number;
 }
@@ -188,12 +190,33 @@ export class TagTable {
 
 const expiresAt = (atMs: number) => Math.floor(atMs / 1000) + LOG_TTL_SECS;
 
+/** The longest tag (core/src/tags.rs `MAX_TAG_LEN`, and Next.js's own limit). */
+export const MAX_TAG_LEN = 256;
+
+/**
+ * The tags of a log item an instance takes: none from an item with more than
+ * `LOG_ITEM_TAGS` (no writer of catalog-sync's makes one: another instance of any storefront
+ * could, to make every instance drop its cache at once), and only tags of the shape
+ * catalog-sync writes (1 to 256 bytes, no whitespace or control characters).
+ */
+export function readableTags(tags: string[]): { tags: string[]; refused?: string } {
+  if (tags.length > LOG_ITEM_TAGS) {
+    return { tags: [], refused: `${tags.length} tags in one log item (at most ${LOG_ITEM_TAGS})` };
+  }
+  const valid = (tag: string) =>
+    tag.length > 0 && Buffer.byteLength(tag) <= MAX_TAG_LEN && !/[\s\p{Cc}]/u.test(tag);
+  const kept = tags.filter(valid);
+  return kept.length === tags.length
+    ? { tags: kept }
+    : { tags: kept, refused: `${tags.length - kept.length} tags not of a cache tag's shape` };
+}
+
 /** A log item as read: a void holds no tags. */
 function entryOf(item: Record<string, AttributeValue>): LogEntry {
   const at = Number(item.revalidatedAt?.N);
   return {
     position: Number(item.sk?.S),
-    tags: item.tags?.SS ?? [],
+    ...readableTags(item.tags?.SS ?? []),
     ...(Number.isFinite(at) ? { at } : {}),
   };
 }

@@ -6,12 +6,12 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:net";
 
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DynamoDBClient, PutItemCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
 
 import CatalogCacheHandler from "../dist/incremental.js";
 import { createUseCacheHandler } from "../dist/use-cache.js";
 import { TagSync } from "../dist/sync.js";
-import { TagTable } from "../dist/table.js";
+import { TagTable, logPk, logSk, seqPk } from "../dist/table.js";
 
 const endpoint = process.env.DYNAMODB_ENDPOINT;
 const tableName = process.env.CATALOG_TAG_TABLE;
@@ -189,6 +189,31 @@ test("the tag-revalidator's writes are read here (same keys in Rust and TypeScri
   const t = table(storefront);
   const logged = await t.readLog(1, await t.last());
   assert.ok(logged.some((l) => l.tags.includes(tag)), "the log has it");
+});
+
+test("a log item of 1,000 tags (not of catalog-sync's making) is skipped with a warning, not learned", async () => {
+  const storefront = fresh();
+  const lines = [];
+  const reader = sync(table(storefront), { emit: (l) => lines.push(l) });
+  await reader.start();
+  const raw = client();
+  const added = await raw.send(new UpdateItemCommand({
+    TableName: tableName, Key: { pk: { S: seqPk(storefront) }, sk: { S: "seq" } },
+    UpdateExpression: "ADD #last :one", ExpressionAttributeNames: { "#last": "last" },
+    ExpressionAttributeValues: { ":one": { N: "1" } }, ReturnValues: "UPDATED_NEW",
+  }));
+  const position = Number(added.Attributes.last.N);
+  const flood = Array.from({ length: 1000 }, (_, i) => `product:flood-${i}`);
+  await raw.send(new PutItemCommand({
+    TableName: tableName,
+    Item: { pk: { S: logPk(storefront, position) }, sk: { S: logSk(position) }, tags: { SS: flood } },
+  }));
+  await table(storefront).revalidate(["product:after"], Date.now());
+  await reader.refresh();
+  assert.equal(reader.times.size, 1, "only the tag after it");
+  assert.equal(reader.stats.behind, 0, "the instance moved past it");
+  assert.ok(lines.some((l) => l.level === "WARN" && l.position === position && /1000 tags/.test(l.reason)));
+  reader.stop();
 });
 
 const fetched = (body) => ({ kind: "FETCH", data: { body }, tags: ["product:p1"], revalidate: 3600 });

@@ -5,7 +5,7 @@ import fc from "fast-check";
 
 import { LogCursor } from "../dist/log-cursor.js";
 import { TagTimes } from "../dist/tag-times.js";
-import { logPk, logSk, seqPk, validStorefront } from "../dist/table.js";
+import { logPk, logSk, readableTags, seqPk, validStorefront } from "../dist/table.js";
 
 test("nothing is trusted before the first read; then a render is stale iff it began by a learn", () => {
   const times = new TagTimes();
@@ -64,4 +64,14 @@ test("keys match the writer's (core/src/tag_table.rs keys_are_the_documented_one
   assert.equal(logSk(1_234_567), "00000000000001234567");
   assert.equal(validStorefront("web-eu_1"), true);
   for (const bad of ["", "a#b", "a b", "x".repeat(65)]) assert.equal(validStorefront(bad), false, bad);
+});
+
+test("an instance takes only what catalog-sync's writers could have written", () => {
+  assert.deepEqual(readableTags(["product:p1", "store:s1:products"]), { tags: ["product:p1", "store:s1:products"] });
+  const flood = readableTags(Array.from({ length: 101 }, (_, i) => `product:p${i}`));
+  assert.deepEqual(flood.tags, []);
+  assert.match(flood.refused, /101 tags/);
+  const odd = readableTags(["product:p1", "", "a b", "x".repeat(257), "product:\u0000", "x".repeat(256)]);
+  assert.deepEqual(odd.tags, ["product:p1", "x".repeat(256)]);
+  assert.match(odd.refused, /4 tags/);
 });
