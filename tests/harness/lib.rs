@@ -13,8 +13,10 @@ use std::sync::OnceLock;
 
 use anyhow::{Context, Result};
 use aws_lambda_events::event::dynamodb::Event;
+use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
+use aws_sdk_sqs::types::MessageSystemAttributeName;
 use catalog::config::ProjectorConfig;
 use catalog::store::{SourceStore, Stored, SummaryStore, TableNames};
 use catalog_core::ids::ProductId;
@@ -22,6 +24,7 @@ use catalog_core::messages::{ParkedRecord, TagMessage};
 use catalog_core::model::{InventoryRow, Product, ProductSummary};
 use catalog_core::projection::{inherit_created_at, project};
 use catalog_core::tags::StockTagPolicy;
+use catalog_local::queue_mapping::lambda_record;
 use catalog_local::services::{self, Service};
 use catalog_local::stack::{table_names, tables_by_logical_id, Queues, Resources};
 use catalog_local::streams::{decode_event, lambda_event, StreamReader};
@@ -473,6 +476,27 @@ impl TestEnv {
             "summary of {id} is {actual:#?}, but its rows project to {expected:#?}"
         );
         Ok(())
+    }
+
+    /// Receives up to 10 messages visible on the queue at `url` (waiting up to `wait_secs`
+    /// for one), as Lambda's SQS mapping hands them to a function.
+    pub async fn receive_event(&self, url: &str, wait_secs: i32) -> Result<SqsEvent> {
+        let arn = catalog_local::template::queue_arn(&self.sqs, url).await?;
+        let messages = self
+            .sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(wait_secs)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await?
+            .messages
+            .unwrap_or_default();
+        let records: Vec<_> = messages.iter().map(|m| lambda_record(m, &arn)).collect();
+        Ok(serde_json::from_value(
+            serde_json::json!({ "Records": records }),
+        )?)
     }
 
     /// Receives and deletes every message in the queue with this logical id.

@@ -7,8 +7,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use aws_lambda_events::event::sqs::SqsEvent;
-use aws_sdk_sqs::types::MessageSystemAttributeName;
-use catalog_local::queue_mapping::lambda_record;
 use catalog_tests::storefront_stub::{Reply, StorefrontStub};
 use catalog_tests::TestEnv;
 use serde_json::json;
@@ -49,20 +47,7 @@ async fn queue(env: &TestEnv, messages: &[Vec<String>]) -> Result<()> {
 
 /// Receives what is visible on `logical` queue now, as Lambda's SQS event.
 async fn receive(env: &TestEnv, logical: &str) -> Result<SqsEvent> {
-    let url = env.queues.url(logical)?;
-    let arn = catalog_local::template::queue_arn(&env.sqs, url).await?;
-    let messages = env
-        .sqs
-        .receive_message()
-        .queue_url(url)
-        .max_number_of_messages(10)
-        .message_system_attribute_names(MessageSystemAttributeName::All)
-        .send()
-        .await?
-        .messages
-        .unwrap_or_default();
-    let records: Vec<_> = messages.iter().map(|m| lambda_record(m, &arn)).collect();
-    Ok(serde_json::from_value(json!({ "Records": records }))?)
+    env.receive_event(env.queues.url(logical)?, 0).await
 }
 
 fn failed_ids(response: &aws_lambda_events::event::sqs::SqsBatchResponse) -> BTreeSet<String> {

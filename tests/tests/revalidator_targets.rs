@@ -11,9 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Result};
 use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_sdk_sqs::types::MessageSystemAttributeName;
 use catalog_core::tag_table::{log_pk, LOG_SPAN};
-use catalog_local::queue_mapping::lambda_record;
 use catalog_tests::storefront_stub::StorefrontStub;
 use catalog_tests::TestEnv;
 use serde_json::json;
@@ -40,10 +38,16 @@ async fn hung_storefront() -> Result<String> {
     Ok(url)
 }
 
-/// One Lambda container: its own revalidator (and so its own memory of failing targets).
-fn container(env: &TestEnv, endpoints: &[&str], table: &str) -> Result<Revalidator> {
+/// One Lambda container: its own revalidator (and so its own memory of failing targets),
+/// writing the tag table through `dynamodb`.
+fn container(
+    env: &TestEnv,
+    endpoints: &[&str],
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<Revalidator> {
     let client = RevalidateClient::new(SECRET.as_bytes(), TIMEOUT)?;
-    let tags = TagTable::new(env.dynamodb.clone(), table, Duration::from_secs(5));
+    let tags = TagTable::new(dynamodb.clone(), table, Duration::from_secs(5));
     Ok(Revalidator::new(
         endpoints.iter().map(|e| e.to_string()).collect(),
         client,
@@ -72,24 +76,6 @@ async fn queue_messages(env: &TestEnv) -> Result<BTreeMap<String, Instant>> {
             .await?;
     }
     Ok(sent)
-}
-
-/// Receives up to 10 visible messages of `url`, as Lambda's SQS event.
-async fn receive(env: &TestEnv, url: &str, wait_secs: i32) -> Result<SqsEvent> {
-    let arn = catalog_local::template::queue_arn(&env.sqs, url).await?;
-    let messages = env
-        .sqs
-        .receive_message()
-        .queue_url(url)
-        .max_number_of_messages(10)
-        .wait_time_seconds(wait_secs)
-        .message_system_attribute_names(MessageSystemAttributeName::All)
-        .send()
-        .await?
-        .messages
-        .unwrap_or_default();
-    let records: Vec<_> = messages.iter().map(|m| lambda_record(m, &arn)).collect();
-    Ok(serde_json::from_value(json!({ "Records": records }))?)
 }
 
 /// One delivery as Lambda's mapping makes it: the handler, then the messages it did not
@@ -134,7 +120,7 @@ async fn revalidate_as_queued(
                 let url = env.queues.tag_queue.clone();
                 loop {
                     let done = queued.load(std::sync::atomic::Ordering::SeqCst);
-                    let event = receive(&env, &url, 1).await?;
+                    let event = env.receive_event(&url, 1).await?;
                     if event.records.is_empty() {
                         if done {
                             return anyhow::Ok(());
@@ -162,7 +148,7 @@ async fn collect_retries(env: &TestEnv) -> Result<Vec<String>> {
     let mut targets = Vec::new();
     let mut kept = None;
     while catalog_local::stack::queue_depth(&env.sqs, url).await? > u64::from(kept.is_some()) {
-        let event = receive(env, url, 3).await?;
+        let event = env.receive_event(url, 3).await?;
         for record in event.records {
             targets.push(target_of(&record));
             match kept {
@@ -192,7 +178,7 @@ async fn retry_until_dead_lettered(env: &TestEnv, revalidator: &Revalidator) -> 
     let start = Instant::now();
     let mut deliveries = 0;
     loop {
-        let event = receive(env, &env.queues.tag_retry_queue, 1).await?;
+        let event = env.receive_event(&env.queues.tag_retry_queue, 1).await?;
         if event.records.is_empty() {
             return Ok(deliveries);
         }
@@ -278,7 +264,7 @@ async fn a_hung_storefront_is_retried_and_dead_lettered_alone() -> Result<()> {
     let hung = hung_storefront().await?;
     let endpoints = [healthy.url.as_str(), hung.as_str()];
     let containers = (0..5)
-        .map(|_| container(&env, &endpoints, &table))
+        .map(|_| container(&env, &endpoints, &env.dynamodb, &table))
         .collect::<Result<Vec<_>>>()?;
 
     // First revalidations: every message once at each healthy target, within seconds.
@@ -317,7 +303,7 @@ async fn a_hung_storefront_is_retried_and_dead_lettered_alone() -> Result<()> {
         !targets.is_empty() && targets.iter().all(|t| *t == hung),
         "{targets:?}"
     );
-    let retrier = container(&env, &endpoints, &table)?;
+    let retrier = container(&env, &endpoints, &env.dynamodb, &table)?;
     let deliveries = retry_until_dead_lettered(&env, &retrier).await?;
     let template = catalog_local::template::Template::load(&catalog_local::workspace_root())?;
     let (_, max_receive_count) = template.queue("TagRetryQueue")?.redrive.clone().unwrap();
@@ -351,7 +337,7 @@ async fn poll_until(
     stop: Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<()> {
     loop {
-        let event = receive(&env, &url, 1).await?;
+        let event = env.receive_event(&url, 1).await?;
         if !event.records.is_empty() {
             deliver(&env, &url, &revalidator, event).await?;
         } else if stop.load(std::sync::atomic::Ordering::SeqCst)
@@ -372,19 +358,6 @@ async fn a_throttled_import_reaches_the_log_seconds_after_the_throttling_ends() 
     let throttling = catalog_local::faults::Throttling::new(100, 29);
     let config = catalog_local::services::sdk_config(&catalog_tests::endpoints().0).await;
     let throttled = catalog_local::services::wrapped_dynamodb(&config, |h| throttling.wrap(h));
-    let container = || -> Result<Revalidator> {
-        let client = RevalidateClient::new(SECRET.as_bytes(), TIMEOUT)?;
-        let tags = TagTable::new(throttled.clone(), &table, Duration::from_secs(5));
-        Ok(Revalidator::new(
-            Vec::new(),
-            client,
-            env.sqs.clone(),
-            env.queues.tag_queue.clone(),
-            128,
-        )
-        .with_tag_table(tags, vec!["web".into()])
-        .with_retry_queue(env.queues.tag_retry_queue.clone()))
-    };
 
     // The import: 50 messages of 100 tags, queued while the table throttles.
     let all: Vec<String> = (0..5000).map(|i| format!("product:bulk-{i:04}")).collect();
@@ -402,7 +375,8 @@ async fn a_throttled_import_reaches_the_log_seconds_after_the_throttling_ends() 
     let mut pollers = Vec::new();
     for (url, containers) in queues {
         for _ in 0..containers {
-            let poll = poll_until(env.clone(), url.clone(), container()?, stop.clone());
+            let revalidator = container(&env, &[], &throttled, &table)?;
+            let poll = poll_until(env.clone(), url.clone(), revalidator, stop.clone());
             pollers.push(tokio::spawn(poll));
         }
     }
