@@ -562,6 +562,8 @@ fn hold_backs(
         let Some(id) = record.message_id.as_ref() else {
             continue;
         };
+        // A retry message names its target (and is held on the retry queue).
+        let target = plan.messages.get(id).and_then(|m| m.target.as_deref());
         let delay = if outcome.unreadable.contains(id) {
             Duration::ZERO
         } else if outcome.failed.contains(id) {
@@ -574,12 +576,7 @@ fn hold_backs(
             // A tag-table retry already waited WRITE_PATIENCE in the invocation: that counts
             // toward its hold, so the queue's patience is kept and a short throttling ends in
             // seconds, not minutes.
-            let patient = plan
-                .messages
-                .get(id)
-                .and_then(|m| m.target.as_deref())
-                .is_some_and(|t| t.starts_with(Target::TAG_TABLE_PREFIX));
-            if patient {
+            if target.is_some_and(|t| t.starts_with(Target::TAG_TABLE_PREFIX)) {
                 hold.saturating_sub(WRITE_PATIENCE)
                     .max(Duration::from_secs(1))
             } else {
@@ -589,9 +586,8 @@ fn hold_backs(
             continue;
         };
         reported.push(id.clone());
-        let retry = plan.messages.get(id).is_some_and(|m| m.target.is_some());
         if let Some(handle) = &record.receipt_handle {
-            delays.push((handle.clone(), delay, retry));
+            delays.push((handle.clone(), delay, target.is_some()));
         }
     }
     (reported, delays)

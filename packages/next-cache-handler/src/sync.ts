@@ -54,16 +54,14 @@ export interface SyncStats {
   voided: number;
   /** When the table was last read successfully (this instance's clock; 0: never). */
   lastSuccessAt: number;
-  /** The newest position the counter has shown. */
-  newest: number;
-  /** Positions up to `newest` not applied yet. */
+  /** Positions up to the counter's last read not applied yet. */
   behind: number;
 }
 
 export class TagSync {
   readonly times = new TagTimes();
   readonly stats: SyncStats = {
-    loads: 0, polls: 0, failures: 0, tagsApplied: 0, voided: 0, lastSuccessAt: 0, newest: 0, behind: 0,
+    loads: 0, polls: 0, failures: 0, tagsApplied: 0, voided: 0, lastSuccessAt: 0, behind: 0,
   };
   readonly now: () => number;
   private readonly opts: Required<Omit<SyncOptions, "emit" | "now">>;
@@ -121,7 +119,6 @@ export class TagSync {
       if (!cursor || silent || last - cursor.next >= MAX_BEHIND) this.restartAt(last);
       else if (last >= cursor.next) await this.readFrom(cursor, last);
       else this.stats.polls++;
-      this.stats.newest = Math.max(this.stats.newest, last);
       this.stats.behind = this.cursor!.behind(last);
       this.sinceMetrics.polls++;
       this.stats.lastSuccessAt = this.now();
