@@ -4,6 +4,7 @@
 pub mod browser;
 pub mod lambda_watch;
 pub mod metric_refs;
+pub mod revalidate_route;
 pub mod sample_events;
 pub mod storefront_stub;
 

@@ -12,33 +12,7 @@ use catalog_local::demo::{self, DemoSize};
 use catalog_local::edits::Editor;
 use catalog_local::stack::{queue_depth, Options, Stack};
 use catalog_tests::browser::{card, cents, hide_title, ids, Browser};
-use tag_revalidator::signature::sign;
-
-/// A raw POST to the storefront's revalidate route, signed or not as the caller made it.
-async fn post(url: &str, headers: &[(&str, String)], body: &str) -> Result<u16> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url.trim_start_matches("http://");
-    let (host, path) = rest.split_once('/').context("url")?;
-    let mut stream = tokio::net::TcpStream::connect(host).await?;
-    let mut request = format!(
-        "POST /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    request.push_str(body);
-    stream.write_all(request.as_bytes()).await?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await?;
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .context("no status")?;
-    Ok(status)
-}
+use catalog_tests::revalidate_route::{post, signed_headers};
 
 /// A body of `bytes` bytes sent in 1 KiB chunks, without a Content-Length.
 async fn post_chunked(url: &str, bytes: usize) -> Result<u16> {
@@ -65,27 +39,6 @@ async fn post_chunked(url: &str, bytes: usize) -> Result<u16> {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .context("no status")
-}
-
-fn signed_headers(
-    secret: &str,
-    audience: &str,
-    timestamp: i64,
-    nonce: &str,
-    body: &str,
-) -> Vec<(&'static str, String)> {
-    let signed = sign(
-        secret.as_bytes(),
-        audience,
-        timestamp,
-        nonce,
-        body.as_bytes(),
-    );
-    vec![
-        ("x-catalog-timestamp", signed.timestamp.to_string()),
-        ("x-catalog-nonce", signed.nonce),
-        ("x-catalog-signature", signed.signature),
-    ]
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -700,11 +700,24 @@ fn admin_routes_are_iam_authorized_and_the_shopper_routes_are_public() -> Result
             "/admin/stores/{storeId}/products"
         ]
     );
-    let api = &t.document["Resources"]["ListingHttpApi"]["Properties"]["Auth"];
-    assert_eq!(api["EnableIamAuthorizer"].as_bool(), Some(true));
+    let api = &t.document["Resources"]["ListingHttpApi"]["Properties"];
+    assert_eq!(api["Auth"]["EnableIamAuthorizer"].as_bool(), Some(true));
     assert!(
-        api.get("DefaultAuthorizer").is_none(),
+        api["Auth"].get("DefaultAuthorizer").is_none(),
         "listing routes must stay public"
+    );
+    // Each revalidateProduct evicts pages on every storefront instance: a leaked admin
+    // credential in a loop must not be able to keep every cache empty.
+    let revalidate = &api["RouteSettings"]["POST /admin/products/{productId}/revalidate"];
+    let rate = revalidate["ThrottlingRateLimit"]
+        .as_f64()
+        .unwrap_or(f64::MAX);
+    let burst = revalidate["ThrottlingBurstLimit"]
+        .as_u64()
+        .unwrap_or(u64::MAX);
+    assert!(
+        rate <= 10.0 && burst <= 20,
+        "revalidateProduct throttle: {revalidate:?}"
     );
     Ok(())
 }

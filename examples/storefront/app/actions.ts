@@ -3,7 +3,6 @@
 // stored in it; the cart page reads them afresh through the listing API.
 import { cookies } from "next/headers";
 import { CART_COOKIE, addToCart, readCart, writeCart } from "../lib/shop.mjs";
-import { revalidateProduct } from "../lib/revalidate-product";
 
 const COOKIE = { path: "/", sameSite: "lax", httpOnly: true, maxAge: 30 * 86_400 } as const;
 
@@ -19,12 +18,4 @@ export async function removeFromCartAction(form: FormData) {
   const jar = await cookies();
   const cart = readCart(jar.get(CART_COOKIE)?.value).filter((i) => i !== id);
   jar.set(CART_COOKIE, writeCart(cart), COOKIE);
-}
-
-/**
- * Revalidates every page a product is cached under (lib/revalidate-product.ts): what an admin
- * tool calls after an edit made outside the tables. With the tag table, every instance sees it.
- */
-export async function refreshProductAction(form: FormData) {
-  await revalidateProduct(String(form.get("productId") ?? ""));
 }

@@ -1,8 +1,9 @@
 // A real browser for catalog-sync's end-to-end tests: Debian's Chromium, driven by
 // playwright-core (no browser download). Reads one command per line on stdin and prints one
 // JSON line: the HTTP status, the page's URL, the products shown ({id, title, price, stock,
-// unavailable}) and when the server rendered the page. A command is a URL (loaded afresh, a
-// reload as a shopper would) or a JSON object that acts on the current page as a shopper does:
+// unavailable}), when the server rendered the page and the enabled buttons of its forms. A
+// command is a URL (loaded afresh, a reload as a shopper would) or a JSON object that acts on
+// the current page as a shopper does:
 //   {"select": ["#sort", "price_asc"]}   choose a menu option (the page navigates)
 //   {"click": "#next"}                   click a link or a control that navigates
 //   {"submit": "[data-product-id=p1] .add"}  press a form button (a server action; no navigation)
@@ -42,7 +43,11 @@ async function read(response) {
     })),
   );
   const renderedAt = (await page.$eval("#rendered-at", (n) => n.textContent).catch(() => null)) ?? null;
-  return { status: response?.status() ?? 200, url: page.url(), products, renderedAt };
+  // Every button a shopper can press in a form (a server action), as a selector for "submit".
+  const buttons = await page.$$eval("form button:not([disabled])", (nodes) =>
+    nodes.map((_, i) => `form button:not([disabled]) >> nth=${i}`),
+  );
+  return { status: response?.status() ?? 200, url: page.url(), products, renderedAt, buttons };
 }
 
 /** Runs an action and waits until the page it leads to has loaded. */

@@ -11,14 +11,31 @@
  * this machine's, so no clock is compared with another's.
  */
 export class TagTimes {
+  /** Tag -> when learned, in the order learned (a tag learned again moves to the end). */
   private readonly learned = new Map<string, number>();
   private floor: number | undefined;
+  /** The latest learn time forgotten to keep the map bounded: everything before is stale. */
+  private forgotten = 0;
+
+  /**
+   * `limit` bounds the tags remembered: past it the earliest learned are forgotten and every
+   * entry rendered by the latest forgotten time counts as stale (re-renders, never a stale
+   * page), so tags no page carries cannot grow an instance's memory without end.
+   */
+  constructor(private readonly limit = 100_000) {}
 
   /** Records that `tags` were revalidated, learned at `at` (this instance's clock). */
   learn(tags: Iterable<string>, at: number): void {
     for (const tag of tags) {
       const known = this.learned.get(tag);
-      if (known === undefined || known < at) this.learned.set(tag, at);
+      if (known !== undefined && known >= at) continue;
+      this.learned.delete(tag);
+      this.learned.set(tag, at);
+    }
+    for (const [tag, when] of this.learned) {
+      if (this.learned.size <= this.limit) break;
+      this.learned.delete(tag);
+      this.forgotten = Math.max(this.forgotten, when);
     }
   }
 
@@ -38,7 +55,7 @@ export class TagTimes {
    */
   expiration(tags: Iterable<string>): number {
     if (this.floor === undefined) return Number.POSITIVE_INFINITY;
-    let latest = this.floor;
+    let latest = Math.max(this.floor, this.forgotten);
     for (const tag of tags) latest = Math.max(latest, this.learned.get(tag) ?? 0);
     return latest;
   }

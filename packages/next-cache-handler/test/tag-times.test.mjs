@@ -23,6 +23,32 @@ test("nothing is trusted before the first read; then a render is stale iff it be
 });
 
 /**
+ * Bounded memory never serves a page the unbounded one would call stale: whatever tags are
+ * learned (random ones no page carries included), a bounded TagTimes calls stale at least
+ * every (tags, render start) the unbounded one does, and stays within its limit.
+ */
+test("a bounded memory forgets tags only by calling more entries stale", () => {
+  const tag = fc.constantFrom("product:p1", "product:p2", "store:s:products", "inventory:p1", "x:1", "x:2");
+  const learns = fc.array(fc.tuple(fc.array(tag, { maxLength: 3 }), fc.nat(1000)), { maxLength: 40 });
+  const asks = fc.array(fc.tuple(fc.array(tag, { maxLength: 3 }), fc.nat(1200)), { maxLength: 20 });
+  fc.assert(
+    fc.property(learns, asks, fc.integer({ min: 1, max: 4 }), (learned, asked, limit) => {
+      const [bounded, unbounded] = [new TagTimes(limit), new TagTimes()];
+      let now = 0;
+      for (const t of [bounded, unbounded]) t.flush(0);
+      for (const [tags, step] of learned) {
+        now += step;
+        for (const t of [bounded, unbounded]) t.learn(tags, now);
+        assert.ok(bounded.size <= limit);
+      }
+      for (const [tags, startedAt] of asked) {
+        if (unbounded.isStale(tags, startedAt)) assert.ok(bounded.isStale(tags, startedAt), `${tags} at ${startedAt}`);
+      }
+    }),
+  );
+});
+
+/**
  * A model of writers and one reader: positions are taken in order, items land in any order
  * or never (a writer that died), the reader reads whatever has landed up to the counter and
  * voids what stays empty; a writer whose position was voided takes a new one. Every item

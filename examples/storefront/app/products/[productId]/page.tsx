@@ -1,5 +1,5 @@
 import { notFound } from "next/navigation";
-import { addToCartAction, refreshProductAction } from "../../actions";
+import { addToCartAction } from "../../actions";
 import { formatPrice, getProduct, stockLabel } from "../../../lib/catalog";
 
 export default async function ProductPage({ params }: { params: Promise<{ productId: string }> }) {
@@ -19,12 +19,6 @@ export default async function ProductPage({ params }: { params: Promise<{ produc
         <input type="hidden" name="productId" value={product.productId} />
         <button className="add" type="submit" disabled={stockLabel(product) === "Out of stock"}>
           Add to cart
-        </button>
-      </form>
-      <form action={refreshProductAction}>
-        <input type="hidden" name="productId" value={product.productId} />
-        <button className="refresh" type="submit">
-          Refresh from the catalog
         </button>
       </form>
       <p>
