@@ -100,7 +100,11 @@ fn cold_start(binary: &std::path::Path) -> Result<Duration> {
         )
         .env("CURSOR_SECRET", "init-bench-cursor-secret-0123456789")
         .env("REVALIDATE_ENDPOINTS", "http://127.0.0.1:1/api/revalidate")
-        .env("REVALIDATE_SECRET", "init-bench-revalidate-secret")
+        .env("REVALIDATE_ALLOW_HTTP", "true")
+        .env(
+            "REVALIDATE_SECRET",
+            "init-bench-revalidate-secret-of-32-bytes",
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

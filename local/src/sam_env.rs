@@ -49,6 +49,8 @@ pub fn render(endpoints: &Endpoints, revalidate_endpoints: &[String]) -> Result<
     vars.extend(endpoints.resources().environment());
     if !revalidate_endpoints.is_empty() {
         vars.push(("REVALIDATE_ENDPOINTS", revalidate_endpoints.join(",")));
+        // The local routes are plain http; deployed ones must be https.
+        vars.push(("REVALIDATE_ALLOW_HTTP", "true".to_owned()));
     }
     let vars: Map<String, Value> = vars
         .into_iter()

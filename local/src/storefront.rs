@@ -1,12 +1,14 @@
 //! The example storefront (examples/storefront, Next.js 16) as a local service: one or more
 //! `next start` instances on free ports, reading the local listing API and either accepting
-//! revalidate calls signed with the local secret or reading their tags from the tag table.
+//! revalidate calls signed with its own key (derived from the local secret) or reading their tags from the tag table.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
+
+use tag_revalidator::signature::AudienceKey;
 
 use crate::services::{self, Service};
 
@@ -19,7 +21,8 @@ pub fn dir(root: &Path) -> PathBuf {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listing_api: String,
-    /// The revalidate route's signing secret.
+    /// catalog-sync's revalidate secret: each instance is given only its own route's key
+    /// derived from it (`REVALIDATE_KEY`), never the secret.
     pub secret: String,
     /// Read tags from the tag table (packages/next-cache-handler) instead of only hearing
     /// revalidate calls.
@@ -44,10 +47,16 @@ pub fn revalidate_route(port: u16) -> String {
     format!("http://127.0.0.1:{port}/api/revalidate")
 }
 
+/// The key the instance on `port` verifies its revalidate calls with.
+pub fn revalidate_key(secret: &str, port: u16) -> String {
+    AudienceKey::derive(secret.as_bytes(), &revalidate_route(port)).to_hex()
+}
+
 /// Starts one instance of the built storefront on `port`. Next.js keeps fetched data in
 /// `.next/cache` across restarts, and a page must not outlive the tables it came from, so that
-/// cache is emptied first; the tag-table handlers keep theirs in memory. One storefront on Next's default handlers (of any number of
-/// instances) runs per checkout at a time; tag-table ones may run beside it.
+/// cache is emptied first; the tag-table handlers keep theirs in memory. One storefront on
+/// Next's default handlers (of any number of instances) runs per checkout at a time; tag-table
+/// ones may run beside it.
 pub fn start(root: &Path, settings: &Settings, port: u16) -> Result<Service> {
     let dir = dir(root);
     let next = dir.join("node_modules/.bin/next");
@@ -70,7 +79,7 @@ pub fn start(root: &Path, settings: &Settings, port: u16) -> Result<Service> {
     ];
     let mut envs = vec![
         ("LISTING_API_URL", settings.listing_api.clone()),
-        ("REVALIDATE_SECRET", settings.secret.clone()),
+        ("REVALIDATE_KEY", revalidate_key(&settings.secret, port)),
         ("REVALIDATE_AUDIENCE", revalidate_route(port)),
         ("NEXT_TELEMETRY_DISABLED", "1".to_owned()),
         ("NODE_ENV", "production".to_owned()),

@@ -242,13 +242,21 @@ impl RevalidatorConfig {
             });
         }
         // Each URL is also the audience its calls are signed for: printable ASCII, no spaces.
+        // Plain http (a call anyone on the path can read, hold and replay within the window) is
+        // for the local stack only, which says so with REVALIDATE_ALLOW_HTTP=true.
+        let allow_http = get("REVALIDATE_ALLOW_HTTP").is_some_and(|v| v.trim() == "true");
         for endpoint in &endpoints {
             let printable =
                 endpoint.len() <= 2048 && endpoint.bytes().all(|b| b.is_ascii_graphic());
-            if !printable || !is_http_url(endpoint) {
+            let scheme_ok =
+                endpoint.starts_with("https://") || (allow_http && endpoint.starts_with("http://"));
+            if !printable || !scheme_ok {
                 return Err(ConfigError::Invalid {
                     name: "REVALIDATE_ENDPOINTS",
-                    reason: format!("{endpoint:?} is not an http(s) URL of printable ASCII"),
+                    reason: format!(
+                        "{endpoint:?} is not an https URL of printable ASCII (http:// only with \
+                         REVALIDATE_ALLOW_HTTP=true, for a local stack)"
+                    ),
                 });
             }
         }
@@ -375,7 +383,7 @@ mod tests {
         let base = [
             (
                 "REVALIDATE_ENDPOINTS",
-                "https://a.example/api/revalidate, http://b:3000/api/revalidate",
+                "https://a.example/api/revalidate, https://b:3000/api/revalidate",
             ),
             ("REVALIDATE_SECRET", "s3cret"),
             ("TAG_QUEUE_URL", "http://q/tags"),
@@ -383,6 +391,13 @@ mod tests {
         ];
         let config = RevalidatorConfig::from_lookup(env(&base)).unwrap();
         assert_eq!(config.endpoints.len(), 2);
+        // Plain http only where the local stack allows it.
+        let mut http = base.to_vec();
+        http[0].1 = "https://a.example/api/revalidate, http://b:3000/api/revalidate";
+        let err = RevalidatorConfig::from_lookup(env(&http)).unwrap_err();
+        assert!(err.to_string().contains("http://b:3000"), "{err}");
+        http.push(("REVALIDATE_ALLOW_HTTP", "true"));
+        assert!(RevalidatorConfig::from_lookup(env(&http)).is_ok());
         assert_eq!(config.secret, SecretSource::Value("s3cret".into()));
         assert_eq!((config.timeout_ms, config.max_tags_per_call), (5000, 128));
         let mut arn = base.to_vec();

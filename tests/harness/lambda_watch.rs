@@ -46,6 +46,7 @@ pub fn function_env(env: &TestEnv, storefront: &str, secret: &str) -> Vec<(Strin
             "local-cursor-secret-at-least-16-bytes".to_owned(),
         ),
         ("REVALIDATE_ENDPOINTS", storefront.to_owned()),
+        ("REVALIDATE_ALLOW_HTTP", "true".to_owned()),
         ("REVALIDATE_SECRET", secret.to_owned()),
     ]
     .into_iter()

@@ -2,7 +2,7 @@
 //! anyone on the internet can (raw, signed or not).
 
 use anyhow::{Context, Result};
-use tag_revalidator::signature::sign;
+use tag_revalidator::signature::{sign, AudienceKey};
 
 /// A raw POST to the storefront's revalidate route, signed or not as the caller made it.
 pub async fn post(url: &str, headers: &[(&str, String)], body: &str) -> Result<u16> {
@@ -30,7 +30,8 @@ pub async fn post(url: &str, headers: &[(&str, String)], body: &str) -> Result<u
     Ok(status)
 }
 
-/// The headers of a call signed with `secret` for `audience`.
+/// The headers of a call signed for `audience` with its key under `secret`, as the
+/// tag-revalidator signs.
 pub fn signed_headers(
     secret: &str,
     audience: &str,
@@ -38,13 +39,19 @@ pub fn signed_headers(
     nonce: &str,
     body: &str,
 ) -> Vec<(&'static str, String)> {
-    let signed = sign(
-        secret.as_bytes(),
-        audience,
-        timestamp,
-        nonce,
-        body.as_bytes(),
-    );
+    let key = AudienceKey::derive(secret.as_bytes(), audience);
+    signed_with_key(&key, audience, timestamp, nonce, body)
+}
+
+/// The headers of a call to `audience` signed with `key`, whichever audience it belongs to.
+pub fn signed_with_key(
+    key: &AudienceKey,
+    audience: &str,
+    timestamp: i64,
+    nonce: &str,
+    body: &str,
+) -> Vec<(&'static str, String)> {
+    let signed = sign(key, audience, timestamp, nonce, body.as_bytes());
     vec![
         ("x-catalog-timestamp", signed.timestamp.to_string()),
         ("x-catalog-nonce", signed.nonce),

@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use tag_revalidator::signature::{verify, Signed};
+use tag_revalidator::signature::{verify, AudienceKey, Signed};
 
 /// How the stub answers one call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,7 +103,8 @@ impl StorefrontStub {
         let host = url_host.map_or_else(|| addr.ip().to_string(), str::to_owned);
         let url = format!("http://{host}:{}/api/revalidate", addr.port());
         let state = Arc::new(Mutex::new(State::default()));
-        let secret = Arc::new(secret.as_bytes().to_vec());
+        // Like a real storefront, the stub holds its own key, not the secret.
+        let secret = Arc::new(AudienceKey::derive(secret.as_bytes(), &url));
         let audience: Arc<str> = url.clone().into();
         let shared = state.clone();
         tokio::spawn(async move {
@@ -272,7 +273,7 @@ fn reply(status: u16, retry_after: Option<u64>) -> Response<Full<Bytes>> {
 async fn answer(
     request: Request<Incoming>,
     state: &Arc<Mutex<State>>,
-    secret: &[u8],
+    key: &AudienceKey,
     audience: &str,
 ) -> Response<Full<Bytes>> {
     let header = |name: &str| {
@@ -301,7 +302,7 @@ async fn answer(
         let fresh = state.nonces.insert(signed.nonce.clone());
         if !fresh
             || verify(
-                secret,
+                std::slice::from_ref(key),
                 audience,
                 &signed,
                 &body,

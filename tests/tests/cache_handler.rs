@@ -18,7 +18,8 @@ use tag_revalidator::Revalidator;
 const STOREFRONT: &str = "rust-writer";
 
 fn revalidator(env: &TestEnv, table: TagTable) -> Result<Revalidator> {
-    let client = RevalidateClient::new(b"unused", Duration::from_secs(5))?;
+    let client =
+        RevalidateClient::new(b"unused-revalidate-secret-32-bytes", Duration::from_secs(5))?;
     let revalidator = Revalidator::new(
         Vec::new(),
         client,

@@ -274,7 +274,7 @@ async fn nothing_is_lost_and_nothing_stale_survives() -> Result<()> {
     let total_ops = setting("CHAOS_OPS", 3000);
     let started = Instant::now();
 
-    let stub = StorefrontStub::start("chaos-secret").await?;
+    let stub = StorefrontStub::start("chaos-revalidate-secret-of-32-bytes").await?;
     let faults_on = Arc::new(AtomicBool::new(true));
     let stream_faults: Arc<Mutex<BTreeMap<&'static str, u64>>> = Arc::default();
     let wrap: Wrap = {
@@ -304,7 +304,7 @@ async fn nothing_is_lost_and_nothing_stale_survives() -> Result<()> {
                 seed: seed ^ 0x1A6,
             }),
             revalidate_endpoints: vec![stub.url.clone()],
-            revalidate_secret: "chaos-secret".into(),
+            revalidate_secret: "chaos-revalidate-secret-of-32-bytes".into(),
             revalidate_timeout: Duration::from_millis(300),
             ..Options::default()
         },

@@ -330,12 +330,15 @@ pub fn tag_batch() -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_tag_batch_event_revalidates_each_tag_once() -> Result<()> {
     let env = TestEnv::new().await?;
-    let stub = catalog_tests::storefront_stub::StorefrontStub::start("sample-secret").await?;
+    let stub = catalog_tests::storefront_stub::StorefrontStub::start(
+        "sample-revalidate-secret-of-32-bytes",
+    )
+    .await?;
     let event = check("tag-revalidator/tag-batch.json", &tag_batch())?;
     let revalidator = tag_revalidator::Revalidator::new(
         vec![stub.url.clone()],
         tag_revalidator::client::RevalidateClient::new(
-            b"sample-secret",
+            b"sample-revalidate-secret-of-32-bytes",
             std::time::Duration::from_secs(2),
         )?,
         env.sqs.clone(),

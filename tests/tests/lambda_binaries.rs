@@ -12,8 +12,11 @@ async fn every_sample_event_runs_on_the_real_binaries() -> Result<()> {
     let env = TestEnv::new().await?;
     seed(&env).await?;
 
-    let stub = catalog_tests::storefront_stub::StorefrontStub::start("sample-secret").await?;
-    let mut vars = function_env(&env, &stub.url, "sample-secret");
+    let stub = catalog_tests::storefront_stub::StorefrontStub::start(
+        "sample-revalidate-secret-of-32-bytes",
+    )
+    .await?;
+    let mut vars = function_env(&env, &stub.url, "sample-revalidate-secret-of-32-bytes");
     vars.push(("RUST_LOG".into(), "warn".into()));
     let watch = LambdaWatch::start(&vars)?;
 

@@ -13,7 +13,7 @@ use serde_json::json;
 use tag_revalidator::client::RevalidateClient;
 use tag_revalidator::{Revalidator, Tally};
 
-const SECRET: &str = "test-revalidate-secret";
+const SECRET: &str = "test-revalidate-secret-of-32-bytes";
 
 fn revalidator(
     env: &TestEnv,
@@ -143,9 +143,15 @@ async fn a_wrong_secret_is_refused_and_counted_as_a_configuration_error() -> Res
     queue(&env, &[vec!["product:p1".into()]]).await?;
     let event = receive(&env, "TagQueue").await?;
     let all = ids(&event);
-    let (response, tally) = revalidator(&env, &[&stub.url], "not-the-secret", 2000, 128)?
-        .handle_tallied(event)
-        .await;
+    let (response, tally) = revalidator(
+        &env,
+        &[&stub.url],
+        "not-the-secret-the-storefront-knows",
+        2000,
+        128,
+    )?
+    .handle_tallied(event)
+    .await;
     assert_eq!(failed_ids(&response), all.into_iter().collect());
     assert_eq!((tally.config_errors, stub.refused()), (1, 1));
     assert!(stub.tags().is_empty());

@@ -20,7 +20,7 @@ use tag_revalidator::tag_table::TagTable;
 use tag_revalidator::Revalidator;
 use tokio::net::TcpListener;
 
-const SECRET: &str = "test-revalidate-secret";
+const SECRET: &str = "test-revalidate-secret-of-32-bytes";
 const MESSAGES: usize = 300;
 /// Short, so that a hung call costs little test time; the isolation does not depend on it.
 const TIMEOUT: Duration = Duration::from_millis(200);

@@ -21,7 +21,7 @@ use catalog_tests::storefront_stub::{self, StorefrontStub};
 use catalog_tests::TestEnv;
 use serde_json::Value;
 
-const SECRET: &str = "sample-secret";
+const SECRET: &str = "sample-revalidate-secret-of-32-bytes";
 
 fn sam_cli() -> Result<PathBuf> {
     let path = catalog_local::workspace_root().join("tools/.sam-venv/bin/sam");

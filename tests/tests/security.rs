@@ -47,7 +47,7 @@ async fn logs_never_carry_the_secret_or_request_bodies() -> Result<()> {
     let _guard = logs.capture();
 
     // The revalidator, refused by a storefront with another secret: it logs loudly.
-    let secret = "s3cret-value-that-must-not-leak";
+    let secret = "s3cret-value-that-must-never-leak";
     let stub = StorefrontStub::start("the-storefront-has-another").await?;
     let revalidator = tag_revalidator::Revalidator::new(
         vec![stub.url.clone()],

@@ -12,7 +12,8 @@ use catalog_local::demo::{self, DemoSize};
 use catalog_local::edits::Editor;
 use catalog_local::stack::{queue_depth, Options, Stack};
 use catalog_tests::browser::{card, cents, hide_title, ids, Browser};
-use catalog_tests::revalidate_route::{post, signed_headers};
+use catalog_tests::revalidate_route::{post, signed_headers, signed_with_key};
+use tag_revalidator::signature::AudienceKey;
 
 /// A body of `bytes` bytes sent in 1 KiB chunks, without a Content-Length.
 async fn post_chunked(url: &str, bytes: usize) -> Result<u16> {
@@ -186,6 +187,14 @@ async fn a_shopper_sees_new_prices_and_stock_after_a_reload_and_other_stores_sta
         post(&route, &elsewhere, body).await?,
         401,
         "signed for another storefront"
+    );
+    // All a compromised shop-b holds is its own key: it signs nothing this route accepts.
+    let b_key = AudienceKey::derive(secret.as_bytes(), "https://shop-b.example/api/revalidate");
+    let forged = signed_with_key(&b_key, &route, now, "other-key-1", body);
+    assert_eq!(
+        post(&route, &forged, body).await?,
+        401,
+        "signed with another storefront's key"
     );
     let genuine = signed(&secret, now, "genuine-1", body);
     assert_eq!(post(&route, &genuine, body).await?, 200, "genuine");

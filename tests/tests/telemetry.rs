@@ -33,8 +33,8 @@ async fn two_invocations(
     let env = TestEnv::new().await?;
     env.put_product(&product("p-1002", "store-7")).await?;
     env.put_stock(&stock("p-1002", "paris", 1, 0)).await?;
-    let stub = StorefrontStub::start("sample-secret").await?;
-    let mut vars = function_env(&env, &stub.url, "sample-secret");
+    let stub = StorefrontStub::start("sample-revalidate-secret-of-32-bytes").await?;
+    let mut vars = function_env(&env, &stub.url, "sample-revalidate-secret-of-32-bytes");
     // As Lambda's advanced logging controls set it; DEBUG shows listing-api's request line.
     vars.push(("AWS_LAMBDA_LOG_LEVEL".into(), "DEBUG".into()));
     vars.push(("POWERTOOLS_SERVICE_NAME".into(), service.into()));
@@ -142,8 +142,8 @@ async fn tag_revalidator_logs_and_metrics() -> Result<()> {
 #[tokio::test(flavor = "multi_thread")]
 async fn at_trace_no_line_carries_an_event() -> Result<()> {
     let env = TestEnv::new().await?;
-    let stub = StorefrontStub::start("sample-secret").await?;
-    let mut vars = function_env(&env, &stub.url, "sample-secret");
+    let stub = StorefrontStub::start("sample-revalidate-secret-of-32-bytes").await?;
+    let mut vars = function_env(&env, &stub.url, "sample-revalidate-secret-of-32-bytes");
     vars.push(("AWS_LAMBDA_LOG_LEVEL".into(), "TRACE".into()));
     let watch = LambdaWatch::start(&vars)?;
     watch.invoke("listing-api", "listing-api/batch-get.json")?;

@@ -558,6 +558,8 @@ fn the_revalidator_gets_every_variable_it_reads_and_no_plain_secret() -> Result<
     // The secret comes from Secrets Manager, never from the template in plain text.
     assert!(names.contains("REVALIDATE_SECRET_ARN"));
     assert!(!names.contains("REVALIDATE_SECRET"));
+    // Deployed calls go over https only: plain http is the local stack's alone.
+    assert!(!names.contains("REVALIDATE_ALLOW_HTTP"));
     Ok(())
 }
 

@@ -70,9 +70,20 @@ fn retry_after(value: Option<&hyper::header::HeaderValue>) -> Option<Duration> {
     Some(Duration::from_secs(text.parse::<u64>().ok().unwrap_or(60)))
 }
 
+/// Why a client could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(transparent)]
+    SecretTooShort(#[from] signature::SecretTooShort),
+    #[error("loading the TLS root certificates: {0}")]
+    Tls(#[from] std::io::Error),
+}
+
 impl RevalidateClient {
-    /// A client signing with `secret`, giving each call `timeout`.
-    pub fn new(secret: &[u8], timeout: Duration) -> Result<Self, std::io::Error> {
+    /// A client signing with keys derived from `secret` (at least 32 bytes), giving each call
+    /// `timeout`.
+    pub fn new(secret: &[u8], timeout: Duration) -> Result<Self, ClientError> {
+        signature::check_secret(secret)?;
         let provider = rustls::crypto::aws_lc_rs::default_provider();
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_provider_and_native_roots(provider)?
@@ -93,8 +104,9 @@ impl RevalidateClient {
     pub async fn revalidate(&self, endpoint: &str, tags: &[catalog_core::tags::Tag]) -> Answer {
         let tags: Vec<&str> = tags.iter().map(|t| t.as_str()).collect();
         let body = serde_json::json!({ "tags": tags }).to_string();
+        let key = signature::AudienceKey::derive(&self.secret, endpoint);
         let signed = signature::sign(
-            &self.secret,
+            &key,
             endpoint,
             chrono::Utc::now().timestamp(),
             &nonce(),

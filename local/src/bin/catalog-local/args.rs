@@ -33,6 +33,10 @@ Against the running stack:
   status                                                    the running stack's counters
   metrics [--file F]                                        the run's EMF metrics summed, lags as
                                                             p50/p99 (default .local/logs/metrics.log)
+
+Deploying a storefront:
+  revalidate-key <https URL>                                its REVALIDATE_KEY, from the revalidate
+                                                            secret read on stdin (needs no stack)
 ";
 
 /// Command-line words, read one flag or value at a time.

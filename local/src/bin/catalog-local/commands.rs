@@ -246,6 +246,26 @@ pub fn metrics(root: &Path, mut args: Args) -> Result<()> {
     Ok(())
 }
 
+/// `revalidate-key <audience>`: the key a storefront verifies its calls with, from the
+/// revalidate secret on stdin (so it is in no shell history or process list).
+pub fn revalidate_key(mut args: Args) -> Result<()> {
+    use tag_revalidator::signature::{check_secret, valid_audience, AudienceKey};
+    let audience = args.positional("the storefront's revalidate URL")?;
+    args.done()?;
+    if !valid_audience(&audience) || !audience.starts_with("https://") {
+        bail!("{audience:?} is not an https URL of printable ASCII");
+    }
+    let mut secret = String::new();
+    std::io::stdin().read_line(&mut secret)?;
+    let secret = secret.trim_end_matches(['\r', '\n']);
+    check_secret(secret.as_bytes())?;
+    println!(
+        "{}",
+        AudienceKey::derive(secret.as_bytes(), &audience).to_hex()
+    );
+    Ok(())
+}
+
 fn print_json(value: &impl serde::Serialize) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())

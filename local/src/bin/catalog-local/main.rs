@@ -27,6 +27,7 @@ fn main() -> Result<()> {
         match command.as_str() {
             "up" => up::up(&root, args).await,
             "metrics" => commands::metrics(&root, args),
+            "revalidate-key" => commands::revalidate_key(args),
             _ => commands::run(&root, &command, args).await,
         }
     })
