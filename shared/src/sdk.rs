@@ -73,25 +73,61 @@ impl Sdk {
 
     /// The secret `source` names: read from Secrets Manager once, at cold start, or given.
     pub async fn secret(&self, source: &SecretSource) -> Result<String, SecretError> {
+        Ok(self.secret_versions(source).await?.0)
+    }
+
+    /// The secret `source` names and, during a rotation, its previous value (Secrets
+    /// Manager's `AWSPREVIOUS`; a given value has none).
+    pub async fn secret_versions(
+        &self,
+        source: &SecretSource,
+    ) -> Result<(String, Option<String>), SecretError> {
         let arn = match source {
-            SecretSource::Value(value) => return Ok(value.clone()),
+            SecretSource::Value(value) => return Ok((value.clone(), None)),
             SecretSource::SecretsManager(arn) => arn,
         };
         let mut config = aws_sdk_secretsmanager::config::Builder::from(&self.config);
         config.set_endpoint_url(Self::endpoint(Service::SecretsManager));
-        let reply = aws_sdk_secretsmanager::Client::from_conf(config.build())
+        let client = aws_sdk_secretsmanager::Client::from_conf(config.build());
+        secret_versions(&client, arn).await
+    }
+}
+
+/// The `AWSCURRENT` value of the secret `arn` and its `AWSPREVIOUS` one, if it has one.
+pub async fn secret_versions(
+    client: &aws_sdk_secretsmanager::Client,
+    arn: &str,
+) -> Result<(String, Option<String>), SecretError> {
+    let read = |stage: &'static str| async move {
+        let reply = client
             .get_secret_value()
             .secret_id(arn)
+            .version_stage(stage)
             .send()
-            .await
-            .map_err(|e| SecretError::Read {
-                arn: arn.clone(),
+            .await;
+        match reply {
+            Ok(reply) => reply
+                .secret_string
+                .map(Some)
+                .ok_or_else(|| SecretError::NotAString(arn.to_owned())),
+            // A secret never rotated has no previous version.
+            Err(e)
+                if stage == "AWSPREVIOUS"
+                    && e.as_service_error()
+                        .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(SecretError::Read {
+                arn: arn.to_owned(),
                 reason: aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string(),
-            })?;
-        reply
-            .secret_string
-            .ok_or_else(|| SecretError::NotAString(arn.clone()))
-    }
+            }),
+        }
+    };
+    let current = read("AWSCURRENT")
+        .await?
+        .ok_or_else(|| SecretError::NotAString(arn.into()))?;
+    Ok((current, read("AWSPREVIOUS").await?))
 }
 
 /// Why a secret could not be read.

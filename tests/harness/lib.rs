@@ -359,8 +359,22 @@ impl TestEnv {
     }
 
     async fn send_api(&self, event: serde_json::Value) -> Result<ApiReply> {
+        self.send_api_to(&self.listing_api(), event).await
+    }
+
+    /// A shopper's `GET target` to `api` (a listing-api built with other keys).
+    pub async fn get_from(&self, api: &listing_api::ListingApi, target: &str) -> Result<ApiReply> {
+        let event = catalog_local::apigw::http_request("GET", target, &[], None);
+        self.send_api_to(api, event).await
+    }
+
+    async fn send_api_to(
+        &self,
+        api: &listing_api::ListingApi,
+        event: serde_json::Value,
+    ) -> Result<ApiReply> {
         let request = serde_json::from_value(event).context("API Gateway v2 request shape")?;
-        let response = self.listing_api().handle(request).await;
+        let response = api.handle(request).await;
         // Through JSON, as the runtime would send it back to API Gateway.
         let response: serde_json::Value = serde_json::to_value(&response)?;
         let body = match response.get("body").and_then(|b| b.as_str()) {

@@ -3,10 +3,13 @@
 
 use std::collections::HashSet;
 
-use anyhow::Result;
+use anyhow::{ensure, Context, Result};
+use catalog::store::SummaryStore;
 use catalog_core::model::ProductStatus;
 use catalog_core::testing::{product, stock};
+use catalog_local::{secrets, services};
 use catalog_tests::TestEnv;
+use listing_api::cursor::CursorKey;
 use serde_json::Value;
 
 /// 24 active and 5 inactive products in s1 (titles out of order, mixed case), 4 in s2.
@@ -154,8 +157,10 @@ async fn tampered_and_foreign_cursors_are_refused() -> Result<()> {
             &format!("/admin/stores/s1/products?includeInactive=true&cursor={cursor}"),
         )
         .await?;
+    // One byte of the payload, past the key id.
     let mut edited = cursor.clone().into_bytes();
-    edited[3] = if edited[3] == b'A' { b'B' } else { b'A' };
+    let at = cursor.find('.').context("a key id")? + 4;
+    edited[at] = if edited[at] == b'A' { b'B' } else { b'A' };
     let edited = String::from_utf8(edited)?;
     let tampered = env
         .call_api(
@@ -358,5 +363,66 @@ async fn shared_caches_reuse_nothing_unchecked_and_keep_no_private_answer() -> R
         assert_eq!(reply.header("cache-control"), Some("private, no-store"));
         assert_eq!(reply.header("cache-tag"), None);
     }
+    Ok(())
+}
+
+/// listing-api's cold start against the emulator's Secrets Manager: the cursor key's current
+/// and previous values, as `main` reads them.
+async fn cold_start(
+    env: &TestEnv,
+    secrets: &aws_sdk_secretsmanager::Client,
+    arn: &str,
+) -> Result<listing_api::ListingApi> {
+    let (current, previous) = catalog::sdk::secret_versions(secrets, arn).await?;
+    let key = CursorKey::rotating(current.as_bytes(), previous.as_deref().map(str::as_bytes))?;
+    let summaries = SummaryStore::new(env.dynamodb.clone(), &env.tables.summaries);
+    Ok(listing_api::ListingApi::new(summaries, key))
+}
+
+/// A shopper is on page 1 when the cursor key is rotated and a new container starts: their
+/// Next link still opens page 2. Two rotations later the same link is refused as expired
+/// (`cursor_expired`, so the storefront starts again from page 1), never as forged.
+#[tokio::test]
+async fn a_key_rotation_mid_walk_keeps_the_shoppers_next_page() -> Result<()> {
+    let env = seeded().await?;
+    let (_, moto) = catalog_tests::endpoints();
+    let secrets = aws_sdk_secretsmanager::Client::new(&services::sdk_config(&moto).await);
+    let prefix = format!("{}-", env.tables.summaries);
+    let keys = [
+        "cursor-key-one-of-32-bytes-long!",
+        "cursor-key-two-of-32-bytes-long!",
+    ];
+    let arns = secrets::create(&secrets, &prefix, &[("CursorSecret", keys[0])]).await?;
+    let arn = &arns["CursorSecret"];
+    let rotate = |value: &'static str| {
+        let put = secrets
+            .put_secret_value()
+            .secret_id(arn)
+            .secret_string(value);
+        async move { put.send().await.map(|_| ()) }
+    };
+
+    // Before: page 1 and, for reference, page 2.
+    let before = cold_start(&env, &secrets, arn).await?;
+    let first = "/stores/s1/products?limit=10";
+    let page1 = env.get_from(&before, first).await?;
+    let cursor = page1.body["nextCursor"].as_str().context("a next page")?;
+    let next = format!("{first}&cursor={cursor}");
+    let expected = env.get_from(&before, &next).await?.body["items"].clone();
+
+    // The rotation: a new container opens the old cursor.
+    rotate(keys[1]).await?;
+    let after = cold_start(&env, &secrets, arn).await?;
+    let page2 = env.get_from(&after, &next).await?;
+    ensure!(page2.status == 200, "after one rotation: {:?}", page2.body);
+    ensure!(page2.body["items"] == expected, "another page 2");
+
+    // Two rotations on, the old key is gone: expired, not forged.
+    rotate("cursor-key-three-of-32-bytes-lng").await?;
+    let later = cold_start(&env, &secrets, arn).await?;
+    let refused = env.get_from(&later, &next).await?;
+    ensure!(refused.status == 400, "{:?}", refused.body);
+    let code = &refused.body["error"]["code"];
+    ensure!(code == "cursor_expired", "{:?}", refused.body);
     Ok(())
 }

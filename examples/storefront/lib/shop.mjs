@@ -13,8 +13,8 @@ export const SORTS = [
 export const PAGE_SIZE = 24;
 const MAX_PAGE_SIZE = 100;
 
-/** A listing cursor: base64url payload and signature (the API checks the signature). */
-const CURSOR = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+/** A listing cursor: base64url key id, payload and signature (the API checks the signature). */
+const CURSOR = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+){2}$/;
 
 /**
  * @typedef {{ sort: string, inStock: boolean, limit: number, trail: string[] }} ListingState

@@ -130,10 +130,13 @@ impl ListingApi {
         cursor: Option<String>,
     ) -> Result<(ListBody<'a>, CacheTags), ApiError> {
         let store = listing.store();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
         let after = cursor
-            .map(|c| self.cursors.open(&c, listing))
+            .map(|c| self.cursors.open(&c, listing, now))
             .transpose()
-            .map_err(|e| ApiError::bad_request("invalid_cursor", e.to_string()))?;
+            .map_err(|e| ApiError::bad_request(e.code(), e.to_string()))?;
         let page = self
             .summaries
             .list(listing, limit, after.as_ref())
@@ -149,7 +152,7 @@ impl ListingApi {
         }
         let body = ListBody {
             store_id: store,
-            next_cursor: page.next.map(|p| self.cursors.sign(listing, &p)),
+            next_cursor: page.next.map(|p| self.cursors.sign(listing, &p, now)),
             items: page.items,
         };
         Ok((body, tags))

@@ -13,8 +13,11 @@ async fn main() -> Result<(), Error> {
     catalog::telemetry::init();
     let config = ListingApiConfig::from_env()?;
     let sdk = Sdk::from_env().await;
-    // Read once, at cold start.
-    let cursor_key = CursorKey::new(sdk.secret(&config.cursor_secret).await?.as_bytes())?;
+    // Read once, at cold start: the current key signs; during a rotation the previous one
+    // still opens the cursors it signed.
+    let (current, previous) = sdk.secret_versions(&config.cursor_secret).await?;
+    let cursor_key =
+        CursorKey::rotating(current.as_bytes(), previous.as_deref().map(str::as_bytes))?;
     let api = ListingApi::new(
         SummaryStore::new(sdk.dynamodb(), config.summaries_table),
         cursor_key,

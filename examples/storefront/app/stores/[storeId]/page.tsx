@@ -1,9 +1,9 @@
 import { cookies } from "next/headers";
-import { notFound } from "next/navigation";
+import { notFound, redirect } from "next/navigation";
 import { ListingControls } from "../../listing-controls";
 import { ProductCard } from "../../product-card";
 import { listStore, type Sort } from "../../../lib/catalog";
-import { CART_COOKIE, listingState, nextHref, previousHref, readCart } from "../../../lib/shop.mjs";
+import { CART_COOKIE, listingHref, listingState, nextHref, previousHref, readCart } from "../../../lib/shop.mjs";
 
 type Props = {
   params: Promise<{ storeId: string }>;
@@ -19,6 +19,9 @@ export default async function StorePage({ params, searchParams }: Props) {
     limit: state.limit,
     cursor: state.trail.at(-1),
   });
+  // A cursor the API refuses (expired, or signed with a key rotated out since): start again
+  // from the first page rather than show an error.
+  if (!listing && state.trail.length > 0) redirect(listingHref(storeId, { ...state, trail: [] }));
   if (!listing) notFound();
   const inCart = readCart((await cookies()).get(CART_COOKIE)?.value).length;
   const previous = previousHref(storeId, state);
