@@ -944,3 +944,76 @@ fn public_reads_cannot_take_the_pipelines_concurrency() -> Result<()> {
         .is_some_and(|f| f.contains("$context.routeKey")));
     Ok(())
 }
+
+/// The principal tag naming the storefront a role's instances belong to.
+const STOREFRONT_TAG: &str = "${aws:PrincipalTag/catalog-storefront}";
+
+/// IAM's `StringLike`: `*` matches any run of characters, `?` any one.
+fn string_like(pattern: &str, text: &str) -> bool {
+    match pattern.chars().next() {
+        None => text.is_empty(),
+        Some('*') => (0..=text.len())
+            .filter(|i| text.is_char_boundary(*i))
+            .any(|i| string_like(&pattern[1..], &text[i..])),
+        Some(c) => {
+            text.chars().next().is_some_and(|t| c == '?' || c == t) && {
+                let (p, t) = (c.len_utf8(), text.chars().next().map_or(0, char::len_utf8));
+                string_like(&pattern[p..], &text[t..])
+            }
+        }
+    }
+}
+
+/// The `dynamodb:LeadingKeys` patterns of the storefronts' policy, and whether it refuses a
+/// role without the storefront tag.
+fn storefront_leading_keys() -> Result<(Vec<String>, bool)> {
+    let t = template()?;
+    let policy = &t.document["Resources"]["StorefrontTagTablePolicy"]["Properties"];
+    let statements = policy["PolicyDocument"]["Statement"]
+        .as_sequence()
+        .context("statements")?;
+    anyhow::ensure!(statements.len() == 1, "one statement: {statements:?}");
+    let condition = &statements[0]["Condition"];
+    let mut patterns = Vec::new();
+    texts(
+        &condition["ForAllValues:StringLike"]["dynamodb:LeadingKeys"],
+        &mut patterns,
+    );
+    let tag_required =
+        condition["Null"]["aws:PrincipalTag/catalog-storefront"].as_str() == Some("false");
+    Ok((patterns, tag_required))
+}
+
+proptest::proptest! {
+    /// A compromised storefront instance reaches its own storefront's counter and log and no
+    /// other's: not "web-eu"'s from "web", whatever the names (before, the policy allowed the
+    /// whole table).
+    #[test]
+    fn a_storefront_instance_reaches_only_its_own_tag_items(
+        own in "[A-Za-z0-9_-]{1,12}",
+        other in "[A-Za-z0-9_-]{1,12}",
+        position in 0u64..10_000_000,
+    ) {
+        use catalog_core::tag_table::{log_pk, seq_pk};
+        proptest::prop_assume!(own != other);
+        let (patterns, tag_required) = storefront_leading_keys().unwrap();
+        proptest::prop_assert!(tag_required, "a role without the tag must get nothing");
+        let allowed = |key: &str| {
+            patterns.iter().any(|p| string_like(&p.replace(STOREFRONT_TAG, &own), key))
+        };
+        for key in [seq_pk(&own), log_pk(&own, position)] {
+            proptest::prop_assert!(allowed(&key), "{key} refused to {own}: {patterns:?}");
+        }
+        for key in [seq_pk(&other), log_pk(&other, position)] {
+            proptest::prop_assert!(!allowed(&key), "{key} allowed to {own}: {patterns:?}");
+        }
+    }
+}
+
+#[test]
+fn string_like_matches_as_iam_does() {
+    assert!(string_like("log#web#*", "log#web#12"));
+    assert!(!string_like("log#web#*", "log#web-eu#12"));
+    assert!(string_like("seq#?eb", "seq#web"));
+    assert!(!string_like("seq#web", "seq#web2"));
+}
