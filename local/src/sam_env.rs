@@ -17,6 +17,11 @@ use crate::stack::Endpoints;
 /// The host name containers reach this machine by.
 pub const CONTAINER_HOST: &str = "host.docker.internal";
 
+/// The stand-in for AWS's `provided.al2023` arm64 base image that scripts/sam-local builds,
+/// under a name of our own so that no one mistakes it for AWS's image (`sam local ...
+/// --invoke-image` this; scripts/sam-local spells the same name).
+pub const STANDIN_IMAGE: &str = "catalog-sync/lambda-provided-standin:al2023-arm64";
+
 /// Where the running stack writes the file.
 pub fn path(root: &Path) -> PathBuf {
     crate::local_dir(root).join("sam-env.json")

@@ -96,6 +96,8 @@ impl SamLocal {
                 "--add-host",
                 "host.docker.internal:host-gateway",
                 "--skip-pull-image",
+                "--invoke-image",
+                catalog_local::sam_env::STANDIN_IMAGE,
             ])
             .envs(self.shell.iter().map(|(k, v)| (k, v)));
         Ok(command)

@@ -559,7 +559,9 @@ fn the_revalidator_gets_every_variable_it_reads_and_no_plain_secret() -> Result<
     assert!(names.contains("REVALIDATE_SECRET_ARN"));
     assert!(!names.contains("REVALIDATE_SECRET"));
     // Deployed calls go over https only: plain http is the local stack's alone.
-    assert!(!names.contains("REVALIDATE_ALLOW_HTTP"));
+    let function = &t.document["Resources"]["TagRevalidatorFunction"]["Properties"];
+    let allow_http = &function["Environment"]["Variables"]["REVALIDATE_ALLOW_HTTP"];
+    assert_eq!(allow_http.as_str(), Some(""), "never true when deployed");
     Ok(())
 }
 
