@@ -317,12 +317,16 @@ mod tests {
         signature: String,
     }
 
-    #[test]
-    fn matches_the_shared_vectors() {
-        let vectors: Vectors = serde_json::from_str(include_str!(
+    fn vectors() -> Vectors {
+        serde_json::from_str(include_str!(
             "../../../examples/storefront/lib/signature-vectors.json"
         ))
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn matches_the_shared_vectors() {
+        let vectors = vectors();
         for v in &vectors.signed {
             let key = AudienceKey::derive(v.secret.as_bytes(), &v.audience);
             assert_eq!(key.to_hex(), v.key);
@@ -343,10 +347,7 @@ mod tests {
     #[test]
     #[ignore]
     fn print_vectors() {
-        let vectors: Vectors = serde_json::from_str(include_str!(
-            "../../../examples/storefront/lib/signature-vectors.json"
-        ))
-        .unwrap();
+        let vectors = vectors();
         for v in &vectors.signed {
             let key = AudienceKey::derive(v.secret.as_bytes(), &v.audience);
             let signed = sign(&key, &v.audience, v.timestamp, &v.nonce, v.body.as_bytes());
