@@ -7,6 +7,7 @@
 pub mod apigw;
 pub mod consistency;
 pub mod demo;
+pub mod docker_bridge;
 pub mod edits;
 pub mod event_sources;
 pub mod faults;

@@ -1,11 +1,13 @@
 //! Starting DynamoDB Local and the SQS emulator (moto) on free loopback ports, or using ones
-//! already running.
+//! already running. Neither listens beyond loopback: containers get in through a forwarder on
+//! the Docker bridge ([`crate::docker_bridge`]) when asked.
 //!
 //! Each service runs under a small shell watchdog that ends it when this process ends, even if
 //! this process never gets to run its destructors (a test binary exits without dropping
 //! statics).
 
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::hash::{Hash, Hasher};
+use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,6 +15,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
+
+use crate::docker_bridge::Forward;
 
 /// The region every local client uses.
 pub const REGION: &str = "us-east-1";
@@ -23,6 +27,8 @@ pub struct Service {
     /// `http://127.0.0.1:PORT`.
     pub endpoint: String,
     watchdog: Option<Child>,
+    /// Lets containers in, when asked ([`Listen::LoopbackAnd`]).
+    forward: Option<Forward>,
 }
 
 impl Service {
@@ -31,6 +37,7 @@ impl Service {
         Self {
             endpoint: endpoint.to_owned(),
             watchdog: None,
+            forward: None,
         }
     }
 }
@@ -57,23 +64,25 @@ impl Drop for Service {
     }
 }
 
-/// Which interfaces a started service listens on.
+/// Where a started service accepts connections. Never every interface: the emulators hold
+/// tables, queues and secrets, and answer anyone without checking a signature.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Listen {
     /// 127.0.0.1 only (the tests).
     #[default]
     Loopback,
-    /// Every interface, so that containers (`sam local`, through `host.docker.internal`)
-    /// reach it too. DynamoDB Local always listens on every interface.
-    Everywhere,
+    /// 127.0.0.1, and this address through a forwarder: the Docker bridge's
+    /// ([`crate::docker_bridge::address`]), so that `sam local` containers reach the service
+    /// through `host.docker.internal`.
+    LoopbackAnd(IpAddr),
 }
 
 impl Listen {
-    /// The address to bind.
-    pub fn host(self) -> &'static str {
+    /// The forwarder that lets containers reach `port`, if asked for.
+    fn forward(self, port: u16) -> Result<Option<Forward>> {
         match self {
-            Self::Loopback => "127.0.0.1",
-            Self::Everywhere => "0.0.0.0",
+            Self::Loopback => Ok(None),
+            Self::LoopbackAnd(host) => Forward::start(host, port).map(Some),
         }
     }
 }
@@ -177,53 +186,97 @@ pub fn start(
     let service = Service {
         endpoint: format!("http://127.0.0.1:{port}"),
         watchdog: Some(child),
+        forward: None,
     };
     wait_for_port(port, timeout, &program.display().to_string(), log)?;
     Ok(service)
 }
 
-/// Starts DynamoDB Local (in memory, one shared database) on a free port, or uses the one at
-/// `DYNAMODB_ENDPOINT`.
-pub fn dynamodb_local(root: &Path) -> Result<Service> {
+/// Starts DynamoDB Local (in memory, one shared database) on a free loopback port, or uses the
+/// one at `DYNAMODB_ENDPOINT`.
+pub fn dynamodb_local(root: &Path, listen: Listen) -> Result<Service> {
     if let Ok(endpoint) = std::env::var("DYNAMODB_ENDPOINT") {
-        return Ok(Service {
-            endpoint,
-            watchdog: None,
-        });
+        return Ok(Service::existing(&endpoint));
     }
     let dir = dynamodb_local_dir(root)?;
+    let launcher = loopback_launcher(root, &dir)?;
     let port = free_port()?;
     let log = log_dir(root)?.join(format!("dynamodb-local-{port}.log"));
-    let args = vec![
-        format!(
-            "-Djava.library.path={}",
-            dir.join("DynamoDBLocal_lib").display()
-        ),
-        "-Xmx2g".to_owned(),
-        "-jar".to_owned(),
+    let classpath = [
+        launcher.display().to_string(),
         dir.join("DynamoDBLocal.jar").display().to_string(),
+        dir.join("DynamoDBLocal_lib/*").display().to_string(),
+    ]
+    .join(":");
+    let library_path = dir.join("DynamoDBLocal_lib");
+    let args = vec![
+        format!("-Djava.library.path={}", library_path.display()),
+        "-Xmx2g".to_owned(),
+        "-cp".to_owned(),
+        classpath,
+        LAUNCHER_CLASS.to_owned(),
         "-inMemory".to_owned(),
         "-sharedDb".to_owned(),
+        "-disableTelemetry".to_owned(),
         "-port".to_owned(),
         port.to_string(),
     ];
     let child = spawn_watched(Path::new("java"), &args, &log)?;
-    let service = Service {
+    let mut service = Service {
         endpoint: format!("http://127.0.0.1:{port}"),
         watchdog: Some(child),
+        forward: None,
     };
     wait_for_port(port, Duration::from_secs(60), "DynamoDB Local", &log)?;
+    service.forward = listen.forward(port)?;
     Ok(service)
 }
 
-/// Starts moto's server (the SQS and Secrets Manager emulator) on a free port, or uses the
-/// one at `SQS_ENDPOINT`.
+const LAUNCHER_CLASS: &str = "LoopbackDynamoDbLocal";
+const LAUNCHER_SOURCE: &str = include_str!("../java/LoopbackDynamoDbLocal.java");
+
+/// The folder holding the compiled launcher ([`LAUNCHER_SOURCE`]) for the DynamoDB Local in
+/// `dir`, compiled on first use under [`crate::local_dir`] (a folder per source and DynamoDB
+/// Local, renamed into place whole, so that concurrent starts never see half of one).
+fn loopback_launcher(root: &Path, dir: &Path) -> Result<PathBuf> {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (LAUNCHER_SOURCE, dir).hash(&mut hasher);
+    let java = crate::local_dir(root).join("java");
+    let classes = java.join(format!("launcher-{:016x}", hasher.finish()));
+    if classes.join(format!("{LAUNCHER_CLASS}.class")).exists() {
+        return Ok(classes);
+    }
+    let scratch = java.join(format!("compiling-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).with_context(|| format!("creating {scratch:?}"))?;
+    let source = scratch.join(format!("{LAUNCHER_CLASS}.java"));
+    std::fs::write(&source, LAUNCHER_SOURCE)?;
+    let classpath = format!(
+        "{}:{}",
+        dir.join("DynamoDBLocal.jar").display(),
+        dir.join("DynamoDBLocal_lib/*").display()
+    );
+    let output = Command::new("javac")
+        .args(["-cp", &classpath, "-d"])
+        .arg(&scratch)
+        .arg(&source)
+        .output()
+        .context("running javac (scripts/setup installs a JDK)")?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        bail!("compiling the DynamoDB Local launcher failed:\n{stderr}");
+    }
+    // Another start may have renamed its copy into place first; either copy will do.
+    if std::fs::rename(&scratch, &classes).is_err() {
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
+    Ok(classes)
+}
+
+/// Starts moto's server (the SQS and Secrets Manager emulator) on a free loopback port, or
+/// uses the one at `SQS_ENDPOINT`.
 pub fn sqs_emulator(root: &Path, listen: Listen) -> Result<Service> {
     if let Ok(endpoint) = std::env::var("SQS_ENDPOINT") {
-        return Ok(Service {
-            endpoint,
-            watchdog: None,
-        });
+        return Ok(Service::existing(&endpoint));
     }
     let program = std::env::var_os("MOTO_SERVER")
         .map(PathBuf::from)
@@ -233,18 +286,15 @@ pub fn sqs_emulator(root: &Path, listen: Listen) -> Result<Service> {
     }
     let port = free_port()?;
     let log = log_dir(root)?.join(format!("moto-{port}.log"));
-    let args = vec![
-        "-H".to_owned(),
-        listen.host().to_owned(),
-        "-p".to_owned(),
-        port.to_string(),
-    ];
+    let args = ["-H", "127.0.0.1", "-p", &port.to_string()].map(str::to_owned);
     let child = spawn_watched(&program, &args, &log)?;
-    let service = Service {
+    let mut service = Service {
         endpoint: format!("http://127.0.0.1:{port}"),
         watchdog: Some(child),
+        forward: None,
     };
     wait_for_port(port, Duration::from_secs(60), "moto_server", &log)?;
+    service.forward = listen.forward(port)?;
     Ok(service)
 }
 

@@ -3,6 +3,7 @@
 
 pub mod browser;
 pub mod lambda_watch;
+pub mod listening;
 pub mod metric_refs;
 pub mod revalidate_route;
 pub mod sample_events;
@@ -54,12 +55,13 @@ struct Services {
 
 static LISTEN: OnceLock<services::Listen> = OnceLock::new();
 
-/// Makes this test binary's services listen on every interface, so that containers reach
-/// them. Call it before the first [`TestEnv`]; it fails if the services already run.
-pub fn listen_everywhere() -> Result<()> {
+/// Makes this test binary's services listen on the Docker bridge too, so that containers
+/// reach them. Call it before the first [`TestEnv`]; it fails if the services already run.
+pub fn listen_for_containers() -> Result<()> {
+    let bridge = catalog_local::docker_bridge::address()?;
     LISTEN
-        .set(services::Listen::Everywhere)
-        .map_err(|_| anyhow::anyhow!("the services were started before listen_everywhere"))
+        .set(services::Listen::LoopbackAnd(bridge))
+        .map_err(|_| anyhow::anyhow!("the services were started before listen_for_containers"))
 }
 
 fn services() -> &'static Services {
@@ -68,7 +70,7 @@ fn services() -> &'static Services {
         let root = catalog_local::workspace_root();
         let listen = *LISTEN.get_or_init(services::Listen::default);
         Services {
-            dynamodb: services::dynamodb_local(&root).expect("starting DynamoDB Local"),
+            dynamodb: services::dynamodb_local(&root, listen).expect("starting DynamoDB Local"),
             sqs: services::sqs_emulator(&root, listen).expect("starting the SQS emulator"),
         }
     })

@@ -90,11 +90,12 @@ impl StorefrontStub {
         Self::start_on("127.0.0.1", None, secret).await
     }
 
-    /// Starts a stub that `sam local` containers call: listening on every interface, at the
-    /// URL (and signing audience) `http://host.docker.internal:PORT/api/revalidate`.
+    /// Starts a stub that `sam local` containers call: listening on the Docker bridge's
+    /// address, at the URL (and signing audience) `http://host.docker.internal:PORT/api/revalidate`.
     pub async fn start_for_containers(secret: &str) -> Result<Self> {
         let host = catalog_local::sam_env::CONTAINER_HOST;
-        Self::start_on("0.0.0.0", Some(host), secret).await
+        let bridge = catalog_local::docker_bridge::address()?.to_string();
+        Self::start_on(&bridge, Some(host), secret).await
     }
 
     async fn start_on(bind: &str, url_host: Option<&str>, secret: &str) -> Result<Self> {

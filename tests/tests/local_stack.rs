@@ -330,6 +330,36 @@ fn catalog_local(dir: &std::path::Path, args: &[&str]) -> Command {
     command
 }
 
+/// Nothing the stack started accepts connections from the developer's network: its
+/// emulators answer anyone, unsigned. Containers (`sam local`) get in through the Docker
+/// bridge, where Docker runs.
+fn only_loopback_and_the_docker_bridge_listen(stack: &Running) -> Result<()> {
+    let bridge = catalog_local::docker_bridge::address().ok();
+    let addresses = catalog_tests::listening::listening(stack.0.id().try_into()?)?;
+    // DynamoDB Local, moto and the listing API at least.
+    ensure!(
+        addresses.len() >= 3,
+        "too few listening sockets found: {addresses:?}"
+    );
+    let allowed = |a: &std::net::SocketAddr| {
+        let ip = a.ip().to_canonical();
+        ip.is_loopback() || Some(ip) == bridge
+    };
+    let outside: Vec<_> = addresses.iter().filter(|a| !allowed(a)).collect();
+    ensure!(
+        outside.is_empty(),
+        "listening beyond loopback and the Docker bridge: {outside:?}"
+    );
+    if let Some(bridge) = bridge {
+        let for_containers = addresses.iter().filter(|a| a.ip() == bridge).count();
+        ensure!(
+            for_containers >= 2,
+            "DynamoDB Local and moto not on the bridge: {addresses:?}"
+        );
+    }
+    Ok(())
+}
+
 fn read(path: &std::path::Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
@@ -464,6 +494,7 @@ fn the_run_command_and_the_cli_work_together() -> Result<()> {
         .as_str()
         .is_some_and(|a| a.starts_with("arn:")));
     ensure!(read(&dir.join("sam-env.sh")).contains("export AWS_ENDPOINT_URL_STS=http://127.0.0.1:"));
+    only_loopback_and_the_docker_bridge_listen(&running)?;
     drop(running);
     let log = read(&out);
     assert!(log.contains("stopped."), "no clean stop: {log}");

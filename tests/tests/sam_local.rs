@@ -152,7 +152,7 @@ impl Report {
 async fn every_sample_event_answers_through_sam_local_invoke() -> Result<()> {
     let root = catalog_local::workspace_root();
     check_prerequisites(&root)?;
-    catalog_tests::listen_everywhere()?;
+    catalog_tests::listen_for_containers()?;
     let env = TestEnv::new().await?;
     seed(&env).await?;
     let stub = StorefrontStub::start_for_containers(SECRET).await?;

@@ -246,7 +246,7 @@ async fn start_services(root: &Path, options: &Options) -> Result<(Service, Serv
     let (root, listen) = (root.to_owned(), options.listen);
     tokio::task::spawn_blocking(move || -> Result<(Service, Service)> {
         Ok((
-            services::dynamodb_local(&root)?,
+            services::dynamodb_local(&root, listen)?,
             services::sqs_emulator(&root, listen)?,
         ))
     })

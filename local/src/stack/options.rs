@@ -28,7 +28,7 @@ pub struct Options {
     pub cursor_secret: String,
     /// DynamoDB and SQS endpoints already running, to use instead of starting services.
     pub endpoints: Option<(String, String)>,
-    /// Which interfaces started services listen on (every one lets `sam local` containers in).
+    /// Where started services listen (the Docker bridge too lets `sam local` containers in).
     pub listen: services::Listen,
     /// Revalidate routes the tag-revalidator calls (besides the storefront's, if started).
     /// With none and no storefront, tag messages wait in the tag queue.

@@ -7,7 +7,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use catalog_local::consistency::AwsConsistency;
 use catalog_local::demo::{self, DemoSize};
+use catalog_local::docker_bridge;
 use catalog_local::sam_env;
+use catalog_local::services::Listen;
 use catalog_local::stack::{Endpoints, Options, Stack, Status};
 
 use crate::args::Args;
@@ -87,8 +89,7 @@ fn options(args: &mut Args) -> Result<(DemoSize, Options)> {
     let options = Options {
         poll_interval: Duration::from_millis(args.parsed("--poll-ms", 250)?),
         listing_port: args.parsed("--port", 0)?,
-        // So that `sam local` containers reach the emulators (.local/sam-env.json).
-        listen: catalog_local::services::Listen::Everywhere,
+        listen: listen_for_containers(),
         storefront,
         storefront_instances,
         tag_table,
@@ -104,6 +105,18 @@ fn options(args: &mut Args) -> Result<(DemoSize, Options)> {
         bail!("--instances must be 1 to 16");
     }
     Ok((size, options))
+}
+
+/// Loopback, and the Docker bridge so that `sam local` containers reach the emulators
+/// (.local/sam-env.json); loopback alone, with a warning, where Docker is not running.
+fn listen_for_containers() -> Listen {
+    match docker_bridge::address() {
+        Ok(bridge) => Listen::LoopbackAnd(bridge),
+        Err(error) => {
+            eprintln!("warning: sam local containers will not reach this stack: {error:#}");
+            Listen::Loopback
+        }
+    }
 }
 
 /// Where everything is.
