@@ -215,3 +215,76 @@ fn no_secret_value_is_in_the_template() -> Result<()> {
     assert_eq!(found.len(), 2, "{found:?}");
     Ok(())
 }
+
+/// What deny.toml allows: the licence and source sections of `cargo deny check`, which cannot
+/// run here whole (its advisory database is on GitHub).
+#[derive(serde::Deserialize)]
+struct DenyPolicy {
+    graph: Graph,
+    licenses: Licenses,
+    sources: Sources,
+}
+
+#[derive(serde::Deserialize)]
+struct Graph {
+    targets: Vec<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct Licenses {
+    allow: Vec<String>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct Sources {
+    allow_registry: Vec<String>,
+}
+
+impl DenyPolicy {
+    /// Why `package` (from `cargo metadata`) is refused, if it is.
+    fn refusal(&self, package: &serde_json::Value) -> Option<String> {
+        let field = |key: &str| package[key].as_str().unwrap_or("?").to_owned();
+        let name = format!("{} {}", field("name"), field("version"));
+        let source = package["source"].as_str()?; // None: a workspace member.
+        let registry = source.strip_prefix("registry+");
+        if !registry.is_some_and(|r| self.sources.allow_registry.iter().any(|a| a == r)) {
+            return Some(format!("{name}: source {source}"));
+        }
+        let Some(licence) = package["license"].as_str() else {
+            return Some(format!("{name}: no licence expression"));
+        };
+        let allowed = spdx::Expression::parse_mode(licence, spdx::ParseMode::LAX)
+            .is_ok_and(|e| e.evaluate(|r| self.licenses.allow.contains(&r.to_string())));
+        (!allowed).then(|| format!("{name}: licence {licence}"))
+    }
+}
+
+#[test]
+fn every_dependency_has_an_allowed_licence_and_source() -> Result<()> {
+    let root = catalog_local::workspace_root();
+    let policy: DenyPolicy = toml::from_str(&std::fs::read_to_string(root.join("deny.toml"))?)?;
+    let mut metadata = std::process::Command::new(env!("CARGO"));
+    metadata
+        .current_dir(&root)
+        .args(["metadata", "--format-version", "1", "--locked"]);
+    for target in &policy.graph.targets {
+        metadata.args(["--filter-platform", target]);
+    }
+    let output = metadata.output()?;
+    anyhow::ensure!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    let packages = metadata["packages"].as_array().expect("packages");
+    assert!(packages.len() > 100, "only {} packages", packages.len());
+    let refused: Vec<String> = packages.iter().filter_map(|p| policy.refusal(p)).collect();
+    assert!(
+        refused.is_empty(),
+        "refused by deny.toml:\n{}",
+        refused.join("\n")
+    );
+    Ok(())
+}
