@@ -3,14 +3,17 @@
 //! signatures, retries, Retry-After, partial batch failures and the dead-letter queue.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use aws_lambda_events::event::sqs::SqsEvent;
+use catalog_local::{secrets, services};
 use catalog_tests::storefront_stub::{Reply, StorefrontStub};
 use catalog_tests::TestEnv;
 use serde_json::json;
 use tag_revalidator::client::RevalidateClient;
+use tag_revalidator::secret::SecretReader;
 use tag_revalidator::{Revalidator, Tally};
 
 const SECRET: &str = "test-revalidate-secret-of-32-bytes";
@@ -155,6 +158,58 @@ async fn a_wrong_secret_is_refused_and_counted_as_a_configuration_error() -> Res
     assert_eq!(failed_ids(&response), all.into_iter().collect());
     assert_eq!((tally.config_errors, stub.refused()), (1, 1));
     assert!(stub.tags().is_empty());
+    Ok(())
+}
+
+/// A container started before a rotation holds the old secret; the storefront has dropped the
+/// previous key. The first refused call reads the secret again (from moto's Secrets Manager,
+/// through the function the cold start uses) and the tags arrive in the same invocation.
+#[tokio::test]
+async fn a_container_holding_a_rotated_out_secret_reads_it_again_on_a_401() -> Result<()> {
+    const NEW: &str = "the-rotated-revalidate-secret-of-32-bytes";
+    let env = TestEnv::new().await?;
+    let (_, moto) = catalog_tests::endpoints();
+    let secrets = aws_sdk_secretsmanager::Client::new(&services::sdk_config(&moto).await);
+    let prefix = format!("{}-", env.tables.summaries);
+    let arns = secrets::create(&secrets, &prefix, &[("RevalidateSecret", SECRET)]).await?;
+    let arn = arns["RevalidateSecret"].clone();
+
+    // Cold start before the rotation; then the rotation, and the storefront on the new key.
+    let moto_secrets = secrets.clone();
+    let reader: SecretReader = Arc::new(move || {
+        let (secrets, arn) = (moto_secrets.clone(), arn.clone());
+        Box::pin(async move {
+            let read = catalog::sdk::secret_versions(&secrets, &arn).await;
+            read.map(|(current, _)| current).map_err(|e| e.to_string())
+        })
+    });
+    let client = RevalidateClient::new(SECRET.as_bytes(), Duration::from_secs(2))?;
+    let client = client.reading_secret_with(reader.clone());
+    let secrets = aws_sdk_secretsmanager::Client::new(&services::sdk_config(&moto).await);
+    let arn = &arns["RevalidateSecret"];
+    secrets
+        .put_secret_value()
+        .secret_id(arn)
+        .secret_string(NEW)
+        .send()
+        .await?;
+    let stub = StorefrontStub::start(NEW).await?;
+
+    queue(&env, &[vec!["product:p1".into()]]).await?;
+    let event = receive(&env, "TagQueue").await?;
+    let revalidator = Revalidator::new(
+        vec![stub.url.clone()],
+        client,
+        env.sqs.clone(),
+        env.queues.tag_queue.clone(),
+        128,
+    );
+    let (response, tally) = revalidator.handle_tallied(event).await;
+    assert!(response.batch_item_failures.is_empty(), "{tally:?}");
+    assert_eq!(
+        (stub.refused(), stub.tags()),
+        (1, vec!["product:p1".to_owned()])
+    );
     Ok(())
 }
 

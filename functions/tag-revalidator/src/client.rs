@@ -11,6 +11,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
+use crate::secret::{RotatingSecret, SecretReader};
 use crate::signature;
 
 /// How a call went.
@@ -33,7 +34,7 @@ pub enum Answer {
 #[derive(Clone)]
 pub struct RevalidateClient {
     http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
-    secret: Vec<u8>,
+    secret: std::sync::Arc<RotatingSecret>,
     timeout: Duration,
 }
 
@@ -83,7 +84,7 @@ impl RevalidateClient {
     /// A client signing with keys derived from `secret` (at least 32 bytes), giving each call
     /// `timeout`.
     pub fn new(secret: &[u8], timeout: Duration) -> Result<Self, ClientError> {
-        signature::check_secret(secret)?;
+        let secret = RotatingSecret::fixed(secret)?;
         let provider = rustls::crypto::aws_lc_rs::default_provider();
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_provider_and_native_roots(provider)?
@@ -95,16 +96,44 @@ impl RevalidateClient {
             .build(https);
         Ok(Self {
             http,
-            secret: secret.to_vec(),
+            secret: std::sync::Arc::new(secret),
             timeout,
         })
+    }
+
+    /// The same client, reading the secret again through `reader` when a storefront refuses
+    /// a signature ([`Self::revalidate_or_reread`]).
+    pub fn reading_secret_with(self, reader: SecretReader) -> Self {
+        let secret = std::sync::Arc::into_inner(self.secret)
+            .expect("set before the client is cloned")
+            .reading_with(reader);
+        Self {
+            secret: std::sync::Arc::new(secret),
+            ..self
+        }
+    }
+
+    /// [`Self::revalidate`], repeated once with the secret's new value when the endpoint
+    /// answered 401 and the secret turns out to have been rotated.
+    pub async fn revalidate_or_reread(
+        &self,
+        endpoint: &str,
+        tags: &[catalog_core::tags::Tag],
+    ) -> Answer {
+        let (generation, _) = self.secret.current();
+        match self.revalidate(endpoint, tags).await {
+            Answer::Refused { status: 401, .. } if self.secret.read_again(generation).await => {
+                self.revalidate(endpoint, tags).await
+            }
+            answer => answer,
+        }
     }
 
     /// POSTs `{"tags": [...]}` to `endpoint`, signed for `endpoint` as its audience.
     pub async fn revalidate(&self, endpoint: &str, tags: &[catalog_core::tags::Tag]) -> Answer {
         let tags: Vec<&str> = tags.iter().map(|t| t.as_str()).collect();
         let body = serde_json::json!({ "tags": tags }).to_string();
-        let key = signature::AudienceKey::derive(&self.secret, endpoint);
+        let key = signature::AudienceKey::derive(&self.secret.current().1, endpoint);
         let signed = signature::sign(
             &key,
             endpoint,

@@ -16,6 +16,7 @@ pub mod breaker;
 pub mod client;
 pub mod handoff;
 pub mod plan;
+pub mod secret;
 pub mod signature;
 pub mod tag_table;
 
@@ -296,11 +297,11 @@ impl Revalidator {
 
     /// One call, retried once inside the invocation when a short wait may fix it.
     async fn call(&self, endpoint: &str, tags: &[Tag]) -> Answer {
-        let first = self.client.revalidate(endpoint, tags).await;
+        let first = self.client.revalidate_or_reread(endpoint, tags).await;
         match &first {
             Answer::Retry { after, .. } if after.unwrap_or_default() <= MAX_INLINE_WAIT => {
                 tokio::time::sleep(after.unwrap_or(Duration::from_millis(100))).await;
-                self.client.revalidate(endpoint, tags).await
+                self.client.revalidate_or_reread(endpoint, tags).await
             }
             _ => first,
         }

@@ -8,6 +8,7 @@ use catalog::config::RevalidatorConfig;
 use catalog::sdk::Sdk;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use tag_revalidator::client::RevalidateClient;
+use tag_revalidator::secret;
 use tag_revalidator::tag_table::TagTable;
 use tag_revalidator::Revalidator;
 
@@ -16,9 +17,10 @@ async fn main() -> Result<(), Error> {
     catalog::telemetry::init();
     let config = RevalidatorConfig::from_env()?;
     let sdk = Sdk::from_env().await;
-    // Read once, at cold start.
+    // Read at cold start, and again when a storefront refuses a signature (a rotation).
     let timeout = Duration::from_millis(config.timeout_ms);
     let client = RevalidateClient::new(sdk.secret(&config.secret).await?.as_bytes(), timeout)?;
+    let client = client.reading_secret_with(secret::reader(&sdk, &config.secret));
     let mut revalidator = Revalidator::new(
         config.endpoints,
         client,
