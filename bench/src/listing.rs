@@ -19,8 +19,8 @@ use futures::future::try_join_all;
 
 use crate::Flags;
 
-const PAGE: usize = 50;
-const LOCATIONS: usize = 3;
+pub(crate) const PAGE: usize = 50;
+pub(crate) const LOCATIONS: usize = 3;
 
 pub async fn run(flags: &Flags) -> Result<()> {
     let stores: usize = flags.get("stores", 20)?;
@@ -161,7 +161,12 @@ fn cards_json(cards: &[ProductSummary]) -> Result<usize> {
     Ok(cards.len())
 }
 
-async fn naive(client: &Client, products: &str, inventory: &str, store: &str) -> Result<usize> {
+pub(crate) async fn naive(
+    client: &Client,
+    products: &str,
+    inventory: &str,
+    store: &str,
+) -> Result<usize> {
     let mut cards = Vec::new();
     for item in store_products(client, products, store).await? {
         let key = item["productId"].clone();
@@ -191,7 +196,12 @@ async fn naive(client: &Client, products: &str, inventory: &str, store: &str) ->
     cards_json(&cards)
 }
 
-async fn join(client: &Client, products: &str, inventory: &str, store: &str) -> Result<usize> {
+pub(crate) async fn join(
+    client: &Client,
+    products: &str,
+    inventory: &str,
+    store: &str,
+) -> Result<usize> {
     let items = store_products(client, products, store).await?;
     let products_found: Vec<Product> = serde_dynamo::from_items(items)?;
     let keys: Vec<HashMap<String, AttributeValue>> = products_found

@@ -84,7 +84,7 @@ pub async fn run(flags: &Flags) -> Result<()> {
 }
 
 /// A whole run: the run request, then every segment at once until none is left.
-async fn run_once(
+pub(crate) async fn run_once(
     env: &TestEnv,
     reconciler: &Reconciler,
     segments: u32,
