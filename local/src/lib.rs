@@ -41,6 +41,21 @@ pub fn workspace_root() -> PathBuf {
         })
 }
 
+/// The Node.js that scripts/setup installs (22, the official binaries from npm, under
+/// tools/): the storefront, its browser driver and the cache handler's tests run on it rather
+/// than on whatever `node` the machine has.
+pub fn node(root: &std::path::Path) -> PathBuf {
+    root.join("tools/node_modules/.bin/node")
+}
+
+/// `PATH` with [`node`]'s folder first, for programs that find `node` through it (`next`'s
+/// `#!/usr/bin/env node`).
+pub fn path_with_node(root: &std::path::Path) -> String {
+    let ours = root.join("tools/node_modules/.bin");
+    let rest = std::env::var("PATH").unwrap_or_default();
+    format!("{}:{rest}", ours.display())
+}
+
 /// Where the local stack keeps its state and logs: `CATALOG_LOCAL_DIR`, else `.local` under
 /// the root (git-ignored).
 pub fn local_dir(root: &std::path::Path) -> PathBuf {

@@ -82,6 +82,7 @@ pub fn start(root: &Path, settings: &Settings, port: u16) -> Result<Service> {
         ("REVALIDATE_KEY", revalidate_key(&settings.secret, port)),
         ("REVALIDATE_AUDIENCE", revalidate_route(port)),
         ("NEXT_TELEMETRY_DISABLED", "1".to_owned()),
+        ("PATH", crate::path_with_node(root)),
         ("NODE_ENV", "production".to_owned()),
     ];
     if let Some(tags) = &settings.tag_table {

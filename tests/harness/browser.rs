@@ -19,9 +19,9 @@ pub struct Browser {
 
 impl Browser {
     pub fn start() -> Result<Self> {
-        let script = catalog_local::storefront::dir(&catalog_local::workspace_root())
-            .join("e2e/browser.mjs");
-        let mut child = Command::new("node")
+        let root = catalog_local::workspace_root();
+        let script = catalog_local::storefront::dir(&root).join("e2e/browser.mjs");
+        let mut child = Command::new(catalog_local::node(&root))
             .arg(script)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -114,8 +114,9 @@ async fn the_revalidator_writes_the_tag_table_and_the_handler_package_reads_it()
         package.join("dist/index.js").exists(),
         "the package is not built: run scripts/setup"
     );
-    let output = tokio::process::Command::new("node")
-        .args(["--test", "test/"])
+    let node = catalog_local::node(&catalog_local::workspace_root());
+    let output = tokio::process::Command::new(node)
+        .args(["--test", "test/*.test.mjs"])
         .current_dir(&package)
         .env("DYNAMODB_ENDPOINT", catalog_tests::endpoints().0)
         .env("CATALOG_TAG_TABLE", &table)
@@ -182,4 +183,25 @@ async fn a_missing_tag_table_is_a_configuration_error_and_nothing_is_lost() -> R
 fn closed_port() -> Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
+}
+
+/// The package and the storefront declare Node.js 22 and run on the one scripts/setup
+/// installs: the AWS SDK for JavaScript supports no older Node from 2027.
+#[test]
+fn the_package_and_the_storefront_run_on_node_22() -> Result<()> {
+    let root = catalog_local::workspace_root();
+    let node = catalog_local::node(&root);
+    let version = std::process::Command::new(&node).arg("--version").output();
+    let version = String::from_utf8(version.with_context(|| format!("{node:?}"))?.stdout)?;
+    ensure!(version.starts_with("v22."), "{node:?} is {version}");
+    for dir in ["packages/next-cache-handler", "examples/storefront"] {
+        let text = std::fs::read_to_string(root.join(dir).join("package.json"))?;
+        let package: serde_json::Value = serde_json::from_str(&text)?;
+        ensure!(
+            package["engines"]["node"] == ">=22",
+            "{dir}: {}",
+            package["engines"]
+        );
+    }
+    Ok(())
 }
