@@ -51,7 +51,8 @@ pub fn node(root: &std::path::Path) -> PathBuf {
 /// `PATH` with [`node`]'s folder first, for programs that find `node` through it (`next`'s
 /// `#!/usr/bin/env node`).
 pub fn path_with_node(root: &std::path::Path) -> String {
-    let ours = root.join("tools/node_modules/.bin");
+    let node = node(root);
+    let ours = node.parent().unwrap_or(root);
     let rest = std::env::var("PATH").unwrap_or_default();
     format!("{}:{rest}", ours.display())
 }

@@ -104,11 +104,8 @@ impl RevalidateClient {
     /// The same client, reading the secret again through `reader` when a storefront refuses
     /// a signature ([`Self::revalidate_or_reread`]).
     pub fn reading_secret_with(self, reader: SecretReader) -> Self {
-        let secret = std::sync::Arc::into_inner(self.secret)
-            .expect("set before the client is cloned")
-            .reading_with(reader);
         Self {
-            secret: std::sync::Arc::new(secret),
+            secret: std::sync::Arc::new(self.secret.reading_with(reader)),
             ..self
         }
     }
@@ -120,8 +117,8 @@ impl RevalidateClient {
         endpoint: &str,
         tags: &[catalog_core::tags::Tag],
     ) -> Answer {
-        let (generation, _) = self.secret.current();
-        match self.revalidate(endpoint, tags).await {
+        let (generation, secret) = self.secret.current();
+        match self.revalidate_with(&secret, endpoint, tags).await {
             Answer::Refused { status: 401, .. } if self.secret.read_again(generation).await => {
                 self.revalidate(endpoint, tags).await
             }
@@ -131,9 +128,21 @@ impl RevalidateClient {
 
     /// POSTs `{"tags": [...]}` to `endpoint`, signed for `endpoint` as its audience.
     pub async fn revalidate(&self, endpoint: &str, tags: &[catalog_core::tags::Tag]) -> Answer {
+        self.revalidate_with(&self.secret.current().1, endpoint, tags)
+            .await
+    }
+
+    /// [`Self::revalidate`] signed under `secret`: the value whose generation the caller read,
+    /// so that a refusal is blamed on the value that was actually used.
+    async fn revalidate_with(
+        &self,
+        secret: &[u8],
+        endpoint: &str,
+        tags: &[catalog_core::tags::Tag],
+    ) -> Answer {
         let tags: Vec<&str> = tags.iter().map(|t| t.as_str()).collect();
         let body = serde_json::json!({ "tags": tags }).to_string();
-        let key = signature::AudienceKey::derive(&self.secret.current().1, endpoint);
+        let key = signature::AudienceKey::derive(secret, endpoint);
         let signed = signature::sign(
             &key,
             endpoint,

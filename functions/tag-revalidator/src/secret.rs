@@ -46,9 +46,12 @@ impl RotatingSecret {
     }
 
     /// The same secret, read again through `reader` when [`Self::read_again`] is asked.
-    pub fn reading_with(mut self, reader: SecretReader) -> Self {
-        self.reader = Some(reader);
-        self
+    pub fn reading_with(&self, reader: SecretReader) -> Self {
+        Self {
+            current: RwLock::new(self.current()),
+            reader: Some(reader),
+            last_read: tokio::sync::Mutex::new(None),
+        }
     }
 
     /// The value to sign with and its generation.
