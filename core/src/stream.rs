@@ -9,7 +9,8 @@ use aws_lambda_events::event::dynamodb::EventRecord;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use crate::ids::ProductId;
+use crate::ids::{LocationId, ProductId};
+use crate::refresh::{Row, RowChange};
 
 /// A change to a product's rows in Products or Inventory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,13 +20,34 @@ pub struct SourceChange {
     /// When DynamoDB recorded the change, rounded down to the second as DynamoDB documents:
     /// the start of the freshness clock.
     pub event_time: DateTime<Utc>,
+    /// Which row changed, and the version it was raised to: what the safe skip compares.
+    pub row: RowChange,
 }
 
-/// Both source tables have `productId` as their partition key.
+/// Both source tables have `productId` as their partition key; Inventory adds `locationId`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Keys {
     product_id: ProductId,
+    location_id: Option<LocationId>,
+}
+
+/// The `version` attribute of a stream image, if it has a whole-number one.
+fn version(image: &serde_dynamo::Item) -> Option<u64> {
+    match image.get("version")? {
+        serde_dynamo::AttributeValue::N(n) => n.parse().ok(),
+        _ => None,
+    }
+}
+
+/// The version a record's write raised its row to: `Some` only for a MODIFY whose new image's
+/// version is above its old image's (see [`crate::refresh::covered`] for why nothing else can
+/// be placed).
+pub fn raised_to(event_name: &str, old: Option<u64>, new: Option<u64>) -> Option<u64> {
+    match (event_name, old, new) {
+        ("MODIFY", Some(old), Some(new)) if new > old => Some(new),
+        _ => None,
+    }
 }
 
 /// Reads the product a record is about. `Err` carries the reason the record can never be
@@ -39,10 +61,22 @@ pub fn decode(record: &EventRecord) -> Result<SourceChange, String> {
         .ok_or_else(|| "record has no SequenceNumber".to_owned())?;
     let keys: Keys = serde_dynamo::from_item(record.change.keys.clone())
         .map_err(|e| format!("record keys are not a product key: {e}"))?;
+    let row = match keys.location_id {
+        Some(location) => Row::Stock(location),
+        None => Row::Product,
+    };
     Ok(SourceChange {
         product_id: keys.product_id,
         sequence_number,
         event_time: record.change.approximate_creation_date_time,
+        row: RowChange {
+            row,
+            raised_to: raised_to(
+                &record.event_name,
+                version(&record.change.old_image),
+                version(&record.change.new_image),
+            ),
+        },
     })
 }
 
@@ -53,6 +87,8 @@ pub struct Grouped {
     pub ids: Vec<ProductId>,
     /// The indices of each product's records, in batch order.
     pub records_of: BTreeMap<ProductId, Vec<usize>>,
+    /// What each product's records changed, in batch order.
+    pub changes_of: BTreeMap<ProductId, Vec<RowChange>>,
     /// Records that can never be processed, with the reason.
     pub undecodable: Vec<(usize, String)>,
 }
@@ -68,9 +104,11 @@ pub fn group(records: &[EventRecord]) -> Grouped {
                     .entry(change.product_id.clone())
                     .or_default();
                 if indices.is_empty() {
-                    grouped.ids.push(change.product_id);
+                    grouped.ids.push(change.product_id.clone());
                 }
                 indices.push(i);
+                let changes = grouped.changes_of.entry(change.product_id).or_default();
+                changes.push(change.row);
             }
             Err(reason) => grouped.undecodable.push((i, reason)),
         }
@@ -140,6 +178,39 @@ mod tests {
         assert_eq!(grouped.records_of[&ProductId::parse("b").unwrap()], [0, 3]);
         assert_eq!(grouped.undecodable.len(), 1);
         assert_eq!(grouped.undecodable[0].0, 2);
+    }
+
+    #[test]
+    fn only_a_modify_that_raised_its_version_is_placed() {
+        assert_eq!(raised_to("MODIFY", Some(3), Some(4)), Some(4));
+        assert_eq!(raised_to("MODIFY", Some(4), Some(4)), None);
+        assert_eq!(raised_to("MODIFY", Some(5), Some(1)), None);
+        assert_eq!(raised_to("INSERT", None, Some(1)), None);
+        assert_eq!(raised_to("REMOVE", Some(7), None), None);
+        assert_eq!(raised_to("MODIFY", None, Some(2)), None);
+    }
+
+    #[test]
+    fn reads_the_row_and_its_versions_from_the_images() {
+        let mut e = event(
+            json!({"productId": {"S": "p1"}, "locationId": {"S": "l1"}}),
+            Some("7"),
+        );
+        e.records[0].change.old_image =
+            serde_json::from_value(json!({"version": {"N": "2"}})).unwrap();
+        e.records[0].change.new_image =
+            serde_json::from_value(json!({"version": {"N": "3"}})).unwrap();
+        let change = decode(&e.records[0]).unwrap();
+        assert_eq!(change.row.row, Row::Stock(LocationId::parse("l1").unwrap()));
+        assert_eq!(change.row.raised_to, Some(3));
+        let bare = decode(&event(json!({"productId": {"S": "p1"}}), Some("8")).records[0]).unwrap();
+        assert_eq!(
+            bare.row,
+            RowChange {
+                row: Row::Product,
+                raised_to: None
+            }
+        );
     }
 
     #[test]

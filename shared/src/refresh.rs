@@ -21,7 +21,7 @@
 //! (expired by TTL after a day) stop a computation that read a product just before its
 //! deletion from resurrecting it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -36,7 +36,7 @@ use catalog_core::projection::project;
 use catalog_core::reconcile::{compare, Discrepancy};
 use catalog_core::tags::{StockTagPolicy, TagSet};
 
-pub use catalog_core::refresh::{decide, Change, Decision};
+pub use catalog_core::refresh::{covered, decide, Change, Covers, Decision, RowChange};
 
 pub use crate::store::summaries::TOMBSTONE_TTL_SECS;
 
@@ -65,12 +65,32 @@ pub struct Refreshed {
     pub left: Vec<IndexPosition>,
 }
 
+impl Refreshed {
+    /// A product whose stored summary covered every record: no refresh, no tags.
+    fn covered(product_id: &ProductId, stored: &Stored) -> Self {
+        Self {
+            product_id: product_id.clone(),
+            change: Change::Covered,
+            tags: TagSet::new(),
+            outbox_revision: None,
+            discrepancy: None,
+            stuck_outbox: false,
+            current: stored.record.as_ref().map(|r| r.summary.clone()),
+            left: Vec::new(),
+        }
+    }
+}
+
 /// Whether a refresh writes, or only reads and reports what it would write (a dry run).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Write,
     Inspect,
 }
+
+/// What each product's stream records changed: those the stored summary covers are skipped.
+/// Empty for a refresh with no records behind it (the reconciler's), which skips nothing.
+pub type Changes = BTreeMap<ProductId, Vec<RowChange>>;
 
 /// Whether `stored` has tags that waited in its outbox longer than [`STUCK_OUTBOX_SECS`] at
 /// `now`. A content write sets `updatedAt` (a tombstone, `deletedAt`; one written before
@@ -167,16 +187,22 @@ impl Refresher {
     /// BatchGetItem for the summaries, then one for the products, then the stock Queries and
     /// the conditional writes, `concurrency` at a time. Returns one outcome per id.
     pub async fn refresh(&self, ids: &[ProductId]) -> Vec<Outcome> {
-        self.run(ids, Mode::Write).await
+        self.run(ids, &Changes::new(), Mode::Write).await
+    }
+
+    /// [`refresh`](Self::refresh) for stream records: a product whose stored summary
+    /// [`covered`] every one of its `changes` is skipped after step 1 ([`Change::Covered`]).
+    pub async fn refresh_changes(&self, ids: &[ProductId], changes: &Changes) -> Vec<Outcome> {
+        self.run(ids, changes, Mode::Write).await
     }
 
     /// The same reads and decisions as [`refresh`](Self::refresh), without writing: what it
     /// would change, with outbox revisions `None`.
     pub async fn inspect(&self, ids: &[ProductId]) -> Vec<Outcome> {
-        self.run(ids, Mode::Inspect).await
+        self.run(ids, &Changes::new(), Mode::Inspect).await
     }
 
-    async fn run(&self, ids: &[ProductId], mode: Mode) -> Vec<Outcome> {
+    async fn run(&self, ids: &[ProductId], changes: &Changes, mode: Mode) -> Vec<Outcome> {
         let mut outcomes: HashMap<ProductId, Outcome> = HashMap::with_capacity(ids.len());
         let mut todo: Vec<ProductId> = ids.to_vec();
         for attempt in 1..=self.max_attempts {
@@ -187,7 +213,7 @@ impl Refresher {
                 tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
             }
             let mut conflicts = Vec::new();
-            for (id, result) in self.attempt(&todo, mode).await {
+            for (id, result) in self.attempt(&todo, changes, mode).await {
                 match result {
                     Attempt::Done(outcome) => {
                         outcomes.insert(id, outcome);
@@ -210,8 +236,13 @@ impl Refresher {
             .collect()
     }
 
-    async fn attempt(&self, ids: &[ProductId], mode: Mode) -> Vec<(ProductId, Attempt)> {
-        let fail_all = |fault: Fault| {
+    async fn attempt(
+        &self,
+        ids: &[ProductId],
+        changes: &Changes,
+        mode: Mode,
+    ) -> Vec<(ProductId, Attempt)> {
+        let fail_all = |ids: &[ProductId], fault: Fault| {
             ids.iter()
                 .map(|id| (id.clone(), Attempt::Done(Err(fault.clone().into()))))
                 .collect()
@@ -219,11 +250,15 @@ impl Refresher {
         // Step 1 strictly before step 2: see the module docs.
         let mut stored = match self.summaries.get_many(ids).await {
             Ok(stored) => stored,
-            Err(fault) => return fail_all(fault),
+            Err(fault) => return fail_all(ids, fault),
         };
-        let mut products = match self.sources.products(ids).await {
+        let (mut done, ids) = skip_covered(ids, &stored, changes);
+        let mut products = match self.sources.products(&ids).await {
             Ok(products) => products,
-            Err(fault) => return fail_all(fault),
+            Err(fault) => {
+                done.extend(fail_all(&ids, fault));
+                return done;
+            }
         };
         let inputs: Vec<_> = ids
             .iter()
@@ -233,14 +268,16 @@ impl Refresher {
                 (id.clone(), stored, product)
             })
             .collect();
-        stream::iter(inputs)
+        let settled: Vec<_> = stream::iter(inputs)
             .map(|(id, stored, product)| async move {
                 let result = self.settle(&id, stored, product, mode).await;
                 (id, result)
             })
             .buffer_unordered(self.concurrency)
             .collect()
-            .await
+            .await;
+        done.extend(settled);
+        done
     }
 
     /// Steps 2 (stock rows) to 4 for one product.
@@ -257,13 +294,15 @@ impl Refresher {
         };
         let inventory = match &product {
             Some(p) if p.track_inventory => match self.sources.inventory(id).await {
-                Ok(rows) => rows,
+                Ok(rows) => Some(rows),
                 Err(err) => return Attempt::Done(Err(err.into())),
             },
-            _ => Vec::<InventoryRow>::new(),
+            _ => None,
         };
-        let next = project(product.as_ref(), &inventory);
-        self.write(id, stored, next, mode).await
+        let rows: &[InventoryRow] = inventory.as_deref().unwrap_or_default();
+        let next = project(product.as_ref(), rows);
+        let read = Covers::read(product.as_ref(), inventory.as_deref());
+        self.write(id, stored, next, read, mode).await
     }
 
     /// Step 4: the decision's one conditional write (none when inspecting).
@@ -272,11 +311,12 @@ impl Refresher {
         id: &ProductId,
         stored: Option<Stored>,
         next: Option<ProductSummary>,
+        read: Covers,
         mode: Mode,
     ) -> Attempt {
         let now = Utc::now();
         let previous = stored.as_ref().and_then(|s| s.record.as_ref());
-        let decision = decide(stored.as_ref(), next, self.policy, now);
+        let decision = decide(stored.as_ref(), next, read, self.policy, now);
         // Against what the decision writes (its creation time completed), not the raw
         // projection; a fence writes nothing and finds nothing.
         let discrepancy = match &decision {
@@ -303,18 +343,24 @@ impl Refresher {
         if mode == Mode::Inspect {
             return Attempt::Done(Ok(refreshed));
         }
-        let (written, expected) = match decision {
-            Decision::Fence { expected, .. } => {
-                (self.summaries.fence(id, expected).await, Some(expected))
+        let (written, expected) = match &decision {
+            Decision::Fence {
+                expected, covers, ..
+            } => {
+                let fence = self.summaries.fence(id, *expected, covers);
+                (fence.await, Some(*expected))
             }
             Decision::Write {
-                expected, record, ..
+                expected,
+                record,
+                covers,
+                ..
             } => {
                 let (record, tags) = (record.as_ref(), &refreshed.tags);
                 let put = self
                     .summaries
-                    .put(id, record, expected, tags, now.timestamp());
-                (put.await, expected)
+                    .put(id, record, *expected, tags, covers, now.timestamp());
+                (put.await, *expected)
             }
         };
         match written {
@@ -327,4 +373,27 @@ impl Refresher {
             Err(fault) => Attempt::Done(Err(fault.into())),
         }
     }
+}
+
+/// Step 1's verdict for each of `ids`: those whose stored summary [`covered`] every one of
+/// their `changes` are done; the rest go on to read their rows.
+fn skip_covered(
+    ids: &[ProductId],
+    stored: &HashMap<ProductId, Result<Option<Stored>, Corrupt>>,
+    changes: &Changes,
+) -> (Vec<(ProductId, Attempt)>, Vec<ProductId>) {
+    let mut done = Vec::new();
+    let mut rest = Vec::new();
+    for id in ids {
+        let found = stored
+            .get(id)
+            .and_then(|s| s.as_ref().ok())
+            .and_then(Option::as_ref);
+        let changes = changes.get(id).map(Vec::as_slice).unwrap_or_default();
+        match found.filter(|s| covered(Some(s), changes)) {
+            Some(s) => done.push((id.clone(), Attempt::Done(Ok(Refreshed::covered(id, s))))),
+            None => rest.push(id.clone()),
+        }
+    }
+    (done, rest)
 }

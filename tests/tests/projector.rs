@@ -372,3 +372,104 @@ async fn a_listing_check_that_does_not_parse_is_reported_for_the_dead_letter_que
     assert_eq!(env.queued_tags().await?, ["store:s1:products"]);
     Ok(())
 }
+
+/// Each record of `event` as a batch of its own, in stream order.
+fn one_record_batches(
+    event: aws_lambda_events::event::dynamodb::Event,
+) -> Vec<aws_lambda_events::event::dynamodb::Event> {
+    event
+        .records
+        .into_iter()
+        .map(|record| {
+            let mut batch = aws_lambda_events::event::dynamodb::Event::default();
+            batch.records = vec![record];
+            batch
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn records_a_caught_up_summary_covers_cost_no_write() -> Result<()> {
+    let env = TestEnv::new().await?;
+    let mut p = product("p1", "s1");
+    env.put_product(&p).await?;
+    env.put_stock(&stock("p1", "l1", 10, 0)).await?;
+    env.project_pending().await?;
+
+    // A backlog: three price changes and a stock change, none projected yet.
+    for price in [1500, 1600, 1700] {
+        p.price = MinorUnits::new(price)?;
+        p.version += 1;
+        env.put_product(&p).await?;
+    }
+    let mut row = stock("p1", "l1", 4, 0);
+    row.version = 2;
+    env.put_stock(&row).await?;
+    let mut batches = one_record_batches(env.products_event().await?);
+    batches.extend(one_record_batches(env.inventory_event().await?));
+
+    // The first batch reads the final rows; every later record is already in its summary.
+    let projector = env.projector();
+    projector.handle(batches.remove(0)).await?;
+    let caught_up = env.stored("p1").await?.expect("a summary");
+    env.tag_messages().await?;
+    for batch in batches {
+        let response = projector.handle(batch).await?;
+        assert!(response.batch_item_failures.is_empty());
+    }
+    let after = env.stored("p1").await?.expect("a summary");
+    assert_eq!(
+        after.revision, caught_up.revision,
+        "no write, not even a fence"
+    );
+    assert!(env.tag_messages().await?.is_empty());
+    env.assert_converged("p1").await
+}
+
+#[tokio::test]
+async fn a_re_created_product_is_never_taken_for_the_old_one() -> Result<()> {
+    let env = TestEnv::new().await?;
+    let mut p = product("p1", "s1");
+    p.version = 5;
+    env.put_product(&p).await?;
+    env.project_pending().await?;
+
+    // Deleted and created again: its versions restart below the 5 the summary covers.
+    env.delete_product("p1").await?;
+    p.version = 1;
+    env.put_product(&p).await?;
+    p.price = MinorUnits::new(4200)?;
+    p.version = 2;
+    env.put_product(&p).await?;
+
+    // In stream order, one record at a time: REMOVE, INSERT, then MODIFY to version 2.
+    let projector = env.projector();
+    let batches = one_record_batches(env.products_event().await?);
+    assert_eq!(batches.len(), 3);
+    for batch in batches {
+        projector.handle(batch).await?;
+    }
+    assert_eq!(
+        env.summary("p1").await?.expect("a summary").price.get(),
+        4200
+    );
+    env.assert_converged("p1").await
+}
+
+#[tokio::test]
+async fn a_write_that_does_not_raise_the_version_is_never_skipped() -> Result<()> {
+    let env = TestEnv::new().await?;
+    let mut p = product("p1", "s1");
+    env.put_product(&p).await?;
+    env.project_pending().await?;
+
+    // A writer that changes the price and leaves the version as it was.
+    p.price = MinorUnits::new(999)?;
+    env.put_product(&p).await?;
+    env.project_pending().await?;
+    assert_eq!(
+        env.summary("p1").await?.expect("a summary").price.get(),
+        999
+    );
+    env.assert_converged("p1").await
+}

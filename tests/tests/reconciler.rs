@@ -69,6 +69,7 @@ async fn corrupt(env: &TestEnv) -> Result<()> {
             Some(&ghost),
             None,
             &TagSet::new(),
+            &Default::default(),
             0,
         )
         .await?;

@@ -8,6 +8,10 @@ use crate::model::{ProductSummary, SummaryRecord};
 use crate::projection::inherit_created_at;
 use crate::tags::{tags, StockTagPolicy, TagSet};
 
+mod covers;
+
+pub use covers::{covered, Covers, Row, RowChange, STOCK_VERSIONS_BUDGET};
+
 /// What the Summaries table holds for one product.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Stored {
@@ -22,6 +26,8 @@ pub struct Stored {
     pub expires_at: Option<i64>,
     /// When a tombstone was written (epoch seconds): how old its outbox is.
     pub deleted_at: Option<i64>,
+    /// The source versions the last write read (`None`: written before they were kept).
+    pub covers: Option<Covers>,
 }
 
 /// What changed in a product's summary.
@@ -33,6 +39,9 @@ pub enum Change {
     Updated,
     /// The summary was replaced by a tombstone.
     Deleted,
+    /// Not refreshed: the stored summary covered every record (see [`covered`]), so nothing was
+    /// read beyond it and nothing written.
+    Covered,
 }
 
 /// The one conditional write a refresh makes.
@@ -42,7 +51,11 @@ pub enum Decision {
     /// fence: `revision = expected + 1` if it is still `expected`). A slower refresher that
     /// read `expected` and rows older than ours would otherwise land its stale write on top
     /// of our "unchanged" verdict. `leftover` are tags an earlier write left in the outbox.
-    Fence { expected: u64, leftover: TagSet },
+    Fence {
+        expected: u64,
+        leftover: TagSet,
+        covers: Covers,
+    },
     /// Write `record` (a tombstone when `None`) as `expected + 1` (1 when nothing is stored),
     /// on the condition that the stored revision is still `expected`, with `pending` kept in
     /// the item's outbox until queued.
@@ -51,6 +64,7 @@ pub enum Decision {
         record: Option<SummaryRecord>,
         pending: TagSet,
         change: Change,
+        covers: Covers,
     },
 }
 
@@ -71,6 +85,13 @@ impl Decision {
         }
     }
 
+    /// The source versions the write stores: what the summary covers once it lands.
+    pub fn covers(&self) -> &Covers {
+        match self {
+            Decision::Fence { covers, .. } | Decision::Write { covers, .. } => covers,
+        }
+    }
+
     /// The tags to queue once the write is made: the write's diff plus the leftover outbox.
     pub fn tags(&self) -> &TagSet {
         match self {
@@ -80,12 +101,14 @@ impl Decision {
     }
 }
 
-/// Decides the write for a product whose stored state is `stored` and whose rows now project
-/// to `next`, at time `now` (the new `updatedAt`, and `createdAt` if it is the first write:
-/// see [`inherit_created_at`]).
+/// Decides the write for a product whose stored state is `stored` and whose rows, read at
+/// versions `read`, now project to `next`, at time `now` (the new `updatedAt`, and `createdAt`
+/// if it is the first write: see [`inherit_created_at`]). Every write, a fence too, stores
+/// `read`: what the summary now covers.
 pub fn decide(
     stored: Option<&Stored>,
     mut next: Option<ProductSummary>,
+    read: Covers,
     policy: StockTagPolicy,
     now: DateTime<Utc>,
 ) -> Decision {
@@ -98,6 +121,7 @@ pub fn decide(
         return Decision::Fence {
             expected: stored.revision,
             leftover,
+            covers: read,
         };
     }
     let mut pending = tags(previous, next.as_ref(), policy);
@@ -116,6 +140,7 @@ pub fn decide(
         record,
         pending,
         change,
+        covers: read,
     }
 }
 
@@ -149,6 +174,7 @@ mod tests {
                 pending_tags,
                 expires_at: None,
                 deleted_at: None,
+                covers: None,
             },
         ))
     }
@@ -173,14 +199,17 @@ mod tests {
             // The creation time is completed from the stored summary, else from now.
             let next_in = next.clone();
             let next = next.map(|mut n| { inherit_created_at(&mut n, previous, now); n });
-            match decide(stored.as_ref(), next_in, policy, now) {
-                Decision::Fence { expected, leftover: queued } => {
+            let read = Covers { product: Some(3), stock: None };
+            match decide(stored.as_ref(), next_in, read.clone(), policy, now) {
+                Decision::Fence { expected, leftover: queued, covers } => {
+                    prop_assert_eq!(covers, read);
                     let stored = stored.as_ref().expect("a fence needs a stored item");
                     prop_assert_eq!(previous, next.as_ref());
                     prop_assert_eq!(expected, stored.revision);
                     prop_assert_eq!(queued, leftover);
                 }
-                Decision::Write { expected, record, pending, change } => {
+                Decision::Write { expected, record, pending, change, covers } => {
+                    prop_assert_eq!(covers, read);
                     prop_assert!(stored.is_none() || previous != next.as_ref());
                     prop_assert_eq!(expected, stored.as_ref().map(|s| s.revision));
                     prop_assert_eq!(record.as_ref().map(|r| &r.summary), next.as_ref());

@@ -82,12 +82,14 @@ impl Projector {
         let Grouped {
             ids,
             records_of,
+            changes_of,
             undecodable: mut to_park,
         } = stream::group(records);
 
         let mut failed: Vec<usize> = Vec::new();
         let mut refreshed: Vec<Refreshed> = Vec::new();
-        for (outcome, id) in self.refresher.refresh(&ids).await.into_iter().zip(&ids) {
+        let outcomes = self.refresher.refresh_changes(&ids, &changes_of).await;
+        for (outcome, id) in outcomes.into_iter().zip(&ids) {
             match outcome {
                 Ok(r) => refreshed.push(r),
                 Err(err) if err.is_transient() => {
@@ -180,7 +182,7 @@ impl Projector {
         event_time: Option<DateTime<Utc>>,
     ) {
         let count = |change: Change| refreshed.iter().filter(|r| r.change == change).count();
-        let written = refreshed.len() - count(Change::Unchanged);
+        let written = refreshed.len() - count(Change::Unchanged) - count(Change::Covered);
         let tags: usize = refreshed.iter().map(|r| r.tags.len()).sum();
         let lag_ms = event_time.map_or(0, |t| (Utc::now() - t).num_milliseconds().max(0));
         let failed = failed.iter().collect::<HashSet<_>>().len();
@@ -190,6 +192,7 @@ impl Projector {
             products = refreshed.len(),
             written,
             unchanged = count(Change::Unchanged),
+            covered = count(Change::Covered),
             deleted = count(Change::Deleted),
             tags,
             parked,
@@ -200,6 +203,7 @@ impl Projector {
         let metrics: MetricSet = [
             ("RecordsReceived", records.len() as f64, "Count"),
             ("SummariesWritten", written as f64, "Count"),
+            ("ProductsCovered", count(Change::Covered) as f64, "Count"),
             ("TagsQueued", tags as f64, "Count"),
             ("RecordsParked", parked as f64, "Count"),
             ("RecordsRetried", failed as f64, "Count"),

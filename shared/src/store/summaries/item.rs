@@ -7,7 +7,7 @@ use super::TOMBSTONE_TTL_SECS;
 use catalog_core::ids::{ProductId, StoreId};
 use catalog_core::listing::{index_keys, IndexKeys};
 use catalog_core::model::{MinorUnits, ProductSummary, SummaryRecord, Timestamp};
-use catalog_core::refresh::Stored;
+use catalog_core::refresh::{Covers, Stored};
 use catalog_core::tags::TagSet;
 
 /// The item as stored. A tombstone keeps only the key, `revision`, `deleted`, `deletedAt`,
@@ -36,6 +36,9 @@ pub(super) struct SummaryItem {
         with = "serde_dynamo::string_set"
     )]
     pending_tags: TagSet,
+    /// The source versions the last write read (the safe skip); not projected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    covers: Option<Covers>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     store_id: Option<StoreId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -68,6 +71,7 @@ impl SummaryItem {
         record: Option<&SummaryRecord>,
         revision: u64,
         pending_tags: &TagSet,
+        covers: &Covers,
         now_secs: i64,
     ) -> Self {
         let tombstone = record.is_none();
@@ -79,6 +83,7 @@ impl SummaryItem {
                 .then_some(now_secs + TOMBSTONE_TTL_SECS),
             deleted_at: tombstone.then_some(now_secs),
             pending_tags: pending_tags.clone(),
+            covers: Some(covers.clone()),
             store_id: None,
             list_sk: None,
             price_sk: None,
@@ -153,6 +158,7 @@ impl SummaryItem {
             pending_tags: self.pending_tags,
             expires_at: self.expires_at,
             deleted_at: self.deleted_at,
+            covers: self.covers,
         })
     }
 }

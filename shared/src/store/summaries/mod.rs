@@ -12,6 +12,7 @@ use super::{conditional, decode, key, product_id_of, Corrupt, ReadError};
 use crate::fault::{classify, Fault};
 use catalog_core::ids::ProductId;
 use catalog_core::model::SummaryRecord;
+use catalog_core::refresh::Covers;
 pub use catalog_core::refresh::Stored;
 use catalog_core::tags::TagSet;
 
@@ -139,18 +140,19 @@ impl SummaryStore {
 
 impl SummaryStore {
     /// Writes `record` (or a tombstone when `None`) as `revision`, if the stored revision is
-    /// still `expected` (`None`: nothing stored). `pending_tags` are kept with it until
-    /// [`clear_pending`](Self::clear_pending).
+    /// still `expected` (`None`: nothing stored), with the source versions it `covers`.
+    /// `pending_tags` are kept with it until [`clear_pending`](Self::clear_pending).
     pub async fn put(
         &self,
         id: &ProductId,
         record: Option<&SummaryRecord>,
         expected: Option<u64>,
         pending_tags: &TagSet,
+        covers: &Covers,
         now_secs: i64,
     ) -> Result<Write, Fault> {
         let revision = expected.map_or(1, |r| r + 1);
-        let item = SummaryItem::new(id, record, revision, pending_tags, now_secs);
+        let item = SummaryItem::new(id, record, revision, pending_tags, covers, now_secs);
         let item = serde_dynamo::to_item(item)
             .map_err(|e| Fault::Permanent(format!("encoding summary {id}: {e}")))?;
         let request = self
@@ -167,19 +169,29 @@ impl SummaryStore {
         conditional(request.send().await, "PutItem summary")
     }
 
-    /// Bumps the revision of `id` from `expected` to `expected + 1` and nothing else (a fence:
-    /// see [`Decision::Fence`](catalog_core::refresh::Decision::Fence)). `revision` is not projected
-    /// into the listing index, so this costs one write unit on the table and none on the index.
-    pub async fn fence(&self, id: &ProductId, expected: u64) -> Result<Write, Fault> {
+    /// Bumps the revision of `id` from `expected` to `expected + 1` and records the source
+    /// versions it now `covers`, and nothing else (a fence: see
+    /// [`Decision::Fence`](catalog_core::refresh::Decision::Fence)). Neither attribute is
+    /// projected into a listing index, so this costs write units on the table and none on the
+    /// indexes.
+    pub async fn fence(
+        &self,
+        id: &ProductId,
+        expected: u64,
+        covers: &Covers,
+    ) -> Result<Write, Fault> {
+        let covers: AttributeValue = serde_dynamo::to_attribute_value(covers)
+            .map_err(|e| Fault::Permanent(format!("encoding covers of {id}: {e}")))?;
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(id)))
-            .update_expression("SET revision = :next")
+            .update_expression("SET revision = :next, covers = :covers")
             .condition_expression("revision = :expected")
             .expression_attribute_values(":expected", AttributeValue::N(expected.to_string()))
             .expression_attribute_values(":next", AttributeValue::N((expected + 1).to_string()))
+            .expression_attribute_values(":covers", covers)
             .send()
             .await;
         conditional(result, "UpdateItem fence summary")
