@@ -47,6 +47,7 @@ pub async fn run(flags: &Flags) -> Result<()> {
         "backfill wrote {backfill:?}"
     );
     env.drain_queue("TagQueue").await?;
+    let raw_load = raw_load(&env, 4).await?;
 
     let mut rows_out = Vec::new();
     for segments in [1u32, 4] {
@@ -66,9 +67,12 @@ pub async fn run(flags: &Flags) -> Result<()> {
     let rate = |d: Duration| products as f64 / d.as_secs_f64();
     println!("reconciler benchmark: {products} products, {locations} stock rows each, Scan pages of {page}, best of 2 runs each");
     println!(
-        "  backfill (empty Summaries, 4 segments): {:>7.0} products/s ({:.1} s)",
+        "  backfill (empty Summaries, 4 segments): {:>7.0} products/s ({:.1} s) | raw BatchWriteItem load of the same summaries, 4 at once {:>7.0} items/s ({:.1} s) | ratio {:.2}x",
         rate(took),
-        took.as_secs_f64()
+        took.as_secs_f64(),
+        rate(raw_load),
+        raw_load.as_secs_f64(),
+        rate(took) / rate(raw_load)
     );
     for (segments, run, scan) in rows_out {
         println!(
@@ -114,6 +118,36 @@ pub(crate) async fn run_once(
             }
         }
     }
+}
+
+/// The floor for a backfill: the summaries it wrote, read back and loaded into an empty
+/// Summaries table by unconditional BatchWriteItem (25 items a call), `parallel` loaders at
+/// once, as many as the backfill's segments.
+async fn raw_load(env: &TestEnv, parallel: usize) -> Result<Duration> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let output = env
+            .dynamodb
+            .scan()
+            .table_name(&env.tables.summaries)
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await?;
+        items.extend(output.items.unwrap_or_default());
+        match output.last_evaluated_key {
+            Some(key) if !key.is_empty() => start = Some(key),
+            _ => break,
+        }
+    }
+    let empty = env.fresh_summaries("raw-load").await?.tables.summaries;
+    let share = items.len().div_ceil(parallel).max(1);
+    let started = Instant::now();
+    let loads = items
+        .chunks(share)
+        .map(|part| crate::seed::batch_write(&env.dynamodb, &empty, part.to_vec()));
+    try_join_all(loads).await?;
+    Ok(started.elapsed())
 }
 
 /// Scans the three tables, `segments` segments each at once, consistent reads, the same page

@@ -40,12 +40,14 @@ fn version(image: &serde_dynamo::Item) -> Option<u64> {
     }
 }
 
-/// The version a record's write raised its row to: `Some` only for a MODIFY whose new image's
-/// version is above its old image's (see [`crate::refresh::covered`] for why nothing else can
-/// be placed).
+/// The version a record's write brought its row to, when a version can place the write: a
+/// MODIFY whose new image's version is above its old image's, or an INSERT (the row's first
+/// version). A REMOVE, or a MODIFY that did not raise the version, is `None` (see
+/// [`crate::refresh::covered`] for why).
 pub fn raised_to(event_name: &str, old: Option<u64>, new: Option<u64>) -> Option<u64> {
     match (event_name, old, new) {
         ("MODIFY", Some(old), Some(new)) if new > old => Some(new),
+        ("INSERT", None, Some(new)) => Some(new),
         _ => None,
     }
 }
@@ -181,11 +183,11 @@ mod tests {
     }
 
     #[test]
-    fn only_a_modify_that_raised_its_version_is_placed() {
+    fn only_an_insert_or_a_modify_that_raised_its_version_is_placed() {
         assert_eq!(raised_to("MODIFY", Some(3), Some(4)), Some(4));
         assert_eq!(raised_to("MODIFY", Some(4), Some(4)), None);
         assert_eq!(raised_to("MODIFY", Some(5), Some(1)), None);
-        assert_eq!(raised_to("INSERT", None, Some(1)), None);
+        assert_eq!(raised_to("INSERT", None, Some(1)), Some(1));
         assert_eq!(raised_to("REMOVE", Some(7), None), None);
         assert_eq!(raised_to("MODIFY", None, Some(2)), None);
     }

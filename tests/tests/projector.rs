@@ -126,24 +126,36 @@ async fn store_move_invalidates_both_listings() -> Result<()> {
 }
 
 #[tokio::test]
-async fn a_duplicated_batch_changes_nothing_but_the_fence_and_queues_nothing() -> Result<()> {
+async fn a_duplicated_batch_writes_nothing_and_queues_nothing() -> Result<()> {
     let env = TestEnv::new().await?;
-    env.put_product(&product("p1", "s1")).await?;
+    let mut p = product("p1", "s1");
+    env.put_product(&p).await?;
     let event = env.products_event().await?;
     let projector = env.projector();
     projector.handle(event.clone()).await?;
     let first = env.stored("p1").await?.unwrap();
     assert_eq!(env.tag_messages().await?.len(), 1);
 
+    // The summary covers the record: no write at all.
     let response = projector.handle(event).await?;
     assert!(response.batch_item_failures.is_empty());
-    let second = env.stored("p1").await?.unwrap();
+    assert_eq!(env.stored("p1").await?.unwrap(), first);
+    assert!(env.tag_messages().await?.is_empty());
+
+    // A record no version places (its writer kept the version) is refreshed again: content
+    // unchanged, so only the fence.
+    p.slug = "renamed-slug".into();
+    env.put_product(&p).await?;
+    let unplaced = env.products_event().await?;
+    projector.handle(unplaced.clone()).await?;
+    let before = env.stored("p1").await?.unwrap();
+    projector.handle(unplaced).await?;
+    let after = env.stored("p1").await?.unwrap();
     assert_eq!(
-        second.record, first.record,
+        after.record, before.record,
         "content and updatedAt unchanged"
     );
-    assert_eq!(second.pending_tags, first.pending_tags);
-    assert_eq!(second.revision, first.revision + 1, "only the fence");
+    assert_eq!(after.revision, before.revision + 1, "only the fence");
     assert!(env.tag_messages().await?.is_empty());
     env.assert_converged("p1").await
 }
@@ -391,12 +403,10 @@ fn one_record_batches(
 #[tokio::test]
 async fn records_a_caught_up_summary_covers_cost_no_write() -> Result<()> {
     let env = TestEnv::new().await?;
+    // A backlog: a product created with its stock, three price changes and a stock change.
     let mut p = product("p1", "s1");
     env.put_product(&p).await?;
     env.put_stock(&stock("p1", "l1", 10, 0)).await?;
-    env.project_pending().await?;
-
-    // A backlog: three price changes and a stock change, none projected yet.
     for price in [1500, 1600, 1700] {
         p.price = MinorUnits::new(price)?;
         p.version += 1;
@@ -408,7 +418,8 @@ async fn records_a_caught_up_summary_covers_cost_no_write() -> Result<()> {
     let mut batches = one_record_batches(env.products_event().await?);
     batches.extend(one_record_batches(env.inventory_event().await?));
 
-    // The first batch reads the final rows; every later record is already in its summary.
+    // The first batch (the product's INSERT) reads the final rows; every later record, the
+    // stock row's INSERT too, is already in its summary.
     let projector = env.projector();
     projector.handle(batches.remove(0)).await?;
     let caught_up = env.stored("p1").await?.expect("a summary");

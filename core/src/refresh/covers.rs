@@ -5,15 +5,16 @@
 //! Why a covered record can be skipped: a write at revision `n` read its rows after the write
 //! before it landed, and every later write reads `n` (or later) before its rows. If the rows
 //! read for `n` already held a record's change, every summary from `n` on was computed from
-//! rows at least that new, so the record adds nothing. "Held" is shown by versions only when
-//! they are comparable: the record raised its row's version (a MODIFY whose new image's
-//! `version` is above its old image's; a writer that forgets to raise it, an INSERT and a REMOVE
-//! are never covered), and the version read belongs to the same run of raises. That second
-//! condition is where the stream's per-item order comes in: Lambda hands a row's records to
-//! the projector in order (with any `ParallelizationFactor`), and a record that is never
-//! covered is refreshed before any later record of its row is looked at, so the versions a
-//! later record is compared with were read after that break. `model_check.rs` checks the
-//! protocol with the skip, and fails with each of those conditions dropped.
+//! rows at least that new, so the record adds nothing. Versions show "held" only where they
+//! are comparable: the record's write raised its row's version (an INSERT, or a MODIFY whose
+//! new image's `version` is above its old image's; a REMOVE and a writer that forgets to raise
+//! it are never covered), and the version read belongs to the same life of the row. That
+//! second condition is where the stream's per-item order comes in: Lambda hands a row's
+//! records to the projector in order (with any `ParallelizationFactor`), and a REMOVE is
+//! refreshed before any later record of its row is looked at, so the versions a later record
+//! is compared with were read after it; a row present in such a read was created after it.
+//! `model_check.rs` checks the protocol with the skip, and fails with each of those conditions
+//! dropped.
 
 use std::collections::BTreeMap;
 
@@ -85,9 +86,9 @@ pub enum Row {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RowChange {
     pub row: Row,
-    /// The version the write raised its row to, when it raised it (a MODIFY with the new
-    /// image's `version` above the old image's); `None` for anything a version cannot place:
-    /// an INSERT, a REMOVE, a write that did not raise it, a record without images.
+    /// The version the write brought its row to, when a version can place it (see
+    /// [`crate::stream::raised_to`]); `None` for a REMOVE, a write that did not raise it, a
+    /// record without images.
     pub raised_to: Option<u64>,
 }
 

@@ -30,29 +30,35 @@ struct Rows {
     active: bool,
     /// An attribute the card does not show (the product's slug).
     slug: bool,
+    /// Whether the stock row exists.
+    stocked: bool,
     stock: i64,
-    /// The Products row's `version`: raised by each write, back to 1 when it is re-created.
+    /// Each row's `version`: raised by each write, back to 1 when it is re-created.
     product_version: u64,
     stock_version: u64,
 }
 
-/// The rows before the first write: the product's version is above 1, so a re-created
-/// product's versions run through values the old one had.
+/// The rows before the first write: versions above 1, so a re-created row's versions run
+/// through values the old one had.
 const INITIAL: Rows = Rows {
     exists: true,
     cheap: true,
     active: true,
     slug: false,
+    stocked: true,
     stock: 5,
     product_version: 2,
-    stock_version: 1,
+    stock_version: 2,
 };
 
-/// A source write; the first two kinds arrive on the Inventory stream.
+/// A source write; the first three kinds arrive on the Inventory stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Edit {
+    /// Sets the stock (creating the row if it is gone).
     StockZero,
     StockFive,
+    /// Deletes the stock row, or creates it again.
+    StockDelete,
     Slug,
     Price,
     /// A writer that changes the price and forgets to raise the version.
@@ -62,9 +68,10 @@ enum Edit {
     Delete,
 }
 
-const EDITS: [Edit; 7] = [
+const EDITS: [Edit; 8] = [
     Edit::StockZero,
     Edit::StockFive,
+    Edit::StockDelete,
     Edit::Slug,
     Edit::Price,
     Edit::PriceUnversioned,
@@ -83,46 +90,45 @@ struct Record {
 
 impl Edit {
     fn inventory_stream(self) -> bool {
-        matches!(self, Edit::StockZero | Edit::StockFive)
+        matches!(self, Edit::StockZero | Edit::StockFive | Edit::StockDelete)
     }
 
     /// Applies the write and returns its stream record.
     fn apply(self, rows: &mut Rows) -> Record {
         let before = *rows;
         match self {
-            Edit::StockZero => rows.stock = 0,
-            Edit::StockFive => rows.stock = 5,
+            Edit::StockZero => (rows.stock, rows.stocked) = (0, true),
+            Edit::StockFive => (rows.stock, rows.stocked) = (5, true),
+            Edit::StockDelete => rows.stocked = !rows.stocked,
             Edit::Slug => rows.slug = !rows.slug,
             Edit::Price | Edit::PriceUnversioned => rows.cheap = !rows.cheap,
             Edit::Archive => rows.active = !rows.active,
             Edit::Delete => rows.exists = !rows.exists,
         }
-        if self.inventory_stream() {
-            rows.stock_version += 1;
-            let (old, new) = (Some(before.stock_version), Some(rows.stock_version));
-            return Record {
-                stock: true,
-                event_name: "MODIFY",
-                old,
-                new,
-            };
+        let stock = self.inventory_stream();
+        let (was, is, version) = if stock {
+            (before.stocked, rows.stocked, &mut rows.stock_version)
+        } else {
+            (before.exists, rows.exists, &mut rows.product_version)
+        };
+        let old = was.then_some(*version);
+        match (was, is) {
+            (false, true) => *version = 1,
+            (_, false) => {}
+            _ if self == Edit::PriceUnversioned => {}
+            _ => *version += 1,
         }
-        match self {
-            Edit::Delete if rows.exists => rows.product_version = 1,
-            Edit::Delete | Edit::PriceUnversioned => {}
-            _ => rows.product_version += 1,
-        }
-        let version = |r: Rows| r.exists.then_some(r.product_version);
-        let event_name = match (before.exists, rows.exists) {
+        let new = is.then_some(*version);
+        let event_name = match (was, is) {
             (false, true) => "INSERT",
             (true, false) => "REMOVE",
             _ => "MODIFY",
         };
         Record {
-            stock: false,
+            stock,
             event_name,
-            old: version(before),
-            new: version(*rows),
+            old,
+            new,
         }
     }
 }
@@ -135,7 +141,7 @@ enum Skip {
     Covered,
     /// The first attempt: any record at or below the stored version, whatever its kind.
     AnyVersion,
-    /// Trusts every MODIFY's new version, raised or not.
+    /// Trusts every new image's version, raised or not.
     UnraisedVersions,
 }
 
@@ -144,9 +150,7 @@ impl Skip {
         let raised = match self {
             Skip::Never | Skip::Covered => raised_to(record.event_name, record.old, record.new),
             Skip::AnyVersion => record.new.or(record.old),
-            Skip::UnraisedVersions => (record.event_name == "MODIFY")
-                .then_some(record.new)
-                .flatten(),
+            Skip::UnraisedVersions => record.new,
         };
         let row = if record.stock {
             Row::Stock(crate::ids::LocationId::parse("loc-1").expect("a location"))
@@ -173,7 +177,7 @@ fn read(rows: Rows) -> (Option<ProductSummary>, Covers) {
     p.version = rows.product_version;
     let mut row = stock("p1", "loc-1", rows.stock, 0);
     row.version = rows.stock_version;
-    let inventory = [row];
+    let inventory: Vec<_> = rows.stocked.then_some(row).into_iter().collect();
     let product = rows.exists.then_some(&p);
     // The refresher reads stock rows only for a product that exists (and tracks them).
     let covers = Covers::read(product, rows.exists.then_some(&inventory[..]));
