@@ -124,22 +124,15 @@ pub(crate) async fn run_once(
 /// Summaries table by unconditional BatchWriteItem (25 items a call), `parallel` loaders at
 /// once, as many as the backfill's segments.
 async fn raw_load(env: &TestEnv, parallel: usize) -> Result<Duration> {
-    let mut items = Vec::new();
-    let mut start = None;
-    loop {
-        let output = env
-            .dynamodb
-            .scan()
-            .table_name(&env.tables.summaries)
-            .set_exclusive_start_key(start.take())
-            .send()
-            .await?;
-        items.extend(output.items.unwrap_or_default());
-        match output.last_evaluated_key {
-            Some(key) if !key.is_empty() => start = Some(key),
-            _ => break,
-        }
-    }
+    let items = env
+        .dynamodb
+        .scan()
+        .table_name(&env.tables.summaries)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await?;
     let empty = env.fresh_summaries("raw-load").await?.tables.summaries;
     let share = items.len().div_ceil(parallel).max(1);
     let started = Instant::now();
