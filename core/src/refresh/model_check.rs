@@ -10,6 +10,11 @@
 //! With the skip, a table's batches run in order, as Lambda delivers an item's records; a
 //! batch delivered again may run at any time. The search remembers the states it has seen, so
 //! it is exhaustive and takes milliseconds per scenario.
+//!
+//! The backfill is checked the same way: a worker that finds no summary reads the stock row,
+//! then the product (as a segment's Scan of Inventory comes before its Products pages), and
+//! writes the projection only if the table still holds nothing for the product, while the
+//! projector works the same writes' records from an empty table.
 
 use std::collections::HashSet;
 
@@ -164,6 +169,32 @@ impl Skip {
     }
 }
 
+/// How the backfill writes a product it found no summary for: the protocol's rule, or one of
+/// the unsafe rules the check must reject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backfill {
+    /// Only if the table still holds nothing for the product (`attribute_not_exists`).
+    IfAbsent,
+    /// Whatever the table holds.
+    Unconditional,
+    /// `IfAbsent`, with a projector that writes nothing (no tombstone) when it finds nothing
+    /// stored and nothing to project: the mark the backfill's condition relies on.
+    IfAbsentWithoutTombstones,
+}
+
+/// Where the backfill is for the product.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum BackfillStep {
+    ReadStock,
+    /// Holds the stock row as read.
+    ReadProduct(Rows),
+    Write(Decision),
+    /// Its write found the product stored (or nothing to project): handed to the refresh
+    /// protocol, as the reconciler does.
+    Refresh(Step),
+    Done,
+}
+
 /// What a refresh reads: the rows' projection and their versions.
 fn read(rows: Rows) -> (Option<ProductSummary>, Covers) {
     let mut p = product("p1", "s1");
@@ -210,6 +241,8 @@ struct State {
     written: usize,
     summary: Option<Stored>,
     refreshers: Vec<Step>,
+    /// `None` when the scenario has no backfill.
+    backfill: Option<BackfillStep>,
 }
 
 /// Applies `decision` if its condition holds; `false` on a conflict.
@@ -261,6 +294,8 @@ struct Scenario {
     edits: Vec<Edit>,
     refreshers: Vec<Refresher>,
     skip: Skip,
+    /// A backfill of the product, run from an empty Summaries table.
+    backfill: Option<Backfill>,
 }
 
 impl Scenario {
@@ -310,6 +345,7 @@ impl Scenario {
             edits: edits.to_vec(),
             refreshers,
             skip,
+            backfill: None,
         }
     }
 
@@ -322,10 +358,22 @@ impl Scenario {
     }
 
     fn step(&self, state: &mut State, i: usize) -> &'static str {
-        let (label, step) = match &state.refreshers[i] {
+        let step = state.refreshers[i].clone();
+        let (label, next) = self.advance(&step, &self.refreshers[i].changes, state);
+        state.refreshers[i] = next;
+        label
+    }
+
+    /// One step of the refresh protocol for a refresher whose batch holds `changes`.
+    fn advance(
+        &self,
+        step: &Step,
+        changes: &[RowChange],
+        state: &mut State,
+    ) -> (&'static str, Step) {
+        match step {
             Step::ReadStored => {
                 let stored = state.summary.clone();
-                let changes = &self.refreshers[i].changes;
                 if self.skip != Skip::Never && covered(stored.as_ref(), changes) {
                     ("finds its records covered", Step::Done)
                 } else {
@@ -337,6 +385,9 @@ impl Scenario {
                 let decision = decide(stored.as_ref(), next, covers, StockTagPolicy::Eager, now());
                 ("reads the rows", Step::Write(decision))
             }
+            Step::Write(decision) if self.leaves_no_mark(decision) => {
+                ("finds nothing to write", Step::Done)
+            }
             Step::Write(decision) => {
                 if conditional_write(&mut state.summary, decision) {
                     ("writes", Step::Done)
@@ -345,8 +396,73 @@ impl Scenario {
                 }
             }
             Step::Done => unreachable!(),
+        }
+    }
+
+    /// Whether the projector, in this scenario, skips `decision`: a tombstone where nothing
+    /// was stored, under [`Backfill::IfAbsentWithoutTombstones`].
+    fn leaves_no_mark(&self, decision: &Decision) -> bool {
+        let nothing_over_nothing = matches!(
+            decision,
+            Decision::Write {
+                expected: None,
+                record: None,
+                ..
+            }
+        );
+        nothing_over_nothing && self.backfill == Some(Backfill::IfAbsentWithoutTombstones)
+    }
+
+    /// One step of the backfill.
+    fn step_backfill(&self, state: &mut State, rule: Backfill) -> &'static str {
+        let step = state.backfill.clone().expect("a backfill");
+        let (label, next) = match step {
+            BackfillStep::ReadStock => (
+                "backfill reads the stock row",
+                BackfillStep::ReadProduct(state.rows),
+            ),
+            BackfillStep::ReadProduct(stock) => {
+                let rows = Rows {
+                    stocked: stock.stocked,
+                    stock: stock.stock,
+                    stock_version: stock.stock_version,
+                    ..state.rows
+                };
+                let (next, covers) = read(rows);
+                if next.is_none() {
+                    (
+                        "backfill finds nothing to project",
+                        BackfillStep::Refresh(Step::ReadStored),
+                    )
+                } else {
+                    let decision = decide(None, next, covers, StockTagPolicy::Eager, now());
+                    ("backfill reads the product", BackfillStep::Write(decision))
+                }
+            }
+            BackfillStep::Write(decision) => {
+                if rule == Backfill::Unconditional {
+                    state.summary = None;
+                }
+                if conditional_write(&mut state.summary, &decision) {
+                    ("backfill writes", BackfillStep::Done)
+                } else {
+                    (
+                        "backfill finds a summary",
+                        BackfillStep::Refresh(Step::ReadStored),
+                    )
+                }
+            }
+            BackfillStep::Refresh(step) => {
+                let (label, next) = self.advance(&step, &[], state);
+                let next = match next {
+                    Step::Done => BackfillStep::Done,
+                    next => BackfillStep::Refresh(next),
+                };
+                (label, next)
+            }
+            BackfillStep::Done => unreachable!(),
         };
-        state.refreshers[i] = step;
+        state.backfill = Some(next);
         label
     }
 
@@ -366,27 +482,37 @@ impl Scenario {
             let label = self.step(&mut s, i);
             next.push((format!("refresher {i} {label}"), s));
         }
+        if let (Some(rule), Some(step)) = (self.backfill, &state.backfill) {
+            if *step != BackfillStep::Done {
+                let mut s = state.clone();
+                let label = self.step_backfill(&mut s, rule);
+                next.push((label.to_owned(), s));
+            }
+        }
         next
     }
 
     /// The first interleaving that ends with a wrong summary, as its steps.
     fn counterexample(&self) -> Option<Vec<String>> {
         let (summary, covers) = read(INITIAL);
+        let stored = Stored {
+            revision: 1,
+            record: summary.map(|summary| SummaryRecord {
+                summary,
+                updated_at: "2026-01-01T00:00:00.000Z".into(),
+            }),
+            pending_tags: Default::default(),
+            expires_at: None,
+            deleted_at: None,
+            covers: Some(covers),
+        };
+        // A backfill starts from an empty Summaries table.
         let start = State {
             rows: INITIAL,
             written: 0,
-            summary: Some(Stored {
-                revision: 1,
-                record: summary.map(|summary| SummaryRecord {
-                    summary,
-                    updated_at: "2026-01-01T00:00:00.000Z".into(),
-                }),
-                pending_tags: Default::default(),
-                expires_at: None,
-                deleted_at: None,
-                covers: Some(covers),
-            }),
+            summary: self.backfill.is_none().then_some(stored),
             refreshers: vec![Step::ReadStored; self.refreshers.len()],
+            backfill: self.backfill.map(|_| BackfillStep::ReadStock),
         };
         let mut seen = HashSet::new();
         let mut trace = Vec::new();
@@ -474,10 +600,18 @@ fn scenarios(max_writes: usize, skip: Skip, ordered: bool, edits: &[Edit]) -> Ve
     all
 }
 
-/// Checks every scenario of up to three of `edits`: how many end wrong, and the first one's
-/// trace.
-fn check(skip: Skip, ordered: bool, edits: &[Edit]) -> (usize, usize, Option<String>) {
-    let scenarios = scenarios(3, skip, ordered, edits);
+/// Checks every scenario of up to three of `edits`, each with `backfill` if any: how many end
+/// wrong, and the first one's trace.
+fn check(
+    skip: Skip,
+    ordered: bool,
+    edits: &[Edit],
+    backfill: Option<Backfill>,
+) -> (usize, usize, Option<String>) {
+    let mut scenarios = scenarios(3, skip, ordered, edits);
+    for scenario in &mut scenarios {
+        scenario.backfill = backfill;
+    }
     let mut failures = 0;
     let mut first = None;
     for scenario in &scenarios {
@@ -496,41 +630,59 @@ fn check(skip: Skip, ordered: bool, edits: &[Edit]) -> (usize, usize, Option<Str
     (failures, scenarios.len(), first)
 }
 
-fn assert_converges(skip: Skip, ordered: bool) {
-    let (failures, total, first) = check(skip, ordered, &EDITS);
+fn assert_converges(skip: Skip, ordered: bool, backfill: Option<Backfill>) {
+    let (failures, total, first) = check(skip, ordered, &EDITS, backfill);
+    let what = format!("{skip:?} (ordered: {ordered}, backfill: {backfill:?})");
     if let Some(first) = first {
-        panic!("{skip:?} (ordered: {ordered}): {failures} of {total} scenarios can end with a wrong summary; first: {first}");
+        panic!(
+            "{what}: {failures} of {total} scenarios can end with a wrong summary; first: {first}"
+        );
     }
-    eprintln!("refresh model, {skip:?} (ordered: {ordered}): {total} scenarios, all interleavings converge");
+    eprintln!("refresh model, {what}: {total} scenarios, all interleavings converge");
 }
 
-fn assert_fails(skip: Skip, ordered: bool, edits: &[Edit]) {
-    let (failures, total, first) = check(skip, ordered, edits);
-    let first = first.unwrap_or_else(|| {
-        panic!("{skip:?} (ordered: {ordered}) should be caught, and all {total} scenarios converge")
-    });
-    eprintln!("refresh model, {skip:?} (ordered: {ordered}): {failures} of {total} scenarios end wrong; first: {first}");
+fn assert_fails(skip: Skip, ordered: bool, edits: &[Edit], backfill: Option<Backfill>) {
+    let (failures, total, first) = check(skip, ordered, edits, backfill);
+    let what = format!("{skip:?} (ordered: {ordered}, backfill: {backfill:?})");
+    let first = first
+        .unwrap_or_else(|| panic!("{what} should be caught, and all {total} scenarios converge"));
+    eprintln!("refresh model, {what}: {failures} of {total} scenarios end wrong; first: {first}");
 }
 
 #[test]
 fn every_interleaving_of_three_writes_converges_without_order() {
-    assert_converges(Skip::Never, false);
+    assert_converges(Skip::Never, false, None);
 }
 
 #[test]
 fn the_skip_converges_with_each_items_records_in_order() {
-    assert_converges(Skip::Covered, true);
+    assert_converges(Skip::Covered, true, None);
 }
 
 /// The checker can see each assumption the skip rests on: drop one and it finds a wrong end.
 #[test]
 fn each_unsafe_skip_is_caught() {
-    assert_fails(Skip::Covered, false, &EDITS);
-    assert_fails(Skip::UnraisedVersions, true, &EDITS);
+    assert_fails(Skip::Covered, false, &EDITS, None);
+    assert_fails(Skip::UnraisedVersions, true, &EDITS, None);
     // The first attempt fails on a re-created product alone, with every writer raising versions.
     let versioned: Vec<Edit> = EDITS
         .into_iter()
         .filter(|e| *e != Edit::PriceUnversioned)
         .collect();
-    assert_fails(Skip::AnyVersion, true, &versioned);
+    assert_fails(Skip::AnyVersion, true, &versioned, None);
+}
+
+/// A backfill that read its rows minutes before writing, beside the projector working the
+/// writes made meanwhile (with its skip), always ends at the final rows.
+#[test]
+fn the_backfill_converges_beside_the_projector() {
+    assert_converges(Skip::Covered, true, Some(Backfill::IfAbsent));
+}
+
+/// Its condition, and the projector's tombstone over nothing, are each needed.
+#[test]
+fn each_unsafe_backfill_is_caught() {
+    assert_fails(Skip::Covered, true, &EDITS, Some(Backfill::Unconditional));
+    let backfill = Some(Backfill::IfAbsentWithoutTombstones);
+    assert_fails(Skip::Covered, true, &EDITS, backfill);
 }
