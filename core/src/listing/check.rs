@@ -215,5 +215,44 @@ pub fn next_check(waited_ms: u64, in_place_ms: u64) -> Next {
     }
 }
 
+/// The wanted positions of one index partition, read together by one Query over the range
+/// from the lowest to the highest sort key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Span {
+    pub index: Index,
+    pub partition: String,
+    /// Lowest and highest wanted sort key.
+    pub from: String,
+    pub to: String,
+    /// How many positions it holds.
+    pub wanted: usize,
+}
+
+/// The [`Span`]s of `positions`: one per index partition.
+pub fn spans<'a>(positions: impl IntoIterator<Item = &'a IndexPosition>) -> Vec<Span> {
+    let mut spans: std::collections::BTreeMap<(Index, &str), Span> = Default::default();
+    for p in positions {
+        spans
+            .entry((p.index, p.partition.as_str()))
+            .and_modify(|s| {
+                if p.sort < s.from {
+                    s.from = p.sort.clone();
+                }
+                if p.sort > s.to {
+                    s.to = p.sort.clone();
+                }
+                s.wanted += 1;
+            })
+            .or_insert_with(|| Span {
+                index: p.index,
+                partition: p.partition.clone(),
+                from: p.sort.clone(),
+                to: p.sort.clone(),
+                wanted: 1,
+            });
+    }
+    spans.into_values().collect()
+}
+
 #[cfg(test)]
 mod tests;

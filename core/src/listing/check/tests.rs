@@ -151,3 +151,33 @@ proptest! {
 fn assert_overshoot(waited: u32, delay: u32) {
     assert!(delay <= 1.max(waited / 30), "{delay} s after {waited} s");
 }
+
+#[test]
+fn spans_cover_every_position_once_per_partition() {
+    let at = |index, partition: &str, sort: &str| IndexPosition {
+        index,
+        partition: partition.into(),
+        sort: sort.into(),
+    };
+    let positions = [
+        at(Index::ByStore, "s1", "b#p2"),
+        at(Index::ByStore, "s1", "a#p1"),
+        at(Index::ByStore, "s2", "c#p3"),
+        at(Index::ByStorePrice, "s1", "0100#p1"),
+        at(Index::ByStore, "s1", "c#p4"),
+    ];
+    let spans = spans(&positions);
+    assert_eq!(spans.len(), 3);
+    for p in &positions {
+        let span = spans
+            .iter()
+            .find(|s| s.index == p.index && s.partition == p.partition)
+            .expect("a span for every position");
+        assert!(span.from <= p.sort && p.sort <= span.to);
+    }
+    let s1 = &spans[0];
+    assert_eq!(
+        (s1.from.as_str(), s1.to.as_str(), s1.wanted),
+        ("a#p1", "c#p4", 3)
+    );
+}
