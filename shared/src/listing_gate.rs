@@ -84,6 +84,22 @@ impl ListingGate {
         Ok(published)
     }
 
+    /// [`deliver`](Self::deliver) for summaries the backfill created (revision 1, nothing
+    /// before them): their outboxes are cleared 100 to a transaction.
+    pub async fn deliver_created(
+        &self,
+        created: &[Refreshed],
+        event_time: DateTime<Utc>,
+    ) -> Result<Published, Fault> {
+        let with_tags: Vec<&Refreshed> = created.iter().filter(|r| !r.tags.is_empty()).collect();
+        let published = self.publish(&with_tags, event_time).await?;
+        let sent: Vec<_> = with_tags.iter().map(|r| (&r.product_id, &r.tags)).collect();
+        if let Err(fault) = self.summaries.clear_created(&sent).await {
+            tracing::warn!(error = %fault, "could not clear queued tags from the outbox");
+        }
+        Ok(published)
+    }
+
     /// Removes the tags of `refreshed` from their summaries' outboxes, if still at the
     /// revision that wrote them; a tombstone's TTL starts then.
     async fn clear_outboxes(&self, refreshed: &[&Refreshed]) -> Result<(), Fault> {
@@ -109,14 +125,7 @@ impl ListingGate {
         refreshed: &[&Refreshed],
         event_time: DateTime<Utc>,
     ) -> Result<Published, Fault> {
-        // At most 16 products' checks at once, as the refresher's writes. A plain loop, not a
-        // closure: futures built in closures over borrowed items are not `Send` to the
-        // compiler (rust-lang/rust#102211).
-        let mut checks = Vec::with_capacity(refreshed.len());
-        for r in refreshed {
-            checks.push(self.shows_now(r));
-        }
-        let shown: Vec<bool> = stream::iter(checks).buffered(16).collect().await;
+        let shown = self.shown_now(refreshed).await;
         let mut now = TagSet::new();
         let mut waiting = Vec::new();
         let mut published = Published::default();
@@ -141,18 +150,26 @@ impl ListingGate {
         Ok(published)
     }
 
-    /// Whether the index already shows `r` (a failed read counts as no: the check retries).
-    async fn shows_now(&self, r: &Refreshed) -> bool {
-        if !r.tags.iter().any(Tag::reads_listing_index) {
-            return true;
-        }
-        let shows = self
-            .summaries
-            .index_shows(r.current.as_ref(), &r.left, self.policy);
-        shows.await.unwrap_or_else(|err| {
-            tracing::warn!(product_id = %r.product_id, error = %err, "index check failed; will check again");
-            false
-        })
+    /// Whether the indexes already show each of `refreshed` (all read together; a failed
+    /// read counts as no: the check retries).
+    async fn shown_now(&self, refreshed: &[&Refreshed]) -> Vec<bool> {
+        let listed = |r: &Refreshed| r.tags.iter().any(Tag::reads_listing_index);
+        let checked: Vec<_> = refreshed
+            .iter()
+            .filter(|r| listed(r))
+            .map(|r| (r.current.as_ref(), r.left.as_slice()))
+            .collect();
+        let mut verdicts = match self.summaries.indexes_show(&checked, self.policy).await {
+            Ok(verdicts) => verdicts.into_iter(),
+            Err(err) => {
+                tracing::warn!(products = checked.len(), error = %err, "index check failed; will check again");
+                vec![false; checked.len()].into_iter()
+            }
+        };
+        refreshed
+            .iter()
+            .map(|r| !listed(r) || verdicts.next().unwrap_or(false))
+            .collect()
     }
 
     /// Checks `check` against what the table holds now (consistent read) and the indexes:

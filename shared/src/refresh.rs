@@ -178,6 +178,11 @@ impl Refresher {
         }
     }
 
+    /// Which stock changes get tags.
+    pub fn policy(&self) -> StockTagPolicy {
+        self.policy
+    }
+
     /// The Summaries table this refresher writes.
     pub fn summaries(&self) -> &SummaryStore {
         &self.summaries

@@ -436,3 +436,162 @@ async fn a_tombstone_keeps_its_tags_until_a_run_queues_them() -> Result<()> {
     assert!(flushed.expires_at.is_some_and(|t| t > now), "{flushed:?}");
     Ok(())
 }
+
+/// The backfill: products with nothing in Summaries are created in bulk from the rows the
+/// segment scanned, their tags queued and their outboxes emptied.
+#[tokio::test]
+async fn a_backfill_creates_every_summary_queues_its_tags_and_empties_the_outboxes() -> Result<()> {
+    // Set up: rows only; the projector never ran.
+    let env = TestEnv::new().await?;
+    for i in 0..12 {
+        let id = format!("p{i}");
+        env.put_product(&product(&id, if i % 2 == 0 { "s1" } else { "s2" }))
+            .await?;
+        env.put_stock(&stock(&id, "l1", 5, 1)).await?;
+    }
+
+    // Drive: one run, two segments.
+    let report = env
+        .reconcile(&env.reconciler(), json!({"segments": 2}), BUDGET)
+        .await?;
+
+    // Verify.
+    assert_eq!((report.missing, report.repaired), (12, 12), "{report:?}");
+    for i in 0..12 {
+        let id = format!("p{i}");
+        env.assert_converged(&id).await?;
+        let stored = env.stored(&id).await?.expect("a summary");
+        assert_eq!(stored.revision, 1, "{id}: one write");
+        assert!(
+            stored.pending_tags.is_empty(),
+            "{id} keeps {:?}",
+            stored.pending_tags
+        );
+        assert!(
+            stored.covers.is_some(),
+            "{id}: its versions are kept for the skip"
+        );
+    }
+    let tags = env.queued_tags().await?;
+    for tag in [
+        "product:p0",
+        "product:p11",
+        "store:s1:products",
+        "store:s2:products",
+    ] {
+        assert!(tags.iter().any(|t| t == tag), "{tag} not queued: {tags:?}");
+    }
+    Ok(())
+}
+
+/// The backfill's bulk create never overwrites what a projector wrote after the segment was
+/// scanned: only products with no item at all are written.
+#[tokio::test]
+async fn a_bulk_create_writes_only_where_nothing_is_stored() -> Result<()> {
+    let env = TestEnv::new().await?;
+    let store = SummaryStore::new(env.dynamodb.clone(), &env.tables.summaries);
+    let record = |id: &str, cents| catalog_core::model::SummaryRecord {
+        summary: catalog_core::model::ProductSummary {
+            price: MinorUnits::new(cents).expect("a price"),
+            ..summary(id, "s1")
+        },
+        updated_at: "2026-12-06T00:00:00.000Z".into(),
+    };
+    // The projector's newer summary of p1, and a tombstone of p2.
+    let (p1, p2, p3) = (
+        ProductId::parse("p1")?,
+        ProductId::parse("p2")?,
+        ProductId::parse("p3")?,
+    );
+    let none = TagSet::new();
+    store
+        .put(
+            &p1,
+            Some(&record("p1", 500)),
+            None,
+            &none,
+            &Default::default(),
+            0,
+        )
+        .await?;
+    store
+        .put(&p2, None, None, &none, &Default::default(), 0)
+        .await?;
+
+    let (old, covers) = (record("p1", 100), Default::default());
+    let new = |id| catalog::store::NewSummary {
+        id,
+        record: &old,
+        pending: &none,
+        covers: &covers,
+    };
+    let written = store
+        .create_many(&[new(&p1), new(&p2), new(&p3)], 0)
+        .await?;
+
+    assert_eq!(written, [false, false, true]);
+    assert_eq!(env.summary("p1").await?.map(|s| s.price.get()), Some(500));
+    assert_eq!(env.summary("p2").await?, None, "the tombstone stays");
+    assert!(env.summary("p3").await?.is_some());
+    Ok(())
+}
+
+/// The batched index check reads each index partition's span with one Query, up to its item
+/// budget, and the positions past it one by one: every verdict is the one-by-one verdict.
+#[tokio::test]
+async fn the_batched_index_check_judges_each_product_as_the_single_check_does() -> Result<()> {
+    // Set up: 80 summaries in one store, listed in every index: more than the budget of the
+    // five products asked about below.
+    let env = TestEnv::new().await?;
+    let store = SummaryStore::new(env.dynamodb.clone(), &env.tables.summaries);
+    let card = |i: usize| summary(&format!("p{i:02}"), "s1");
+    for i in 0..80 {
+        let record = catalog_core::model::SummaryRecord {
+            summary: card(i),
+            updated_at: "2026-12-06T00:00:00.000Z".into(),
+        };
+        let id = record.summary.product_id.clone();
+        store
+            .put(
+                &id,
+                Some(&record),
+                None,
+                &TagSet::new(),
+                &Default::default(),
+                0,
+            )
+            .await?;
+    }
+
+    // Drive: the first and last of the store (their span is wider than its budget), one whose
+    // price the index does not hold yet, one the index still holds though it should be gone,
+    // and one gone that the index never held.
+    let repriced = catalog_core::model::ProductSummary {
+        price: MinorUnits::new(5).expect("a price"),
+        ..card(15)
+    };
+    let held = catalog_core::listing::check::positions(&card(10));
+    let never = catalog_core::listing::check::positions(&summary("zz", "s1"));
+    let (first, last) = (card(0), card(79));
+    let asked = [
+        (Some(&first), &[][..]),
+        (Some(&last), &[][..]),
+        (Some(&repriced), &[][..]),
+        (None, &held[..]),
+        (None, &never[..]),
+    ];
+    let batched = store.indexes_show(&asked, StockTagPolicy::Eager).await?;
+
+    // Verify: against the one-by-one check, and the truth.
+    let mut single = Vec::new();
+    for (current, left) in asked {
+        single.push(
+            store
+                .index_shows(current, left, StockTagPolicy::Eager)
+                .await?,
+        );
+    }
+    assert_eq!(batched, single);
+    assert_eq!(batched, [true, true, false, false, true]);
+    Ok(())
+}

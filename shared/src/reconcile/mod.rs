@@ -13,6 +13,7 @@
 //! its rows in the map. A tracked product that finds none there gets a real Query, so the
 //! join is correct whether or not the segments line up; it is only faster when they do.
 
+mod backfill;
 mod progress;
 mod share;
 
@@ -30,6 +31,7 @@ use crate::listing_gate::ListingGate;
 use crate::refresh::{outbox_stuck, Change, Refreshed, Refresher};
 use crate::store::pages::{key_from_checkpoint, key_to_checkpoint};
 use crate::store::{Corrupt, Item, Page, SourceStore, Stored, TableNames};
+use backfill::Missing;
 use catalog_core::ids::ProductId;
 use catalog_core::model::{InventoryRow, Product, ProductSummary};
 use catalog_core::projection::{inherit_created_at, project};
@@ -185,16 +187,14 @@ impl Worker {
     /// Queues the tags of `done` and clears them from the outboxes; returns the products
     /// whose tags could not be queued (their outboxes keep them).
     async fn publish(&self, done: &[Refreshed]) -> Vec<ProductId> {
-        let Err(fault) = self.gate.deliver(done, chrono::Utc::now()).await else {
-            return Vec::new();
-        };
-        let with_tags: Vec<ProductId> = done
-            .iter()
-            .filter(|r| !r.tags.is_empty())
-            .map(|r| r.product_id.clone())
-            .collect();
-        tracing::warn!(error = %fault, products = with_tags.len(), "queueing repaired tags failed; the segment queues them in its next step");
-        with_tags
+        let delivered = self.gate.deliver(done, chrono::Utc::now()).await;
+        unsent(delivered.map(|_| ()), done)
+    }
+
+    /// [`publish`](Self::publish) for summaries the backfill created.
+    async fn publish_created(&self, created: &[Refreshed]) -> Vec<ProductId> {
+        let delivered = self.gate.deliver_created(created, chrono::Utc::now()).await;
+        unsent(delivered.map(|_| ()), created)
     }
 
     /// A whole-segment run starting its products phase reads the segment's stock rows and
@@ -273,13 +273,24 @@ impl Worker {
         // Its stock rows may be minutes old by now, so it only picks out the doubtful.
         let now = chrono::Utc::now();
         let mut confirm = Vec::new();
+        let mut missing = Vec::new();
         for product in &products {
             let id = &product.product_id;
-            let mut projected = project(Some(product), &rows.remove(id).unwrap_or_default());
+            let product_rows = rows.remove(id).unwrap_or_default();
             let scanned = match summaries.as_mut() {
                 Some(map) => map.remove(id),
                 None => page_summaries.remove(id),
             };
+            // Nothing stored when the segment was scanned: create it from these rows.
+            let creatable = scanned.is_none() && summaries.is_some() && !share.dry_run;
+            if let Some(m) = creatable.then(|| Missing::of(product, &product_rows, self, now)) {
+                match m {
+                    Some(m) => missing.push(m),
+                    None => confirm.push(id.clone()),
+                }
+                continue;
+            }
+            let mut projected = project(Some(product), &product_rows);
             if let (Some(next), Some(Ok(s))) = (&mut projected, &scanned) {
                 inherit_created_at(next, live(s), now);
             }
@@ -291,9 +302,12 @@ impl Worker {
                 confirm.push(id.clone());
             }
         }
+        let (stored_meanwhile, mut unsent) = self.backfill(missing, report).await?;
+        confirm.extend(stored_meanwhile);
         // Second look, only for the doubtful: the refresh protocol's own fresh reads decide,
         // so a summary the projector rewrote since the Scan is not counted.
-        self.settle(share, &confirm, report).await
+        unsent.extend(self.settle(share, &confirm, report).await?);
+        Ok(unsent)
     }
 
     /// What Summaries holds for a page of `products`, by consistent BatchGetItem (100 a call):
@@ -436,6 +450,20 @@ impl Worker {
         }
         Ok(self.publish(&done).await)
     }
+}
+
+/// The products of `done` left with tags in their outboxes when `delivered` failed.
+fn unsent(delivered: Result<(), Fault>, done: &[Refreshed]) -> Vec<ProductId> {
+    let Err(fault) = delivered else {
+        return Vec::new();
+    };
+    let with_tags: Vec<ProductId> = done
+        .iter()
+        .filter(|r| !r.tags.is_empty())
+        .map(|r| r.product_id.clone())
+        .collect();
+    tracing::warn!(error = %fault, products = with_tags.len(), "queueing repaired tags failed; the segment queues them in its next step");
+    with_tags
 }
 
 /// Adds one settled product to the report.

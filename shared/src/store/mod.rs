@@ -7,7 +7,7 @@ pub mod summaries;
 
 pub use pages::{Page, Slice, STORE_INDEX};
 pub use sources::SourceStore;
-pub use summaries::{Stored, SummaryStore, Write};
+pub use summaries::{NewSummary, Stored, SummaryStore, Write};
 
 use std::collections::HashMap;
 

@@ -16,10 +16,12 @@ use catalog_core::refresh::Covers;
 pub use catalog_core::refresh::Stored;
 use catalog_core::tags::TagSet;
 
+mod bulk;
 mod cards;
 mod index_check;
 mod item;
 
+pub use bulk::NewSummary;
 pub use cards::ListingPage;
 pub use catalog_core::listing::ListingPosition;
 use item::SummaryItem;
@@ -28,6 +30,13 @@ use item::SummaryItem;
 /// Lambda invocation, so no computation that read the product before its deletion can
 /// resurrect it.
 pub const TOMBSTONE_TTL_SECS: i64 = 24 * 60 * 60;
+
+/// The longest a Lambda invocation can run (15 minutes).
+const LAMBDA_MAX_TIMEOUT_SECS: i64 = 15 * 60;
+
+// The backfill writes a projection read earlier in the same invocation wherever nothing is
+// stored; a record worked in between leaves at least a tombstone, which must still be there.
+const _: () = assert!(TOMBSTONE_TTL_SECS > LAMBDA_MAX_TIMEOUT_SECS);
 
 /// The result of a conditional write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
