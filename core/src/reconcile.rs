@@ -138,6 +138,33 @@ impl Report {
     }
 }
 
+/// How far a segment has got, and how long it has left at its pace so far.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pace {
+    /// Products per second in this invocation.
+    pub per_second: f64,
+    /// Seconds until the estimated total is checked; `None` without an estimate or a pace.
+    pub seconds_left: Option<u64>,
+}
+
+/// The pace of a segment that has checked `checked` products in all, `this_run` of them in
+/// the `elapsed` seconds of this invocation, of about `estimate` (an approximate count: past
+/// it, nothing is left).
+pub fn pace(checked: u64, this_run: u64, elapsed_secs: f64, estimate: Option<u64>) -> Pace {
+    let per_second = if elapsed_secs > 0.0 {
+        this_run as f64 / elapsed_secs
+    } else {
+        0.0
+    };
+    let seconds_left = estimate
+        .filter(|_| per_second > 0.0)
+        .map(|total| (total.saturating_sub(checked) as f64 / per_second).ceil() as u64);
+    Pace {
+        per_second,
+        seconds_left,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -199,5 +226,24 @@ mod tests {
             let drift = compare(Some(&a), Some(&b)).is_some();
             prop_assert_eq!(drift, !tags(Some(&a), Some(&b), StockTagPolicy::Eager).is_empty());
         }
+    }
+
+    #[test]
+    fn pace_is_this_invocations_rate_and_the_estimate_left_at_it() {
+        let p = pace(600, 400, 2.0, Some(1000));
+        assert_eq!((p.per_second, p.seconds_left), (200.0, Some(2)));
+        assert_eq!(
+            pace(1200, 400, 2.0, Some(1000)).seconds_left,
+            Some(0),
+            "past the estimate"
+        );
+        assert_eq!(pace(600, 400, 2.0, None).seconds_left, None);
+        assert_eq!(
+            pace(0, 0, 0.0, Some(10)),
+            Pace {
+                per_second: 0.0,
+                seconds_left: None
+            }
+        );
     }
 }

@@ -26,7 +26,7 @@ use catalog::store::{SourceStore, SummaryStore};
 use catalog::telemetry::{self, MetricSet};
 use catalog_core::ids::StoreId;
 use catalog_core::messages::json_error_kind;
-use catalog_core::reconcile::{Report, MAX_SEGMENTS};
+use catalog_core::reconcile::{pace, Report, MAX_SEGMENTS};
 
 const FUNCTION: &str = "reconciler";
 /// Time kept back from the deadline to queue a continuation.
@@ -352,11 +352,18 @@ impl Reconciler {
             .checked_sub(DEADLINE_MARGIN)
             .unwrap_or_else(Instant::now);
         let share = &message.share;
+        let estimate = self.worker.estimate(share).await;
+        let started = Instant::now();
         let (found, next) = self
             .worker
-            .run(share, message.checkpoint.clone(), stop_at, |report, checkpoint| {
-                tracing::debug!(run_id = %message.run_id, segment = share.segment, checked = report.checked, phase = ?checkpoint.phase, "reconcile progress");
-            })
+            .run(
+                share,
+                message.checkpoint.clone(),
+                stop_at,
+                |found, checkpoint| {
+                    report_progress(message, found, checkpoint, started, estimate);
+                },
+            )
             .await?;
         let mut report = message.report.clone();
         report.merge(&found);
@@ -417,6 +424,35 @@ fn summarize(run_id: &str, share: &Share, report: &Report, took: Duration) {
         duration_ms = took.as_millis() as u64,
         "reconcile segment finished"
     );
+}
+
+/// After each page: products checked and written so far in the segment, its pace in this
+/// invocation, and the time left at that pace, as a log line and as metrics (their Maximum
+/// over a run is its latest figure).
+fn report_progress(
+    message: &SegmentMessage,
+    found: &Report,
+    checkpoint: &Checkpoint,
+    started: Instant,
+    estimate: Option<u64>,
+) {
+    let (before, segment) = (&message.report, message.share.segment);
+    let checked = before.checked + found.checked;
+    let written = before.repaired + found.repaired;
+    let elapsed = started.elapsed().as_secs_f64();
+    let pace = pace(checked, found.checked, elapsed, estimate);
+    tracing::info!(run_id = %message.run_id, segment, checked, written, products_per_second = pace.per_second.round(), seconds_left = pace.seconds_left, phase = ?checkpoint.phase, "reconcile progress");
+    let mut metrics: MetricSet = [
+        ("SegmentProductsChecked", checked as f64, "Count"),
+        ("SegmentProductsWritten", written as f64, "Count"),
+        ("SegmentProductsPerSecond", pace.per_second, "Count/Second"),
+    ]
+    .into_iter()
+    .collect();
+    if let Some(left) = pace.seconds_left {
+        metrics.add("SegmentSecondsLeft", left as f64, "Seconds");
+    }
+    telemetry::emit(FUNCTION, &metrics);
 }
 
 /// A finished segment's figures; the discrepancy-rate alarm sums them over a day.

@@ -197,6 +197,21 @@ impl Worker {
         unsent(delivered.map(|_| ()), created)
     }
 
+    /// About how many products `share` holds (a segment's part of DescribeTable's count); `None`
+    /// for a store run, or when the count cannot be read (progress only, so no failure).
+    pub async fn estimate(&self, share: &Share) -> Option<u64> {
+        if share.store_id.is_some() {
+            return None;
+        }
+        match self.sources.approximate_products().await {
+            Ok(count) => Some(count.div_ceil(u64::from(share.total_segments.max(1)))),
+            Err(fault) => {
+                tracing::warn!(error = %fault, "no product count; progress without time left");
+                None
+            }
+        }
+    }
+
     /// A whole-segment run starting its products phase reads the segment's stock rows and
     /// summaries once, to join in memory; otherwise (a store run, or a continuation, which
     /// would otherwise scan the whole segment again for what is left of it) both stay empty

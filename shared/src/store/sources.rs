@@ -42,6 +42,18 @@ impl SourceStore {
         }))
     }
 
+    /// About how many products there are: DescribeTable's item count, which DynamoDB updates
+    /// about every six hours. For progress estimates only.
+    pub async fn approximate_products(&self) -> Result<u64, Fault> {
+        let table = self.client.describe_table().table_name(&self.products);
+        let described = table
+            .send()
+            .await
+            .map_err(|e| classify("DescribeTable", e))?;
+        let count = described.table.and_then(|t| t.item_count).unwrap_or(0);
+        Ok(count.max(0) as u64)
+    }
+
     /// Every stock row of `id`, with a consistent Query (all pages).
     pub async fn inventory(&self, id: &ProductId) -> Result<Vec<InventoryRow>, ReadError> {
         let mut items = self
