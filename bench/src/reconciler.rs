@@ -6,14 +6,18 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use catalog_core::reconcile::Report;
 use catalog_core::testing::{product, stock};
 use catalog_tests::TestEnv;
 use futures::future::try_join_all;
+use futures::stream::{self, StreamExt, TryStreamExt};
 use reconciler::{Reconciler, RunRequest, Segment, SegmentMessage};
 
 use crate::Flags;
+
+type Item = std::collections::HashMap<String, AttributeValue>;
 
 pub async fn run(flags: &Flags) -> Result<()> {
     let products: usize = flags.get("products", 20_000)?;
@@ -47,7 +51,7 @@ pub async fn run(flags: &Flags) -> Result<()> {
         "backfill wrote {backfill:?}"
     );
     env.drain_queue("TagQueue").await?;
-    let raw_load = raw_load(&env, 4).await?;
+    let (raw_load, conditional_load) = floors(&env, 4).await?;
 
     let mut rows_out = Vec::new();
     for segments in [1u32, 4] {
@@ -73,6 +77,12 @@ pub async fn run(flags: &Flags) -> Result<()> {
         rate(raw_load),
         raw_load.as_secs_f64(),
         rate(took) / rate(raw_load)
+    );
+    println!(
+        "  conditional floor: TransactWriteItems of 100 puts where nothing is stored, 4 loaders {:>7.0} items/s ({:.1} s) | backfill over it {:.2}x",
+        rate(conditional_load),
+        conditional_load.as_secs_f64(),
+        rate(took) / rate(conditional_load)
     );
     for (segments, run, scan) in rows_out {
         println!(
@@ -120,10 +130,12 @@ pub(crate) async fn run_once(
     }
 }
 
-/// The floor for a backfill: the summaries it wrote, read back and loaded into an empty
-/// Summaries table by unconditional BatchWriteItem (25 items a call), `parallel` loaders at
-/// once, as many as the backfill's segments.
-async fn raw_load(env: &TestEnv, parallel: usize) -> Result<Duration> {
+/// The floors for a backfill: the summaries it wrote, read back and loaded into an empty
+/// Summaries table, `parallel` loaders at once (as many as the backfill's segments), by
+/// unconditional BatchWriteItem (25 items a call), and by the conditional writes any safe
+/// backfill needs: TransactWriteItems of 100 `attribute_not_exists` puts, 4 calls at once a
+/// loader, as the backfill sends them.
+async fn floors(env: &TestEnv, parallel: usize) -> Result<(Duration, Duration)> {
     let items = env
         .dynamodb
         .scan()
@@ -133,14 +145,50 @@ async fn raw_load(env: &TestEnv, parallel: usize) -> Result<Duration> {
         .send()
         .collect::<Result<Vec<_>, _>>()
         .await?;
-    let empty = env.fresh_summaries("raw-load").await?.tables.summaries;
     let share = items.len().div_ceil(parallel).max(1);
+    let empty = env.fresh_summaries("raw-load").await?.tables.summaries;
     let started = Instant::now();
     let loads = items
         .chunks(share)
         .map(|part| crate::seed::batch_write(&env.dynamodb, &empty, part.to_vec()));
     try_join_all(loads).await?;
-    Ok(started.elapsed())
+    let raw = started.elapsed();
+    let empty = env
+        .fresh_summaries("conditional-load")
+        .await?
+        .tables
+        .summaries;
+    let started = Instant::now();
+    let loads = items
+        .chunks(share)
+        .map(|part| conditional_load(&env.dynamodb, &empty, part));
+    try_join_all(loads).await?;
+    Ok((raw, started.elapsed()))
+}
+
+/// Puts `items` where nothing is stored, 100 to a TransactWriteItems, 4 calls at once.
+async fn conditional_load(client: &Client, table: &str, items: &[Item]) -> Result<()> {
+    let calls = items.chunks(100).map(|chunk| async move {
+        let puts = chunk
+            .iter()
+            .map(|item| {
+                let put = Put::builder()
+                    .table_name(table)
+                    .set_item(Some(item.clone()))
+                    .condition_expression("attribute_not_exists(productId)")
+                    .build()?;
+                Ok(TransactWriteItem::builder().put(put).build())
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let call = client.transact_write_items().set_transact_items(Some(puts));
+        call.send().await?;
+        Ok::<_, anyhow::Error>(())
+    });
+    stream::iter(calls)
+        .buffer_unordered(4)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
 }
 
 /// Scans the three tables, `segments` segments each at once, consistent reads, the same page
