@@ -7,11 +7,13 @@
 //! cargo run --profile bench-fast -p bench -- merchandising [--sizes 100,1000,10000] [--rounds 200]
 //! cargo run --profile bench-fast -p bench -- reconciler [--products 20000] [--locations 2]
 //! cargo run --profile bench-fast -p bench -- freshness [--writes 300] [--poll-ms 250]
+//! cargo run --profile bench-fast -p bench -- backlog [--writes 10000] [--products 200]
 //! cargo run --profile bench-fast -p bench -- pipeline [--updates 150]
 //! cargo run --profile bench-fast -p bench -- fleet [--updates 60] [--requests 1000]
 //! cargo run --profile bench-fast -p bench -- cost [--day-changes 1000000] [--day-views 1000000]
 //! ```
 
+mod backlog;
 mod cost;
 mod fleet;
 mod freshness;
@@ -27,7 +29,7 @@ mod seed;
 use anyhow::{bail, Result};
 
 fn usage() -> &'static str {
-    "usage: bench projector [--records N] [--products P] [--seed S]\n       bench listing [--stores S] [--per-store N] [--rounds R]\n       bench merchandising [--sizes 100,1000,10000] [--rounds R]\n       bench reconciler [--products N] [--locations L] [--page P]\n       bench init [--runs R] [--against DIR]\n       bench freshness [--writes M] [--products P] [--poll-ms MS]\n       bench pipeline [--updates N] [--products P]\n       bench fleet [--updates N] [--requests R]\n       bench cost [--day-changes N] [--day-views V] [--catalog C] [--products P] [--changes N] [--views V] [--batch B]"
+    "usage: bench projector [--records N] [--products P] [--seed S]\n       bench listing [--stores S] [--per-store N] [--rounds R]\n       bench merchandising [--sizes 100,1000,10000] [--rounds R]\n       bench reconciler [--products N] [--locations L] [--page P]\n       bench init [--runs R] [--against DIR]\n       bench freshness [--writes M] [--products P] [--poll-ms MS]\n       bench backlog [--writes M] [--products P]\n       bench pipeline [--updates N] [--products P]\n       bench fleet [--updates N] [--requests R]\n       bench cost [--day-changes N] [--day-views V] [--catalog C] [--products P] [--changes N] [--views V] [--batch B]"
 }
 
 /// `--name value` flags into a lookup.
@@ -69,6 +71,7 @@ async fn dispatch() -> Result<()> {
         Some("reconciler") => reconciler::run(&flags).await,
         Some("init") => init::run(&flags).await,
         Some("freshness") => freshness::run(&flags).await,
+        Some("backlog") => backlog::run(&flags).await,
         Some("pipeline") => pipeline::run(&flags).await,
         Some("fleet") => fleet::run(&flags).await,
         Some("cost") => cost::run(&flags).await,
