@@ -22,7 +22,7 @@ use catalog_core::model::{InventoryRow, Product, SummaryRecord};
 use catalog_core::projection::project;
 use catalog_core::reconcile::{compare, Report};
 use catalog_core::refresh::{decide, Covers, Decision};
-use catalog_core::tags::TagSet;
+use catalog_core::tags::{StockTagPolicy, TagSet};
 
 /// A product with nothing stored, and the write that would create its summary.
 pub(super) struct Missing {
@@ -38,13 +38,13 @@ impl Missing {
     pub(super) fn of(
         product: &Product,
         rows: &[InventoryRow],
-        worker: &Worker,
+        policy: StockTagPolicy,
         now: DateTime<Utc>,
     ) -> Option<Self> {
         let stock = product.track_inventory.then_some(rows);
         let next = project(Some(product), rows)?;
         let covers = Covers::read(Some(product), stock);
-        match decide(None, Some(next), covers, worker.refresher.policy(), now) {
+        match decide(None, Some(next), covers, policy, now) {
             Decision::Write {
                 record: Some(record),
                 pending,

@@ -289,6 +289,7 @@ impl Worker {
         let now = chrono::Utc::now();
         let mut confirm = Vec::new();
         let mut missing = Vec::new();
+        let policy = self.refresher.policy();
         for product in &products {
             let id = &product.product_id;
             let product_rows = rows.remove(id).unwrap_or_default();
@@ -298,7 +299,7 @@ impl Worker {
             };
             // Nothing stored when the segment was scanned: create it from these rows.
             let creatable = scanned.is_none() && summaries.is_some() && !share.dry_run;
-            if let Some(m) = creatable.then(|| Missing::of(product, &product_rows, self, now)) {
+            if let Some(m) = creatable.then(|| Missing::of(product, &product_rows, policy, now)) {
                 match m {
                     Some(m) => missing.push(m),
                     None => confirm.push(id.clone()),

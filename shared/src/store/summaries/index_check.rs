@@ -1,10 +1,9 @@
-//! Reads of single index positions: whether the listing indexes show a summary as the table
-//! holds it (the verdict is [`catalog_core::listing::check`]'s).
+//! Reads of index positions: whether the listing indexes show a summary as the table holds
+//! it (the verdict is [`catalog_core::listing::check`]'s).
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use futures::future::try_join_all;
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use super::super::{decode, product_id_of, Corrupt, ReadError};
@@ -20,12 +19,13 @@ use catalog_core::tags::StockTagPolicy;
 /// more read units than the point reads it replaces, in far fewer calls.
 const SPAN_ITEMS_PER_POSITION: usize = 10;
 
-/// What one span's Query found: the summaries it held by sort key, and the highest sort key
-/// it covered (every position up to it not among `held` is empty).
+/// What one span's Query found: the summaries it held by sort key, and the range it covered
+/// (every position from `from` up to `upto` not among `held` is empty).
 struct SpanRead {
     index: Index,
     partition: String,
     held: HashMap<String, ProductSummary>,
+    from: String,
     upto: String,
 }
 
@@ -33,7 +33,30 @@ impl SpanRead {
     /// What the read saw at `position`: `None` if it did not reach it.
     fn at(&self, position: &IndexPosition) -> Option<Option<ProductSummary>> {
         let here = position.index == self.index && position.partition == self.partition;
-        (here && position.sort <= self.upto).then(|| self.held.get(&position.sort).cloned())
+        let within = self.from <= position.sort && position.sort <= self.upto;
+        (here && within).then(|| self.held.get(&position.sort).cloned())
+    }
+}
+
+/// Span reads by index partition (the single positions read alone share a partition).
+struct Reads<'a>(HashMap<(Index, &'a str), Vec<&'a SpanRead>>);
+
+impl<'a> Reads<'a> {
+    fn new(reads: &'a [SpanRead]) -> Self {
+        let mut by_partition: HashMap<_, Vec<_>> = HashMap::new();
+        for r in reads {
+            by_partition
+                .entry((r.index, r.partition.as_str()))
+                .or_default()
+                .push(r);
+        }
+        Self(by_partition)
+    }
+
+    /// What the reads saw at `position`: `None` if none reached it.
+    fn at(&self, position: &IndexPosition) -> Option<Option<ProductSummary>> {
+        let reads = self.0.get(&(position.index, position.partition.as_str()))?;
+        reads.iter().find_map(|r| r.at(position))
     }
 }
 
@@ -51,37 +74,40 @@ impl SummaryStore {
             .iter()
             .map(|(current, left)| expectations(*current, left, policy))
             .collect();
-        let spans = spans(wanted.iter().flatten().map(|e| &e.position));
-        // Plain loops, not closures: futures built in closures over borrowed items are not
-        // `Send` to the compiler (rust-lang/rust#102211).
-        let mut span_reads = Vec::with_capacity(spans.len());
-        for span in &spans {
-            span_reads.push(self.read_span(span));
-        }
-        let reads = stream::iter(span_reads).buffer_unordered(16);
-        let reads: Vec<SpanRead> = reads.try_collect().await?;
-        let by_partition: HashMap<(Index, &str), &SpanRead> = reads
-            .iter()
-            .map(|r| ((r.index, r.partition.as_str()), r))
-            .collect();
-        let mut seen: HashMap<IndexPosition, Option<ProductSummary>> = HashMap::new();
-        let mut points = Vec::new();
-        for position in wanted.iter().flatten().map(|e| &e.position) {
-            let read = by_partition.get(&(position.index, position.partition.as_str()));
-            match read.and_then(|r| r.at(position)) {
-                Some(found) => {
-                    seen.insert(position.clone(), found);
-                }
-                None => points.push(self.index_entry_at(position.clone())),
-            }
-        }
-        let found = stream::iter(points).buffer_unordered(16);
-        let found: Vec<_> = found.try_collect().await?;
-        seen.extend(found);
+        let positions = || wanted.iter().flatten().map(|e| &e.position);
+        let spanned = self.read_spans(&spans(positions())).await?;
+        // Positions past a span's budget: each read alone, as a span of one.
+        let unread: Vec<Span> = {
+            let spanned = Reads::new(&spanned);
+            positions()
+                .filter(|p| spanned.at(p).is_none())
+                .map(|p| Span {
+                    index: p.index,
+                    partition: p.partition.clone(),
+                    from: p.sort.clone(),
+                    to: p.sort.clone(),
+                    wanted: 1,
+                })
+                .collect()
+        };
+        let alone = self.read_spans(&unread).await?;
+        let (spanned, alone) = (Reads::new(&spanned), Reads::new(&alone));
+        let seen = |p: &IndexPosition| spanned.at(p).or_else(|| alone.at(p)).flatten();
         Ok(wanted
             .iter()
-            .map(|w| w.iter().all(|e| e.met(seen[&e.position].as_ref(), policy)))
+            .map(|w| w.iter().all(|e| e.met(seen(&e.position).as_ref(), policy)))
             .collect())
+    }
+
+    /// Reads `spans`, 16 at once.
+    async fn read_spans(&self, spans: &[Span]) -> Result<Vec<SpanRead>, ReadError> {
+        // A plain loop, not a closure: futures built in closures over borrowed items are not
+        // `Send` to the compiler (rust-lang/rust#102211).
+        let mut reads = Vec::with_capacity(spans.len());
+        for span in spans {
+            reads.push(self.read_span(span));
+        }
+        stream::iter(reads).buffer_unordered(16).try_collect().await
     }
 
     /// Reads `span` from its lowest sort key up to its highest, or until its item budget is
@@ -107,6 +133,7 @@ impl SummaryStore {
             index,
             partition: span.partition.clone(),
             held: HashMap::new(),
+            from: span.from.clone(),
             upto: span.to.clone(),
         };
         let mut items = 0;
@@ -133,55 +160,16 @@ impl SummaryStore {
     }
 
     /// Whether every listing index holds `current` (what the table holds now; `None` for a
-    /// tombstone) at each of its positions and nothing at each of `left`: one Query per
-    /// position, at once, read as a listing page reads (eventually consistent).
+    /// tombstone) at each of its positions and nothing at each of `left`, read as a listing
+    /// page reads (eventually consistent): [`indexes_show`](Self::indexes_show) for one product.
     pub async fn index_shows(
         &self,
         current: Option<&ProductSummary>,
         left: &[IndexPosition],
         policy: StockTagPolicy,
     ) -> Result<bool, ReadError> {
-        let wanted = expectations(current, left, policy);
-        let seen = try_join_all(wanted.iter().map(|e| self.index_entry(&e.position))).await?;
-        Ok(wanted
-            .iter()
-            .zip(&seen)
-            .all(|(e, seen)| e.met(seen.as_ref(), policy)))
-    }
-
-    /// What the index holds at `position`: a Query on its exact key (at most one item, as
-    /// every sort key ends in the product id).
-    async fn index_entry(
-        &self,
-        position: &IndexPosition,
-    ) -> Result<Option<ProductSummary>, ReadError> {
-        let index = position.index;
-        let output = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(index.name())
-            .key_condition_expression("#pk = :pk AND #sk = :sk")
-            .expression_attribute_names("#pk", index.partition_attr())
-            .expression_attribute_names("#sk", index.sort_attr())
-            .expression_attribute_values(":pk", AttributeValue::S(position.partition.clone()))
-            .expression_attribute_values(":sk", AttributeValue::S(position.sort.clone()))
-            .send()
-            .await
-            .map_err(|e| classify("Query index position", e))?;
-        match output.items.unwrap_or_default().into_iter().next() {
-            Some(item) => self.index_item(item),
-            None => Ok(None),
-        }
-    }
-
-    /// [`index_entry`](Self::index_entry), with its position.
-    async fn index_entry_at(
-        &self,
-        position: IndexPosition,
-    ) -> Result<(IndexPosition, Option<ProductSummary>), ReadError> {
-        let found = self.index_entry(&position).await?;
-        Ok((position, found))
+        let shown = self.indexes_show(&[(current, left)], policy).await?;
+        Ok(shown.into_iter().all(|shows| shows))
     }
 
     /// The summary an index item shows (`None`: a tombstone).
