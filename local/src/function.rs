@@ -6,7 +6,7 @@
 //! error becomes a function error, as the runtime reports it. Running the built binaries under
 //! `cargo lambda watch` instead would add an HTTP hop and a rebuild on every file change to
 //! each invocation; the binaries themselves are exercised with every sample event by
-//! tests/tests/lambda_binaries.rs.
+//! tests/tests/integration/lambda_binaries.rs.
 
 use std::future::Future;
 use std::pin::Pin;

@@ -201,7 +201,7 @@ impl ListingApiConfig {
 }
 
 /// The longest `REVALIDATE_TIMEOUT_MS`: 2 calls and 1 s of inline wait within the
-/// revalidator's 30 s function timeout (template.yaml; `tests/tests/template.rs` checks it).
+/// revalidator's 30 s function timeout (template.yaml; `tests/tests/integration/template.rs` checks it).
 pub const MAX_REVALIDATE_TIMEOUT_MS: u64 = 12_000;
 
 /// The tag-revalidator's settings.

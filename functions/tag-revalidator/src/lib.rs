@@ -46,7 +46,7 @@ const PER_TARGET: usize = 8;
 const MAX_INLINE_WAIT: Duration = Duration::from_secs(1);
 /// How long a retry-queue write to the tag table keeps starting new attempts: with one more
 /// attempt of at most `MAX_REVALIDATE_TIMEOUT_MS` it ends within the function's 30 s
-/// (`tests/tests/template.rs` checks it).
+/// (`tests/tests/integration/template.rs` checks it).
 pub const WRITE_PATIENCE: Duration = Duration::from_secs(15);
 
 /// Everything the handler needs, built once at cold start.

@@ -1,6 +1,6 @@
 // The handlers against a real DynamoDB (DynamoDB Local in catalog-sync's tests). Needs
 // DYNAMODB_ENDPOINT and CATALOG_TAG_TABLE (a table created from template.yaml's TagTable);
-// tests/tests/cache_handler.rs provides both, and RUST_WRITTEN (storefront:tag) for the check
+// tests/tests/integration/cache_handler.rs provides both, and RUST_WRITTEN (storefront:tag) for the check
 // that the tag-revalidator's writes are read here.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -16,7 +16,7 @@ import { TagTable, logPk, logSk, seqPk } from "../dist/table.js";
 const endpoint = process.env.DYNAMODB_ENDPOINT;
 const tableName = process.env.CATALOG_TAG_TABLE;
 if (!endpoint || !tableName) {
-  throw new Error("set DYNAMODB_ENDPOINT and CATALOG_TAG_TABLE (tests/tests/cache_handler.rs does)");
+  throw new Error("set DYNAMODB_ENDPOINT and CATALOG_TAG_TABLE (tests/tests/integration/cache_handler.rs does)");
 }
 
 const client = (url = endpoint) =>
@@ -183,7 +183,7 @@ test("a dead endpoint: pages keep being served, and the failure is logged and co
 
 test("the tag-revalidator's writes are read here (same keys in Rust and TypeScript)", async () => {
   const written = process.env.RUST_WRITTEN;
-  assert.ok(written, "RUST_WRITTEN=storefront:tag is set by tests/tests/cache_handler.rs");
+  assert.ok(written, "RUST_WRITTEN=storefront:tag is set by tests/tests/integration/cache_handler.rs");
   const [storefront, ...rest] = written.split(":");
   const tag = rest.join(":");
   const t = table(storefront);

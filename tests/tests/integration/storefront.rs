@@ -43,6 +43,7 @@ async fn post_chunked(url: &str, bytes: usize) -> Result<u16> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "a browser test: scripts/test runs it, or --ignored storefront::"]
 async fn a_shopper_sees_new_prices_and_stock_after_a_reload_and_other_stores_stay_cached(
 ) -> Result<()> {
     let (dynamodb, sqs) = catalog_tests::endpoints();

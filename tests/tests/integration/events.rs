@@ -3,7 +3,7 @@
 //! from the test fixtures (stream events from real DynamoDB Local stream records), compared
 //! with what is committed, and run through its real handler against local services.
 //!
-//! After changing a fixture or a shape: `UPDATE_EVENTS=1 cargo test -p catalog-tests --test events`.
+//! After changing a fixture or a shape: `UPDATE_EVENTS=1 cargo test -p catalog-tests --test integration events::`.
 
 use std::path::PathBuf;
 

@@ -6,7 +6,7 @@
 //!
 //! Needs Docker with the base image (scripts/sam-local) and the deployable build
 //! (scripts/build-lambdas), so it is ignored by default; scripts/test runs it after the build:
-//!   cargo test -p catalog-tests --test sam_local -- --ignored --nocapture
+//!   cargo test -p catalog-tests --test integration -- --ignored sam_local:: --nocapture
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -766,7 +766,7 @@ fn a_reconcile_run_is_capped_in_segments_and_in_concurrency() -> Result<()> {
 #[test]
 fn every_catalog_sync_metric_the_template_reads_is_one_a_function_emits_for_this_service(
 ) -> Result<()> {
-    // The per-function checks (tests/tests/telemetry.rs) compare these with what each binary
+    // The per-function checks (tests/tests/integration/telemetry.rs) compare these with what each binary
     // emits; here, none may name a function or service they do not cover.
     let t = template()?;
     let service =

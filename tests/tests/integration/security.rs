@@ -128,9 +128,9 @@ async fn every_route_bounds_its_input() -> Result<()> {
         assert!(reply.body["error"]["code"].is_string());
     }
     // The revalidate route (examples/storefront/app/api/revalidate/route.ts) caps a body at
-    // 64 KB and a call at 128 tags of 256 characters; tests/tests/storefront.rs checks its
+    // 64 KB and a call at 128 tags of 256 characters; tests/tests/integration/storefront.rs checks its
     // refusals. The tag-revalidator never sends more: tags are at most 256 characters
-    // (catalog_core::tags) and calls at most 128 tags (tests/tests/revalidator.rs).
+    // (catalog_core::tags) and calls at most 128 tags (tests/tests/integration/revalidator.rs).
     Ok(())
 }
 

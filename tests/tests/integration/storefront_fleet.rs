@@ -160,6 +160,7 @@ fn price_is(id: &'static str, price: &'static str) -> impl Fn(&Value) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "a browser test: scripts/test runs it, or --ignored storefront_fleet::"]
 async fn every_instance_of_a_storefront_is_revalidated_through_the_tag_table() -> Result<()> {
     let _one = ONE_FLEET.lock().await;
     let stack = fleet_stack("fleet", None).await?;
@@ -292,6 +293,7 @@ async fn every_instance_of_a_storefront_is_revalidated_through_the_tag_table() -
 /// learned of a revalidation on its own clock; writers skewed by 1.5 s either way are in the
 /// package's own tests.)
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "a browser test: scripts/test runs it, or --ignored storefront_fleet::"]
 async fn every_instance_of_a_storefront_is_fresh_with_aws_consistency() -> Result<()> {
     let _one = ONE_FLEET.lock().await;
     let weak = AwsConsistency {
