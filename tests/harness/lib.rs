@@ -2,6 +2,7 @@
 //! fresh set of tables and queues (created from template.yaml) for every test.
 
 pub mod browser;
+pub mod eventually;
 pub mod lambda_watch;
 pub mod listening;
 pub mod metric_refs;

@@ -12,6 +12,7 @@ use catalog_core::testing::product;
 use catalog_local::consistency::AwsConsistency;
 use catalog_local::edits::Editor;
 use catalog_local::stack::{Options, Stack};
+use catalog_tests::eventually::within;
 
 /// A GET on the listing API: (status, body).
 async fn get(base: &str, path: &str) -> Result<(u16, String)> {
@@ -43,14 +44,12 @@ async fn the_index_lags_and_card_reads_do_not() -> Result<()> {
     let id = ProductId::parse("p-weak")?;
     let written = Instant::now();
     editor.put_product(product("p-weak", "store-w")).await?;
-    while summaries.get(&id).await?.is_none() {
-        ensure!(
-            written.elapsed() < Duration::from_secs(10),
-            "never projected"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let projected = written.elapsed();
+    let projected = within(Duration::from_secs(10))
+        .holds(async || {
+            ensure!(summaries.get(&id).await?.is_some(), "never projected");
+            Ok(written.elapsed())
+        })
+        .await?;
     let api = &stack.endpoints.listing_api;
 
     // Right after the write: the product page (a consistent read) has it, the listing (the
@@ -64,14 +63,13 @@ async fn the_index_lags_and_card_reads_do_not() -> Result<()> {
         written.elapsed()
     );
     // Within the lag (at least half of it, at most all of it), the listing catches up.
-    let seen = loop {
-        let (_, listing) = get(api, "/stores/store-w/products").await?;
-        if listing.contains("p-weak") {
-            break written.elapsed();
-        }
-        ensure!(written.elapsed() < lag * 3, "the index never caught up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let seen = within(lag * 3)
+        .holds(async || {
+            let (_, listing) = get(api, "/stores/store-w/products").await?;
+            ensure!(listing.contains("p-weak"), "the index never caught up");
+            Ok(written.elapsed())
+        })
+        .await?;
     ensure!(
         seen >= projected + lag / 2 - Duration::from_millis(100),
         "listed after {seen:?}, projected after {projected:?}: the lag was not applied"

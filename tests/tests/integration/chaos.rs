@@ -38,6 +38,7 @@ use catalog_local::edits::Editor;
 use catalog_local::faults::Throttling;
 use catalog_local::function::{Function, Invocation};
 use catalog_local::stack::{queue_depth, Options, Stack, Wrap};
+use catalog_tests::eventually::within;
 use catalog_tests::storefront_stub::{Chaos, StorefrontStub};
 use serde_json::Value;
 
@@ -407,22 +408,19 @@ async fn nothing_is_lost_and_nothing_stale_survives() -> Result<()> {
         let stock = m.ops.get("stock adjustment").copied().unwrap_or_default();
         (stock, m.ops.values().sum::<u64>() - stock + POISON as u64)
     };
-    loop {
-        let status = stack.status().await?;
-        let handled = (
-            status.triggers["ProductsStream"].records,
-            status.triggers["InventoryStream"].records,
-        );
-        if handled == (product_writes, stock_writes) {
-            break;
-        }
-        ensure!(
-            writes_done.elapsed() < Duration::from_secs(240),
-            "streams not drained: handled {handled:?} of {:?}",
-            (product_writes, stock_writes)
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    within(Duration::from_secs(240))
+        .every(Duration::from_millis(500))
+        .holds(async || {
+            let t = stack.status().await?.triggers;
+            let handled = (t["ProductsStream"].records, t["InventoryStream"].records);
+            let written = (product_writes, stock_writes);
+            ensure!(
+                handled == written,
+                "streams not drained: handled {handled:?} of {written:?}"
+            );
+            Ok(())
+        })
+        .await?;
     let streams_done = writes_done.elapsed();
     faults_on.store(false, Ordering::SeqCst);
     throttling.set_on(false);
@@ -742,19 +740,20 @@ async fn tail_writes(
 /// queued), then both queues empty (listing checks wait there for as long as the index lags).
 async fn settle(stack: &Stack, last: Instant, product_records: u64) -> Result<()> {
     let queues = &stack.endpoints.queues;
-    loop {
-        let projected = stack.status().await?.triggers["ProductsStream"].records;
-        let checks = queue_depth(&stack.sqs, &queues.listing_check_queue).await?;
-        let tags = queue_depth(&stack.sqs, &queues.tag_queue).await?;
-        if projected >= product_records && checks == 0 && tags == 0 {
-            return Ok(());
-        }
-        ensure!(
-            last.elapsed() < Duration::from_secs(90),
-            "listing checks {checks} and tags {tags} still queued"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let limit = Duration::from_secs(90).saturating_sub(last.elapsed());
+    within(limit)
+        .every(Duration::from_millis(500))
+        .holds(async || {
+            let projected = stack.status().await?.triggers["ProductsStream"].records;
+            let checks = queue_depth(&stack.sqs, &queues.listing_check_queue).await?;
+            let tags = queue_depth(&stack.sqs, &queues.tag_queue).await?;
+            ensure!(
+                projected >= product_records && checks == 0 && tags == 0,
+                "listing checks {checks} and tags {tags} still queued"
+            );
+            Ok(())
+        })
+        .await
 }
 
 /// When the listing indexes first showed every product of page `c` as the table now holds it

@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use catalog::store::SummaryStore;
 use catalog_core::ids::{LocationId, ProductId};
 use catalog_core::messages::TagMessage;
@@ -16,6 +16,7 @@ use catalog_core::testing::product;
 use catalog_local::edits::Editor;
 use catalog_local::function::{Function, FunctionError, Invocation};
 use catalog_local::stack::{queue_depth, Options, Stack, Wrap};
+use catalog_tests::eventually::within;
 use serde_json::{json, Value};
 
 static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -57,22 +58,6 @@ async fn expected(stack: &Stack, id: &str) -> Result<Option<ProductSummary>> {
     catalog_tests::expected_summary(client, tables, &ProductId::parse(id)?).await
 }
 
-/// Waits (at most `limit`) until `check` holds.
-async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F) -> Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<bool>>,
-{
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if check().await? {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    bail!("{what}: not within {limit:?}")
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stock_change_reaches_the_summary_and_the_tag_queue() -> Result<()> {
     let stack = stack(None).await?;
@@ -80,32 +65,26 @@ async fn a_stock_change_reaches_the_summary_and_the_tag_queue() -> Result<()> {
     edit.put_product(product("p1", "s1")).await?;
     let (p1, l1) = (ProductId::parse("p1")?, LocationId::parse("l1")?);
     edit.set_stock(&p1, &l1, 5, None).await?;
-    eventually(Duration::from_secs(10), "first summary", || async {
-        Ok(summary(&stack, "p1")
-            .await?
-            .and_then(|s| s.inventory_available)
-            == Some(5))
-    })
-    .await?;
+    stock_shows(&stack, "p1", 5).await?;
     let tag_queue = stack.endpoints.queues.tag_queue.clone();
     // Once the create's and the first stock row's records are handled, their tags are
     // queued (all at once: DynamoDB Local's indexes never lag); drain them, then expect
     // exactly the stock change's tags.
-    eventually(Duration::from_secs(10), "both records handled", || async {
-        let triggers = stack.status().await?.triggers;
-        Ok(triggers["ProductsStream"].records == 1 && triggers["InventoryStream"].records == 1)
-    })
-    .await?;
+    within(Duration::from_secs(10))
+        .holds(async || {
+            let triggers = stack.status().await?.triggers;
+            let handled = (
+                triggers["ProductsStream"].records,
+                triggers["InventoryStream"].records,
+            );
+            ensure!(handled == (1, 1), "records handled: {handled:?}");
+            Ok(())
+        })
+        .await?;
     drain_tags(&stack, &tag_queue).await?;
 
     edit.set_stock(&p1, &l1, 9, None).await?;
-    eventually(Duration::from_secs(10), "stock change", || async {
-        Ok(summary(&stack, "p1")
-            .await?
-            .and_then(|s| s.inventory_available)
-            == Some(9))
-    })
-    .await?;
+    stock_shows(&stack, "p1", 9).await?;
     let tags = tags_until(&stack, &tag_queue, "inventory:p1").await?;
     // Eager stock policy: the listing shows stock, so the store page is invalidated too, at
     // once: the index already showed the write, so no listing check waits.
@@ -124,18 +103,29 @@ async fn a_stock_change_reaches_the_summary_and_the_tag_queue() -> Result<()> {
     stack.stop().await
 }
 
+/// Waits (at most 10 s) until `id`'s summary shows `available` in stock.
+async fn stock_shows(stack: &Stack, id: &str, available: u64) -> Result<()> {
+    within(Duration::from_secs(10))
+        .holds(async || {
+            let shown = summary(stack, id)
+                .await?
+                .and_then(|s| s.inventory_available);
+            ensure!(shown == Some(available), "{id} shows {shown:?} in stock");
+            Ok(())
+        })
+        .await
+}
+
 /// The tags drained from `queue` until they hold `tag` (at most 10 s).
 async fn tags_until(stack: &Stack, queue: &str, tag: &str) -> Result<Vec<String>> {
-    let start = Instant::now();
     let mut tags = Vec::new();
-    while !tags.iter().any(|t| t == tag) {
-        ensure!(
-            start.elapsed() < Duration::from_secs(10),
-            "no {tag} in {tags:?}"
-        );
-        tags.extend(drain_tags(stack, queue).await?);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    within(Duration::from_secs(10))
+        .holds(async || {
+            tags.extend(drain_tags(stack, queue).await?);
+            ensure!(tags.iter().any(|t| t == tag), "no {tag} in {tags:?}");
+            Ok(())
+        })
+        .await?;
     Ok(tags)
 }
 
@@ -259,10 +249,13 @@ async fn retried_without_loss(fault: Fault) -> Result<()> {
         }
     }
     let written = 3 + 18;
-    eventually(Duration::from_secs(20), "every record handled", || async {
-        Ok(stack.status().await?.triggers["ProductsStream"].records == written)
-    })
-    .await?;
+    within(Duration::from_secs(20))
+        .holds(async || {
+            let handled = stack.status().await?.triggers["ProductsStream"].records;
+            ensure!(handled == written, "{handled} of {written} records handled");
+            Ok(())
+        })
+        .await?;
     for id in ids {
         let s = summary(stack, id).await?.context("a summary")?;
         assert_eq!(s.price.get(), 1006, "{id} ends at its last price");
@@ -364,8 +357,8 @@ fn read(path: &std::path::Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
 
-#[test]
-fn the_run_command_and_the_cli_work_together() -> Result<()> {
+#[tokio::test(flavor = "multi_thread")]
+async fn the_run_command_and_the_cli_work_together() -> Result<()> {
     let dir = std::env::temp_dir().join(format!("catalog-local-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let out = dir.join("up.out");
@@ -377,16 +370,17 @@ fn the_run_command_and_the_cli_work_together() -> Result<()> {
         .stdin(Stdio::null())
         .spawn()?;
     let running = Running(child);
-    let start = Instant::now();
-    while !read(&out).contains("ready") {
-        ensure!(
-            start.elapsed() < Duration::from_secs(180),
-            "the stack did not start: {}\n{}",
-            read(&out),
-            read(&dir.join("up.err"))
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    within(Duration::from_secs(180))
+        .every(Duration::from_millis(200))
+        .holds(async || {
+            let (shown, err) = (read(&out), read(&dir.join("up.err")));
+            ensure!(
+                shown.contains("ready"),
+                "the stack did not start: {shown}\n{err}"
+            );
+            Ok(())
+        })
+        .await?;
     let cli = |args: &[&str]| -> Result<String> {
         let output = catalog_local(&dir, args).output()?;
         ensure!(
@@ -397,20 +391,18 @@ fn the_run_command_and_the_cli_work_together() -> Result<()> {
         Ok(String::from_utf8(output.stdout)?)
     };
     cli(&["stock", "p-00003", "loc-2", "500"])?;
-    let start = Instant::now();
-    let summary: Value = loop {
-        let text = cli(&["summary", "p-00003"]).unwrap_or_default();
-        if let Ok(summary) = serde_json::from_str::<Value>(&text) {
-            if summary["inventoryAvailable"].as_u64().unwrap_or(0) >= 500 {
-                break summary;
-            }
-        }
-        ensure!(
-            start.elapsed() < Duration::from_secs(30),
-            "summary never showed the stock"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let summary: Value = within(Duration::from_secs(30))
+        .every(Duration::from_millis(200))
+        .holds(async || {
+            let summary: Value = serde_json::from_str(&cli(&["summary", "p-00003"])?)?;
+            let stock = &summary["inventoryAvailable"];
+            ensure!(
+                stock.as_u64() >= Some(500),
+                "summary shows {stock} in stock"
+            );
+            Ok(summary)
+        })
+        .await?;
     assert_eq!(summary["productId"], "p-00003");
     let listing: Value = serde_json::from_str(&cli(&["list", "store-2", "--limit", "5"])?)?;
     assert!(listing["items"].as_array().is_some_and(|i| !i.is_empty()));
@@ -440,15 +432,18 @@ fn the_run_command_and_the_cli_work_together() -> Result<()> {
     );
 
     // 20 products + 60 stock rows from the demo loader, then the CLI's stock change.
-    let start = Instant::now();
-    while !read(&out).contains("records 81 (products 20, inventory 61)") {
-        ensure!(
-            start.elapsed() < Duration::from_secs(10),
-            "the status screen never showed the record: {}",
-            read(&out)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    within(Duration::from_secs(10))
+        .every(Duration::from_millis(200))
+        .holds(async || {
+            let shown = read(&out);
+            let counted = shown.contains("records 81 (products 20, inventory 61)");
+            ensure!(
+                counted,
+                "the status screen never showed the record: {shown}"
+            );
+            Ok(())
+        })
+        .await?;
     // The functions' telemetry, in the shapes it has on Lambda: EMF documents that
     // `catalog-local metrics` sums, and JSON log lines tagged with their invocation.
     // A command that runs a function here keeps its metrics off its stdout, in the stack's file.

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use aws_lambda_events::event::sqs::SqsEvent;
 use catalog_local::{secrets, services};
+use catalog_tests::eventually::within;
 use catalog_tests::storefront_stub::{Reply, StorefrontStub};
 use catalog_tests::TestEnv;
 use serde_json::json;
@@ -51,6 +52,18 @@ async fn queue(env: &TestEnv, messages: &[Vec<String>]) -> Result<()> {
 /// Receives what is visible on `logical` queue now, as Lambda's SQS event.
 async fn receive(env: &TestEnv, logical: &str) -> Result<SqsEvent> {
     env.receive_event(env.queues.url(logical)?, 0).await
+}
+
+/// The tag queue's messages once a delayed one is visible again (at most `limit`).
+async fn redelivered(env: &TestEnv, limit: Duration) -> Result<SqsEvent> {
+    within(limit)
+        .every(Duration::from_millis(100))
+        .holds(async || {
+            let event = receive(env, "TagQueue").await?;
+            anyhow::ensure!(!event.records.is_empty(), "never came back");
+            Ok(event)
+        })
+        .await
 }
 
 fn failed_ids(response: &aws_lambda_events::event::sqs::SqsBatchResponse) -> BTreeSet<String> {
@@ -239,14 +252,7 @@ async fn a_5xx_is_retried_once_inline_then_the_message_is_held_back() -> Result<
         receive(&env, "TagQueue").await?.records.is_empty(),
         "held back"
     );
-    let again = loop {
-        let event = receive(&env, "TagQueue").await?;
-        if !event.records.is_empty() {
-            break event;
-        }
-        anyhow::ensure!(held.elapsed() < Duration::from_secs(10), "never came back");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let again = redelivered(&env, Duration::from_secs(10)).await?;
     assert!(
         held.elapsed() >= Duration::from_millis(1500),
         "came back after {:?}",
@@ -307,13 +313,7 @@ async fn retry_after_is_honoured_inline_when_short_and_by_the_queue_when_long() 
     let response = revalidator.handle(receive(&env, "TagQueue").await?).await;
     assert_eq!(response.batch_item_failures.len(), 1);
     let held = Instant::now();
-    loop {
-        if !receive(&env, "TagQueue").await?.records.is_empty() {
-            break;
-        }
-        anyhow::ensure!(held.elapsed() < Duration::from_secs(15), "never came back");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    redelivered(&env, Duration::from_secs(15)).await?;
     assert!(
         held.elapsed() >= Duration::from_secs(3),
         "came back after {:?}, before Retry-After",

@@ -12,6 +12,7 @@ use anyhow::{ensure, Result};
 use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_dynamodb::types::AttributeValue;
 use catalog_core::tag_table::{log_pk, LOG_SPAN};
+use catalog_tests::eventually::within;
 use catalog_tests::storefront_stub::StorefrontStub;
 use catalog_tests::TestEnv;
 use serde_json::json;
@@ -385,16 +386,18 @@ async fn a_throttled_import_reaches_the_log_seconds_after_the_throttling_ends() 
     tokio::time::sleep(THROTTLED).await;
     throttling.set_on(false);
     let ended = Instant::now();
-    let fresh = loop {
-        if logged_tags(&env, &table).await?.len() == all.len() {
-            break ended.elapsed();
-        }
-        ensure!(
-            ended.elapsed() < Duration::from_secs(60),
-            "the log never held every tag"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let fresh = within(Duration::from_secs(60))
+        .every(Duration::from_millis(100))
+        .holds(async || {
+            let logged = logged_tags(&env, &table).await?.len();
+            ensure!(
+                logged == all.len(),
+                "the log holds {logged} of {} tags",
+                all.len()
+            );
+            Ok(ended.elapsed())
+        })
+        .await?;
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     for poller in futures::future::join_all(pollers).await {
         poller??;

@@ -5,13 +5,14 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use catalog_core::ids::{LocationId, ProductId};
 use catalog_core::model::MinorUnits;
 use catalog_local::demo::{self, DemoSize};
 use catalog_local::edits::Editor;
 use catalog_local::stack::{queue_depth, Options, Stack};
 use catalog_tests::browser::{card, cents, hide_title, ids, Browser};
+use catalog_tests::eventually::within;
 use catalog_tests::revalidate_route::{post, signed_headers, signed_with_key};
 use tag_revalidator::signature::AudienceKey;
 
@@ -63,20 +64,17 @@ async fn a_shopper_sees_new_prices_and_stock_after_a_reload_and_other_stores_sta
     };
     let loaded = demo::load(&stack.dynamodb, &stack.endpoints.tables, size, |_, _| {}).await?;
     let tag_queue = stack.endpoints.queues.tag_queue.clone();
-    let start = Instant::now();
-    loop {
-        let status = stack.status().await?;
-        let t = &status.triggers;
-        let done = t["ProductsStream"].records + t["InventoryStream"].records;
-        if done == loaded as u64 && queue_depth(&stack.sqs, &tag_queue).await? == 0 {
-            break;
-        }
-        ensure!(
-            start.elapsed() < Duration::from_secs(30),
-            "demo data never settled: {status:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    within(Duration::from_secs(30))
+        .every(Duration::from_millis(100))
+        .holds(async || {
+            let status = stack.status().await?;
+            let t = &status.triggers;
+            let done = t["ProductsStream"].records + t["InventoryStream"].records;
+            let settled = done == loaded as u64 && queue_depth(&stack.sqs, &tag_queue).await? == 0;
+            ensure!(settled, "demo data never settled: {status:?}");
+            Ok(())
+        })
+        .await?;
     let storefront = stack.endpoints.storefront.clone().context("storefront")?;
     let (store1, store2) = (
         format!("{storefront}/stores/store-1"),
@@ -108,17 +106,18 @@ async fn a_shopper_sees_new_prices_and_stock_after_a_reload_and_other_stores_sta
         .iter()
         .map(|r| (r.on_hand - r.reserved).max(0))
         .sum::<i64>();
-    let fresh = loop {
-        let page = browser.load(&store1)?;
-        let shown = card(&page, a)?;
-        if shown["price"] == "$12.34" && shown["stock"] == format!("{expected_stock} in stock") {
-            break changed.elapsed();
-        }
-        if changed.elapsed() > Duration::from_secs(10) {
-            bail!("store-1 never showed the change: {shown}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let fresh = within(Duration::from_secs(10))
+        .every(Duration::from_millis(100))
+        .holds(async || {
+            let shown = card(&browser.load(&store1)?, a)?.clone();
+            let stock = format!("{expected_stock} in stock");
+            ensure!(
+                shown["price"] == "$12.34" && shown["stock"] == stock,
+                "store-1 never showed the change: {shown}"
+            );
+            Ok(changed.elapsed())
+        })
+        .await?;
     println!("store-1 page fresh in the browser {fresh:?} after the writes");
     let product_page = browser.load(&format!("{storefront}/products/{a}"))?;
     assert_eq!(card(&product_page, a)?["price"], "$12.34");
@@ -136,17 +135,17 @@ async fn a_shopper_sees_new_prices_and_stock_after_a_reload_and_other_stores_sta
         stack.endpoints.listing_api
     );
     assert_eq!(post(&admin, &[], "").await?, 202);
-    let start = Instant::now();
-    loop {
-        if card(&browser.load(&store2)?, b)?["title"] == "Sneaky Title" {
-            break;
-        }
-        ensure!(
-            start.elapsed() < Duration::from_secs(10),
-            "revalidateProduct did not reach store-2"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    within(Duration::from_secs(10))
+        .every(Duration::from_millis(100))
+        .holds(async || {
+            let title = card(&browser.load(&store2)?, b)?["title"].clone();
+            ensure!(
+                title == "Sneaky Title",
+                "revalidateProduct did not reach store-2"
+            );
+            Ok(())
+        })
+        .await?;
 
     // The real route refuses what is not a genuine call.
     let route = format!("{storefront}/api/revalidate");
@@ -307,14 +306,14 @@ async fn shop_in_the_browser(stack: &Stack, editor: &Editor, browser: &mut Brows
     // First let every tag already queued go out (the first part of the test revalidated
     // store-2).
     let tag_queue = &stack.endpoints.queues.tag_queue;
-    let start = Instant::now();
-    while queue_depth(&stack.sqs, tag_queue).await? > 0 {
-        ensure!(
-            start.elapsed() < Duration::from_secs(30),
-            "the tag queue never drained"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    within(Duration::from_secs(30))
+        .every(Duration::from_millis(200))
+        .holds(async || {
+            let depth = queue_depth(&stack.sqs, tag_queue).await?;
+            ensure!(depth == 0, "the tag queue never drained: {depth} left");
+            Ok(())
+        })
+        .await?;
     let store2 = format!("{storefront}/stores/store-2");
     let store2_before = browser.load(&store2)?;
     let hidden = ids(&store2_before)

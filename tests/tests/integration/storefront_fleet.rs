@@ -18,6 +18,7 @@ use catalog_local::edits::Editor;
 use catalog_local::stack::{queue_depth, Options, Stack};
 use catalog_local::storefront::LOCAL_STOREFRONT;
 use catalog_tests::browser::{card, hide_title, Browser};
+use catalog_tests::eventually::within;
 use catalog_tests::revalidate_route::{post, signed_headers};
 use catalog_tests::storefront_stub::get;
 use serde_json::Value;
@@ -63,18 +64,16 @@ async fn until_everywhere(
     text: &str,
 ) -> Result<Vec<Duration>> {
     let start = Instant::now();
-    let polls = instances.iter().map(|instance| async move {
-        loop {
+    let polls = instances.iter().map(|instance| {
+        within(Duration::from_secs(15)).holds(async move || {
             let html = get(instance, page).await?;
-            if card_html(&html, id).is_some_and(|card| card.contains(text)) {
-                return Ok(start.elapsed());
-            }
+            let shown = card_html(&html, id).is_some_and(|card| card.contains(text));
             ensure!(
-                start.elapsed() < Duration::from_secs(15),
+                shown,
                 "{text} never showed in {id}'s card at {instance}{page}"
             );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            Ok(start.elapsed())
+        })
     });
     futures::future::try_join_all(polls).await
 }
@@ -93,20 +92,17 @@ fn card_html<'a>(html: &'a str, id: &str) -> Option<&'a str> {
 
 /// Waits until the demo data has gone through the projector and the tag queue is empty.
 async fn settle(stack: &Stack, loaded: usize) -> Result<()> {
-    let start = Instant::now();
-    loop {
-        let status = stack.status().await?;
-        let t = &status.triggers;
-        let done = t["ProductsStream"].records + t["InventoryStream"].records;
-        if done == loaded as u64 && empty(stack, "TagQueue").await? {
-            return Ok(());
-        }
-        ensure!(
-            start.elapsed() < Duration::from_secs(30),
-            "never settled: {status:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    within(Duration::from_secs(30))
+        .every(Duration::from_millis(100))
+        .holds(async || {
+            let status = stack.status().await?;
+            let t = &status.triggers;
+            let done = t["ProductsStream"].records + t["InventoryStream"].records;
+            let settled = done == loaded as u64 && empty(stack, "TagQueue").await?;
+            ensure!(settled, "never settled: {status:?}");
+            Ok(())
+        })
+        .await
 }
 
 async fn empty(stack: &Stack, logical: &str) -> Result<bool> {
@@ -249,18 +245,17 @@ async fn every_instance_of_a_storefront_is_revalidated_through_the_tag_table() -
     }
     let tags_before = stack.status().await?.triggers["Tags"].records;
     editor.set_price(&a_id, MinorUnits::new(3456)?).await?;
-    let start = Instant::now();
     // Listing tags wait on the listing-check queue until the index shows the write.
-    while !(empty(&stack, "TagQueue").await?
-        && empty(&stack, "ListingCheckQueue").await?
-        && stack.status().await?.triggers["Tags"].records > tags_before)
-    {
-        ensure!(
-            start.elapsed() < Duration::from_secs(20),
-            "the tag queue never drained"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    within(Duration::from_secs(20))
+        .every(Duration::from_millis(100))
+        .holds(async || {
+            let drained = empty(&stack, "TagQueue").await?
+                && empty(&stack, "ListingCheckQueue").await?
+                && stack.status().await?.triggers["Tags"].records > tags_before;
+            ensure!(drained, "the tag queue never drained");
+            Ok(())
+        })
+        .await?;
     ensure!(
         empty(&stack, "TagQueue").await?,
         "tags still queued with the storefront down"
