@@ -75,14 +75,36 @@ mod tests {
     }
 
     #[test]
-    fn keys_are_the_documented_ones() {
-        assert_eq!(seq_pk("web"), "seq#web");
-        assert_eq!(log_pk("web", 1_234_567), "log#web#1234");
-        assert_eq!(log_sk(1_234_567), "00000000000001234567");
-        assert_eq!(log_expires_at(1_795_000_000_123), 1_795_086_400);
-        assert!(valid_storefront("web-eu_1"));
-        for bad in ["", "a#b", "a b", &"x".repeat(65)] {
-            assert!(!valid_storefront(bad), "{bad:?}");
+    fn keys_are_the_contracts() {
+        let contract = crate::testing::contract("tag-table.json");
+        let constants = &contract["constants"];
+        assert_eq!(constants["logSpan"], LOG_SPAN);
+        assert_eq!(constants["logTtlSecs"], LOG_TTL_SECS);
+        assert_eq!(constants["logItemTags"], LOG_ITEM_TAGS);
+        assert_eq!(constants["seqSk"], SEQ_SK);
+        assert_eq!(constants["maxStorefrontLen"], MAX_STOREFRONT_LEN);
+        for v in contract["keys"].as_array().unwrap() {
+            let (storefront, position) = (
+                v["storefront"].as_str().unwrap(),
+                v["position"].as_u64().unwrap(),
+            );
+            assert_eq!(seq_pk(storefront), v["seqPk"], "{v}");
+            assert_eq!(log_pk(storefront, position), v["logPk"], "{v}");
+            assert_eq!(log_sk(position), v["logSk"], "{v}");
+        }
+        for v in contract["expiresAt"].as_array().unwrap() {
+            assert_eq!(
+                log_expires_at(v["atMs"].as_i64().unwrap()),
+                v["expiresAt"],
+                "{v}"
+            );
+        }
+        let names = |kind: &str| contract["storefronts"][kind].as_array().unwrap().clone();
+        for name in names("valid") {
+            assert!(valid_storefront(name.as_str().unwrap()), "{name}");
+        }
+        for name in names("invalid") {
+            assert!(!valid_storefront(name.as_str().unwrap()), "{name}");
         }
     }
 }

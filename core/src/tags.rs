@@ -197,6 +197,18 @@ mod tests {
     }
 
     #[test]
+    fn tags_are_the_contracts() {
+        let contract = crate::testing::contract("cache-tags.json");
+        for v in contract["products"].as_array().unwrap() {
+            let id = ProductId::parse(v["productId"].as_str().unwrap()).unwrap();
+            let store = StoreId::parse(v["storeId"].as_str().unwrap()).unwrap();
+            assert_eq!(Tag::product(&id).as_str(), v["product"], "{v}");
+            assert_eq!(Tag::inventory(&id).as_str(), v["inventory"], "{v}");
+            assert_eq!(Tag::store_products(&store).as_str(), v["store"], "{v}");
+        }
+    }
+
+    #[test]
     fn store_move_invalidates_both_listings() {
         let old = crate::testing::summary("p1", "s1");
         let mut new = old.clone();

@@ -193,3 +193,11 @@ pub fn arb_summary() -> impl Strategy<Value = ProductSummary> {
             },
         )
 }
+
+/// A golden-vector file of contracts/ (the repository's cross-language contracts), parsed: the
+/// Rust and the TypeScript tests read the same file, so neither side's copy can drift alone.
+pub fn contract(file: &str) -> serde_json::Value {
+    let path = format!("{}/../contracts/{file}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}

@@ -1,6 +1,6 @@
 // Verifies catalog-sync's signed revalidate calls: the same scheme as
 // functions/tag-revalidator/src/signature.rs, checked against the same vectors
-// (signature-vectors.json).
+// (contracts/signature-vectors.json).
 //
 //   x-catalog-timestamp: Unix seconds
 //   x-catalog-nonce:     8 to 64 characters of A-Z a-z 0-9 _ -, unique per call

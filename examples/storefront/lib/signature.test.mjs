@@ -8,7 +8,7 @@ const SECRET = "0123456789abcdef0123456789abcdef";
 const AUDIENCE = "https://shop-a.example.com/api/revalidate";
 const KEY = deriveKey(SECRET, AUDIENCE);
 const body = '{"tags":["product:p1"]}';
-const vectors = JSON.parse(readFileSync(new URL("./signature-vectors.json", import.meta.url)));
+const vectors = JSON.parse(readFileSync(new URL("../../../contracts/signature-vectors.json", import.meta.url)));
 
 function call(overrides = {}) {
   const timestamp = String(NOW);

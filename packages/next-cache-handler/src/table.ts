@@ -19,7 +19,7 @@ import {
 export const LOG_SPAN = 1000;
 export const LOG_TTL_SECS = 24 * 60 * 60;
 export const LOG_ITEM_TAGS = 100;
-const SEQ_SK = "seq";
+export const SEQ_SK = "seq";
 /** Positions tried for one log item before the write fails (as the Rust writer). */
 const APPEND_ATTEMPTS = 5;
 
@@ -188,7 +188,8 @@ export class TagTable {
   }
 }
 
-const expiresAt = (atMs: number) => Math.floor(atMs / 1000) + LOG_TTL_SECS;
+/** The epoch second at which DynamoDB may delete a log item written at `atMs`. */
+export const expiresAt = (atMs: number) => Math.floor(atMs / 1000) + LOG_TTL_SECS;
 
 /** The longest tag (core/src/tags.rs `MAX_TAG_LEN`, and Next.js's own limit). */
 export const MAX_TAG_LEN = 256;

@@ -5,7 +5,7 @@ import fc from "fast-check";
 
 import { LogCursor } from "../dist/log-cursor.js";
 import { TagTimes } from "../dist/tag-times.js";
-import { logPk, logSk, readableTags, seqPk, validStorefront } from "../dist/table.js";
+import { readableTags } from "../dist/table.js";
 
 test("nothing is trusted before the first read; then a render is stale iff it began by a learn", () => {
   const times = new TagTimes();
@@ -82,14 +82,6 @@ test("the cursor applies every landed item once, whatever order and delay, and v
       assert.equal(cursor.next, last + 1, "every position applied or voided");
     }),
   );
-});
-
-test("keys match the writer's (core/src/tag_table.rs keys_are_the_documented_ones)", () => {
-  assert.equal(seqPk("web"), "seq#web");
-  assert.equal(logPk("web", 1_234_567), "log#web#1234");
-  assert.equal(logSk(1_234_567), "00000000000001234567");
-  assert.equal(validStorefront("web-eu_1"), true);
-  for (const bad of ["", "a#b", "a b", "x".repeat(65)]) assert.equal(validStorefront(bad), false, bad);
 });
 
 test("an instance takes only what catalog-sync's writers could have written", () => {
