@@ -27,10 +27,12 @@ use anyhow::{ensure, Context, Result};
 use aws_sdk_dynamodb::types::AttributeValue;
 use catalog::store::SummaryStore;
 use catalog_core::ids::{LocationId, ProductId, StoreId};
+use catalog_core::messages::ParkedRecord;
 use catalog_core::model::{
     Image, InventoryRow, MinorUnits, Product, ProductStatus, ProductSummary,
 };
 use catalog_core::projection::project;
+use catalog_core::reconcile::Report;
 use catalog_core::tags::{tags, StockTagPolicy};
 use catalog_local::consistency::AwsConsistency;
 use catalog_local::demo::Rng;
@@ -38,6 +40,7 @@ use catalog_local::edits::Editor;
 use catalog_local::faults::Throttling;
 use catalog_local::function::{Function, Invocation};
 use catalog_local::stack::{queue_depth, Options, Stack, Wrap};
+use catalog_local::stats::Snapshot;
 use catalog_tests::eventually::within;
 use catalog_tests::storefront_stub::{Chaos, StorefrontStub};
 use serde_json::Value;
@@ -55,6 +58,7 @@ const STORES: usize = 5;
 const LOCATIONS: usize = 3;
 const WRITERS: usize = 4;
 const POISON: usize = 5;
+const SECRET: &str = "chaos-revalidate-secret-of-32-bytes";
 
 fn setting(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -271,77 +275,271 @@ async fn discrepancies(stack: &Stack, ids: &[ProductId]) -> Result<Vec<ProductId
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nothing_is_lost_and_nothing_stale_survives() -> Result<()> {
-    let seed = setting("CHAOS_SEED", 7);
-    let total_ops = setting("CHAOS_OPS", 3000);
-    let started = Instant::now();
+    let run = Run::set_up(setting("CHAOS_SEED", 7)).await?;
+    let driven = run.drive(setting("CHAOS_OPS", 3000)).await?;
+    let drained = run.drain(&driven).await?;
+    let records = (run.seed, driven.product_writes);
+    let tail = tail(&run.stack, &run.stub, &run.editor, &run.model, records).await?;
+    let found = found(&run.stack).await?;
+    let outcome = run.outcome(driven, drained, tail, found).await?;
+    say!("{outcome}");
+    outcome.check()?;
+    run.stack.stop().await.context("stopping the stack")
+}
 
-    let stub = StorefrontStub::start("chaos-revalidate-secret-of-32-bytes").await?;
-    let faults_on = Arc::new(AtomicBool::new(true));
-    let stream_faults: Arc<Mutex<BTreeMap<&'static str, u64>>> = Arc::default();
-    let wrap: Wrap = {
-        let (on, injected) = (faults_on.clone(), stream_faults.clone());
-        Arc::new(move |inner| {
-            Arc::new(ChaosProjector {
-                inner,
-                on: on.clone(),
-                rng: Mutex::new(Rng::new(seed ^ 0xC4A05)),
-                history: Mutex::new(VecDeque::new()),
-                injected: injected.clone(),
-            }) as Arc<dyn Function>
+/// Everything the run works on: the stand-in storefront with its page cache, the stack with
+/// every fault layer on, the switches that turn them off, and the model of what was written.
+struct Run {
+    seed: u64,
+    started: Instant,
+    stub: StorefrontStub,
+    stack: Stack,
+    ids: Vec<ProductId>,
+    faults_on: Arc<AtomicBool>,
+    stream_faults: Arc<Mutex<BTreeMap<&'static str, u64>>>,
+    throttling: Arc<Throttling>,
+    editor: Editor,
+    model: Arc<Mutex<Model>>,
+}
+
+/// What the writers left: when they ended and how many stream records each table got.
+struct Driven {
+    total_ops: u64,
+    writes_done: Instant,
+    product_writes: u64,
+    stock_writes: u64,
+    down_windows: u64,
+}
+
+/// The drain: the streams handled with faults still on, then everything else with them off.
+struct Drained {
+    streams_done: Duration,
+    drained: Duration,
+    wrong: Vec<ProductId>,
+    stale: Vec<String>,
+}
+
+/// What the end state holds: outboxes, the reconciler's view, parked records, dead letters.
+struct Found {
+    outboxes: usize,
+    reconciled: Report,
+    parked: Vec<ParkedRecord>,
+    parked_ids: Vec<String>,
+    dead_letters: BTreeMap<&'static str, u64>,
+}
+
+impl Run {
+    /// The stand-in storefront (every product and store page cached, chaos on its revalidate
+    /// endpoint), the stack with stream faults, throttling and AWS consistency, the poison.
+    async fn set_up(seed: u64) -> Result<Self> {
+        let stub = StorefrontStub::start(SECRET).await?;
+        let faults_on = Arc::new(AtomicBool::new(true));
+        let stream_faults: Arc<Mutex<BTreeMap<&'static str, u64>>> = Arc::default();
+        let throttling = Throttling::new(5, seed ^ 0x7407);
+        let wrap = chaos_projector(seed, &faults_on, &stream_faults);
+        let options = chaos_options(seed, wrap, &throttling, &stub.url);
+        let stack = Stack::start(&catalog_local::workspace_root(), options).await?;
+        let ids: Vec<ProductId> = (0..PRODUCTS)
+            .map(|i| ProductId::parse(format!("c-{i:04}")))
+            .collect::<Result<_, _>>()?;
+        let api = &stack.endpoints.listing_api;
+        stub.cache_pages(api, cached_pages(&ids)).await?;
+        stub.chaos(Chaos {
+            server_errors: 15,
+            too_many: 8,
+            hangs: 5,
+            hang: Duration::from_millis(800),
+            seed: seed ^ 0x5708E,
+        });
+        put_poison(&stack).await?;
+        let editor = Editor::new(stack.dynamodb.clone(), stack.endpoints.tables.clone());
+        let started = Instant::now();
+        let model = Arc::default();
+        Ok(Self {
+            seed,
+            started,
+            stub,
+            stack,
+            ids,
+            faults_on,
+            stream_faults,
+            throttling,
+            editor,
+            model,
         })
-    };
-    let throttling = Throttling::new(5, seed ^ 0x7407);
-    let (dynamodb, sqs) = catalog_tests::endpoints();
-    let stack = Stack::start(
-        &catalog_local::workspace_root(),
-        Options {
-            prefix: format!("chaos{}-", std::process::id()),
-            endpoints: Some((dynamodb, sqs)),
-            wrap_projector: Some(wrap),
-            throttling: Some(throttling.clone()),
-            aws_consistency: Some(AwsConsistency {
-                lag: Duration::from_millis(setting("CHAOS_LAG_MS", 10_000)),
-                hold: Duration::from_millis(setting("CHAOS_HOLD_MS", 200)),
-                seed: seed ^ 0x1A6,
-            }),
-            revalidate_endpoints: vec![stub.url.clone()],
-            revalidate_secret: "chaos-revalidate-secret-of-32-bytes".into(),
-            revalidate_timeout: Duration::from_millis(300),
-            ..Options::default()
-        },
-    )
-    .await?;
-    // Next.js's page cache, emulated by the stand-in: every product page (tagged product: and
-    // inventory:) and every store page, refetched when one of its tags is revalidated.
-    let ids: Vec<ProductId> = (0..PRODUCTS)
-        .map(|i| ProductId::parse(format!("c-{i:04}")))
-        .collect::<Result<_, _>>()?;
-    let mut pages: Vec<(String, Vec<String>)> = ids
-        .iter()
-        .map(|id| {
-            (
-                format!("/products/{id}"),
-                vec![format!("product:{id}"), format!("inventory:{id}")],
-            )
-        })
-        .collect();
-    for s in 1..=STORES {
-        pages.push((
-            format!("/stores/store-{s}/products?limit=100"),
-            vec![format!("store:store-{s}:products")],
-        ));
     }
-    stub.cache_pages(&stack.endpoints.listing_api, pages)
-        .await?;
-    stub.chaos(Chaos {
-        server_errors: 15,
-        too_many: 8,
-        hangs: 5,
-        hang: Duration::from_millis(800),
-        seed: seed ^ 0x5708E,
-    });
 
-    // Poison: rows no projector can read. Each must end parked with its reason, and nothing else.
+    /// `total_ops` random operations by [`WRITERS`] writers at once, each on its own products
+    /// (so the model's order is the tables'), while the storefront keeps going down.
+    async fn drive(&self, total_ops: u64) -> Result<Driven> {
+        let writing = Arc::new(AtomicBool::new(true));
+        let outage = tokio::spawn(outages(self.stub.clone(), writing.clone()));
+        let mut writers = tokio::task::JoinSet::new();
+        for w in 0..WRITERS {
+            let mine = self.ids.iter().skip(w).step_by(WRITERS).cloned().collect();
+            let (editor, model) = (self.editor.clone(), self.model.clone());
+            let seed = self.seed.wrapping_add(w as u64);
+            writers.spawn(writer(
+                editor,
+                model,
+                mine,
+                total_ops / WRITERS as u64,
+                seed,
+            ));
+        }
+        while let Some(done) = writers.join_next().await {
+            done??;
+        }
+        let writes_done = Instant::now();
+        writing.store(false, Ordering::SeqCst);
+        let down_windows = outage.await?;
+        let m = self.model.lock().unwrap();
+        let stock_writes = m.ops.get("stock adjustment").copied().unwrap_or_default();
+        let product_writes = m.ops.values().sum::<u64>() - stock_writes + POISON as u64;
+        Ok(Driven {
+            total_ops,
+            writes_done,
+            product_writes,
+            stock_writes,
+            down_windows,
+        })
+    }
+
+    /// Faults stay on until every stream record written is handled (each write makes exactly
+    /// one), so the backlog is projected under faults too; then they stop and the rest of the
+    /// pipeline drains (given up on after 300 s, not failed: the checks say what is left).
+    async fn drain(&self, driven: &Driven) -> Result<Drained> {
+        let written = (driven.product_writes, driven.stock_writes);
+        within(Duration::from_secs(240))
+            .every(Duration::from_millis(500))
+            .holds(async || {
+                let t = self.stack.status().await?.triggers;
+                let handled = (t["ProductsStream"].records, t["InventoryStream"].records);
+                ensure!(
+                    handled == written,
+                    "streams not drained: {handled:?} of {written:?}"
+                );
+                Ok(())
+            })
+            .await?;
+        let streams_done = driven.writes_done.elapsed();
+        self.faults_on.store(false, Ordering::SeqCst);
+        self.throttling.set_on(false);
+        self.stub.heal();
+        let queues = &self.stack.endpoints.queues;
+        loop {
+            let tags = queue_depth(&self.stack.sqs, &queues.tag_queue).await?;
+            let checks = queue_depth(&self.stack.sqs, &queues.listing_check_queue).await?;
+            let wrong = discrepancies(&self.stack, &self.ids).await?;
+            let stale = self.stub.stale_pages().await?;
+            let settled = tags + checks == 0 && wrong.is_empty() && stale.is_empty();
+            let drained = driven.writes_done.elapsed();
+            if settled || drained > Duration::from_secs(300) {
+                return Ok(Drained {
+                    streams_done,
+                    drained,
+                    wrong,
+                    stale,
+                });
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// The run's figures, from the model, the fault layers and the stack, beside the phases'.
+    async fn outcome(
+        &self,
+        driven: Driven,
+        drained: Drained,
+        tail: Tail,
+        found: Found,
+    ) -> Result<Outcome> {
+        let (ops, changed_tags) = {
+            let m = self.model.lock().unwrap();
+            (m.ops.clone(), m.last_change.len())
+        };
+        let stream_faults = self.stream_faults.lock().unwrap().clone();
+        let triggers = self.stack.status().await?.triggers;
+        Ok(Outcome {
+            seed: self.seed,
+            took: self.started.elapsed(),
+            ops,
+            changed_tags,
+            stream_faults,
+            throttled: self.throttling.injected.load(Ordering::Relaxed),
+            endpoint_faults: self.stub.injected(),
+            consistency: self
+                .stack
+                .consistency
+                .as_ref()
+                .context("AWS consistency")?
+                .snapshot(),
+            triggers,
+            driven,
+            drained,
+            tail,
+            found,
+        })
+    }
+}
+
+/// The projector wrapped in stream-side faults (duplicates, replays, delays, concurrent
+/// invocations) while `on`, counting each kind in `injected`.
+fn chaos_projector(
+    seed: u64,
+    on: &Arc<AtomicBool>,
+    injected: &Arc<Mutex<BTreeMap<&'static str, u64>>>,
+) -> Wrap {
+    let (on, injected) = (on.clone(), injected.clone());
+    Arc::new(move |inner| {
+        Arc::new(ChaosProjector {
+            inner,
+            on: on.clone(),
+            rng: Mutex::new(Rng::new(seed ^ 0xC4A05)),
+            history: Mutex::new(VecDeque::new()),
+            injected: injected.clone(),
+        }) as Arc<dyn Function>
+    })
+}
+
+/// The stack's options: every fault layer, AWS's weaker consistency far past its usual lag,
+/// and the stand-in storefront as the revalidate endpoint, with a short call timeout.
+fn chaos_options(seed: u64, wrap: Wrap, throttling: &Arc<Throttling>, storefront: &str) -> Options {
+    let (dynamodb, sqs) = catalog_tests::endpoints();
+    Options {
+        prefix: format!("chaos{}-", std::process::id()),
+        endpoints: Some((dynamodb, sqs)),
+        wrap_projector: Some(wrap),
+        throttling: Some(throttling.clone()),
+        aws_consistency: Some(AwsConsistency {
+            lag: Duration::from_millis(setting("CHAOS_LAG_MS", 10_000)),
+            hold: Duration::from_millis(setting("CHAOS_HOLD_MS", 200)),
+            seed: seed ^ 0x1A6,
+        }),
+        revalidate_endpoints: vec![storefront.to_owned()],
+        revalidate_secret: SECRET.into(),
+        revalidate_timeout: Duration::from_millis(300),
+        ..Options::default()
+    }
+}
+
+/// Next.js's page cache as the stand-in keeps it: every product page (tagged product: and
+/// inventory:) and every store page, refetched when one of its tags is revalidated.
+fn cached_pages(ids: &[ProductId]) -> Vec<(String, Vec<String>)> {
+    let products = ids.iter().map(|id| {
+        let tags = vec![format!("product:{id}"), format!("inventory:{id}")];
+        (format!("/products/{id}"), tags)
+    });
+    let stores = (1..=STORES).map(|s| {
+        let tags = vec![format!("store:store-{s}:products")];
+        (format!("/stores/store-{s}/products?limit=100"), tags)
+    });
+    products.chain(stores).collect()
+}
+
+/// Rows no projector can read (a price that is not an integer): each must end parked with
+/// its reason, and nothing else may.
+async fn put_poison(stack: &Stack) -> Result<()> {
     for k in 0..POISON {
         let item: HashMap<String, AttributeValue> = [
             ("productId", AttributeValue::S(format!("poison-{k}"))),
@@ -354,152 +552,32 @@ async fn nothing_is_lost_and_nothing_stale_survives() -> Result<()> {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
-        stack
-            .dynamodb
-            .put_item()
-            .table_name(&stack.endpoints.tables.products)
-            .set_item(Some(item))
-            .send()
-            .await?;
+        let products = &stack.endpoints.tables.products;
+        let put = stack.dynamodb.put_item().table_name(products);
+        put.set_item(Some(item)).send().await?;
     }
+    Ok(())
+}
 
-    // The storefront goes down for 1.5 s every 4 s while the writers run.
-    let down_windows = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let writing = Arc::new(AtomicBool::new(true));
-    let outage = {
-        let (stub, writing, windows) = (stub.clone(), writing.clone(), down_windows.clone());
-        tokio::spawn(async move {
-            while writing.load(Ordering::SeqCst) {
-                tokio::time::sleep(Duration::from_secs(4)).await;
-                stub.set_down(true);
-                windows.fetch_add(1, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(1500)).await;
-                stub.set_down(false);
-            }
-        })
-    };
-
-    let model = Arc::new(Mutex::new(Model::default()));
-    let editor = Editor::new(stack.dynamodb.clone(), stack.endpoints.tables.clone());
-    let mut writers = tokio::task::JoinSet::new();
-    for w in 0..WRITERS {
-        let mine: Vec<ProductId> = ids.iter().skip(w).step_by(WRITERS).cloned().collect();
-        writers.spawn(writer(
-            editor.clone(),
-            model.clone(),
-            mine,
-            total_ops / WRITERS as u64,
-            seed.wrapping_add(w as u64),
-        ));
+/// Takes the storefront down for 1.5 s every 4 s while `writing`; returns how many times.
+async fn outages(stub: StorefrontStub, writing: Arc<AtomicBool>) -> u64 {
+    let mut windows = 0;
+    while writing.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        stub.set_down(true);
+        windows += 1;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        stub.set_down(false);
     }
-    while let Some(done) = writers.join_next().await {
-        done??;
-    }
-    let writes_done = Instant::now();
-    writing.store(false, Ordering::SeqCst);
-    outage.await?;
+    windows
+}
 
-    // Faults stay on until every stream record written has been handled (each write makes
-    // exactly one), so the backlog is projected under faults too; then they stop and the
-    // pipeline drains.
-    let tag_queue = stack.endpoints.queues.tag_queue.clone();
-    let (stock_writes, product_writes) = {
-        let m = model.lock().unwrap();
-        let stock = m.ops.get("stock adjustment").copied().unwrap_or_default();
-        (stock, m.ops.values().sum::<u64>() - stock + POISON as u64)
-    };
-    within(Duration::from_secs(240))
-        .every(Duration::from_millis(500))
-        .holds(async || {
-            let t = stack.status().await?.triggers;
-            let handled = (t["ProductsStream"].records, t["InventoryStream"].records);
-            let written = (product_writes, stock_writes);
-            ensure!(
-                handled == written,
-                "streams not drained: handled {handled:?} of {written:?}"
-            );
-            Ok(())
-        })
-        .await?;
-    let streams_done = writes_done.elapsed();
-    faults_on.store(false, Ordering::SeqCst);
-    throttling.set_on(false);
-    stub.heal();
-    let mut wrong;
-    let mut stale;
-    let checks = stack.endpoints.queues.listing_check_queue.clone();
-    loop {
-        let waiting =
-            queue_depth(&stack.sqs, &tag_queue).await? + queue_depth(&stack.sqs, &checks).await?;
-        wrong = discrepancies(&stack, &ids).await?;
-        stale = stub.stale_pages().await?;
-        if waiting == 0 && wrong.is_empty() && stale.is_empty() {
-            break;
-        }
-        if writes_done.elapsed() > Duration::from_secs(300) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    let drained = writes_done.elapsed();
-    let tail = tail(&stack, &stub, &editor, &model, (seed, product_writes)).await?;
-
-    let outboxes = pending_outboxes(&stack).await?;
-
-    // A reconciler dry run over everything must agree: 0 discrepancies.
-    let reconciler = reconciler::Reconciler::new(
-        &stack
-            .endpoints
-            .resources()
-            .reconciler_config(StockTagPolicy::Eager, 1)?,
-        stack.dynamodb.clone(),
-        stack.sqs.clone(),
-    );
-    let mut message: reconciler::SegmentMessage = serde_json::from_value(serde_json::json!({
-        "version": 1, "runId": format!("chaos-{}", catalog_tests::unique_id()),
-        "share": {"dryRun": true, "storeId": null, "segment": 0, "totalSegments": 1},
-        "checkpoint": {"phase": "products", "startKey": null},
-        "report": {"checked": 0, "missing": 0, "orphans": 0, "drifted": 0, "driftByField": {}, "repaired": 0, "repairFailures": 0},
-        "startedAt": "2026-11-26T00:00:00.000Z"
-    }))?;
-    let report = loop {
-        let delivery = catalog_tests::unique_id();
-        let deadline = Instant::now() + Duration::from_secs(120);
-        match reconciler.run_segment(message, &delivery, deadline).await? {
-            reconciler::Segment::Continued(continuation) => message = continuation,
-            reconciler::Segment::Finished(report) => break report,
-            reconciler::Segment::Duplicate => anyhow::bail!("the only delivery was a duplicate"),
-        }
-    };
-
-    // Parked: exactly the poison rows, each with its reason; no other dead letter anywhere.
-    let mut parked = Vec::new();
-    loop {
-        let messages = stack
-            .sqs
-            .receive_message()
-            .queue_url(&stack.endpoints.queues.parked_records_queue)
-            .max_number_of_messages(10)
-            .send()
-            .await?
-            .messages
-            .unwrap_or_default();
-        if messages.is_empty() {
-            break;
-        }
-        for m in messages {
-            let record: catalog_core::messages::ParkedRecord =
-                serde_json::from_str(m.body().unwrap_or_default())?;
-            parked.push(record);
-            stack
-                .sqs
-                .delete_message()
-                .queue_url(&stack.endpoints.queues.parked_records_queue)
-                .set_receipt_handle(m.receipt_handle)
-                .send()
-                .await?;
-        }
-    }
+/// The end state: outboxes left, a reconciler dry run over everything, the parked records
+/// (drained from their queue) and the depth of every dead-letter queue.
+async fn found(stack: &Stack) -> Result<Found> {
+    let outboxes = pending_outboxes(stack).await?;
+    let reconciled = reconcile_dry_run(stack).await?;
+    let parked = drain_parked(stack).await?;
     let mut parked_ids: Vec<String> = parked
         .iter()
         .map(|p| {
@@ -511,118 +589,193 @@ async fn nothing_is_lost_and_nothing_stale_survives() -> Result<()> {
         .collect();
     parked_ids.sort();
     parked_ids.dedup();
-    let dead = [
+    let mut dead_letters = BTreeMap::new();
+    for q in [
         "StreamFailureQueue",
         "TagDeadLetterQueue",
         "ReconcileDeadLetterQueue",
         "ListingCheckDeadLetterQueue",
-    ];
-    let mut dead_letters = BTreeMap::new();
-    for q in dead {
-        dead_letters.insert(
-            q,
-            queue_depth(&stack.sqs, stack.endpoints.queues.url(q)?).await?,
-        );
+    ] {
+        let depth = queue_depth(&stack.sqs, stack.endpoints.queues.url(q)?).await?;
+        dead_letters.insert(q, depth);
     }
+    Ok(Found {
+        outboxes,
+        reconciled,
+        parked,
+        parked_ids,
+        dead_letters,
+    })
+}
 
-    let status = stack.status().await?;
-    let (ops, changed_tags) = {
-        let m = model.lock().unwrap();
-        (m.ops.clone(), m.last_change.len())
-    };
-    let t = &status.triggers;
-    say!("chaos run: seed {seed}, {} operations over {PRODUCTS} products, {STORES} stores, {LOCATIONS} locations, {WRITERS} writers", ops.values().sum::<u64>());
-    say!("  operations: {:?}", ops);
-    say!("  stream faults: {:?}", stream_faults.lock().unwrap());
-    say!(
-        "  DynamoDB calls throttled: {}",
-        throttling.injected.load(Ordering::Relaxed)
-    );
-    say!(
-        "  revalidate endpoint faults: {:?}, outage windows {}",
-        stub.injected(),
-        down_windows.load(Ordering::SeqCst)
-    );
-    say!(
-        "  retries: stream batches {}, tag batches {}; stream records handled {} of {} written, in {} invocations",
-        t["ProductsStream"].retries + t["InventoryStream"].retries,
-        t.get("Tags").map(|s| s.retries).unwrap_or_default(),
-        t["ProductsStream"].records + t["InventoryStream"].records,
-        product_writes + stock_writes,
-        t["ProductsStream"].invocations + t["InventoryStream"].invocations,
-    );
-    say!(
-        "  streams handled {:.1} s after the last write (faults still on), drained {:.1} s after it; total {:.1} s",
-        streams_done.as_secs_f64(),
-        drained.as_secs_f64(),
-        started.elapsed().as_secs_f64()
-    );
-    say!(
-        "  discrepancies: {} (reconciler dry run: checked {}, missing {}, orphans {}, drifted {})",
-        wrong.len(),
-        report.checked,
-        report.missing,
-        report.orphans,
-        report.drifted
-    );
-    say!(
-        "  lost invalidations: {} stale pages of {} cached ({} distinct tags changed content, per the pure tag diff)",
-        stale.len(),
-        PRODUCTS + STORES,
-        changed_tags
-    );
-    say!("  parked: {parked_ids:?}; other dead letters: {dead_letters:?}");
-    let (lagging, held, replicated) = stack.consistency.as_ref().unwrap().snapshot();
-    say!("  AWS consistency: reads served by the lagging replica {lagging}, summary writes held {held}, replica writes {replicated}");
-    say!("  summaries with a non-empty outbox: {outboxes}");
-    say!(
-        "  tail: {} paced writes after the drain; {} pages changed; staleness after the last write to a page's product: max {:.2} s, p50 {:.2} s; past the index showing it: p99 {:.2} s, max {:.2} s; still stale {}",
-        tail.writes,
-        tail.pages,
-        tail.max.as_secs_f64(),
-        tail.p50.as_secs_f64(),
-        tail.past_index_p99.as_secs_f64(),
-        tail.past_index_max.as_secs_f64(),
-        tail.stale
-    );
+/// A reconciler dry run over the whole catalog, one segment, continued until it finishes.
+async fn reconcile_dry_run(stack: &Stack) -> Result<Report> {
+    let resources = stack.endpoints.resources();
+    let config = resources.reconciler_config(StockTagPolicy::Eager, 1)?;
+    let reconciler =
+        reconciler::Reconciler::new(&config, stack.dynamodb.clone(), stack.sqs.clone());
+    let mut message: reconciler::SegmentMessage = serde_json::from_value(serde_json::json!({
+        "version": 1, "runId": format!("chaos-{}", catalog_tests::unique_id()),
+        "share": {"dryRun": true, "storeId": null, "segment": 0, "totalSegments": 1},
+        "checkpoint": {"phase": "products", "startKey": null},
+        "report": {"checked": 0, "missing": 0, "orphans": 0, "drifted": 0, "driftByField": {}, "repaired": 0, "repairFailures": 0},
+        "startedAt": "2026-11-26T00:00:00.000Z"
+    }))?;
+    loop {
+        let delivery = catalog_tests::unique_id();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        match reconciler.run_segment(message, &delivery, deadline).await? {
+            reconciler::Segment::Continued(continuation) => message = continuation,
+            reconciler::Segment::Finished(report) => return Ok(report),
+            reconciler::Segment::Duplicate => anyhow::bail!("the only delivery was a duplicate"),
+        }
+    }
+}
 
-    ensure!(
-        wrong.is_empty(),
-        "summaries that differ from their rows: {wrong:?}"
-    );
-    ensure!(
-        stale.is_empty(),
-        "pages still stale after the drain: {stale:?}"
-    );
-    ensure!(
-        report.missing + report.orphans + report.drifted == 0,
-        "the reconciler disagrees: {report:?}"
-    );
-    ensure!(
-        outboxes == 0,
-        "{outboxes} summaries still hold tags in their outbox"
-    );
-    ensure!(tail.stale == 0, "{} pages stale after the tail", tail.stale);
-    ensure!(
-        tail.past_index_max < Duration::from_secs(5),
-        "a page stayed stale {:?} after the index showed the last write to its product",
-        tail.past_index_max
-    );
-    let expected: Vec<String> = (0..POISON).map(|k| format!("poison-{k}")).collect();
-    ensure!(parked_ids == expected, "parked {parked_ids:?}");
-    ensure!(
-        parked.iter().all(|p| p.reason.contains("price")),
-        "every parked record names its reason: {parked:?}"
-    );
-    ensure!(
-        dead_letters.values().all(|n| *n == 0),
-        "unexpected dead letters: {dead_letters:?}"
-    );
-    ensure!(
-        ops.values().sum::<u64>() >= total_ops - WRITERS as u64,
-        "ops ran"
-    );
-    stack.stop().await.context("stopping the stack")
+/// Every record on the parked-records queue, deleted as read.
+async fn drain_parked(stack: &Stack) -> Result<Vec<ParkedRecord>> {
+    let queue = &stack.endpoints.queues.parked_records_queue;
+    let mut parked = Vec::new();
+    loop {
+        let received = stack
+            .sqs
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10);
+        let messages = received.send().await?.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return Ok(parked);
+        }
+        for m in messages {
+            parked.push(serde_json::from_str(m.body().unwrap_or_default())?);
+            let delete = stack.sqs.delete_message().queue_url(queue);
+            delete.set_receipt_handle(m.receipt_handle).send().await?;
+        }
+    }
+}
+
+/// The whole run: what was done and injected, what each phase measured, what the end state
+/// holds. Its `Display` is the summary the run prints; [`Outcome::check`] holds the claims.
+struct Outcome {
+    seed: u64,
+    took: Duration,
+    ops: BTreeMap<&'static str, u64>,
+    changed_tags: usize,
+    stream_faults: BTreeMap<&'static str, u64>,
+    throttled: u64,
+    endpoint_faults: BTreeMap<&'static str, usize>,
+    /// Reads served by the lagging replica, summary writes held, replica writes.
+    consistency: (u64, u64, u64),
+    triggers: BTreeMap<String, Snapshot>,
+    driven: Driven,
+    drained: Drained,
+    tail: Tail,
+    found: Found,
+}
+
+impl Outcome {
+    /// Nothing lost (every summary equals its rows, the reconciler agrees, no outbox holds
+    /// tags), nothing stale (no page after the drain or the tail, none for 5 s past the index
+    /// showing its write), only the poison parked, and no other dead letter.
+    fn check(&self) -> Result<()> {
+        let (drained, found, tail) = (&self.drained, &self.found, &self.tail);
+        let wrong = &drained.wrong;
+        ensure!(
+            wrong.is_empty(),
+            "summaries that differ from their rows: {wrong:?}"
+        );
+        let stale = &drained.stale;
+        ensure!(
+            stale.is_empty(),
+            "pages still stale after the drain: {stale:?}"
+        );
+        let r = &found.reconciled;
+        ensure!(
+            r.missing + r.orphans + r.drifted == 0,
+            "the reconciler disagrees: {r:?}"
+        );
+        let outboxes = found.outboxes;
+        ensure!(
+            outboxes == 0,
+            "{outboxes} summaries still hold tags in their outbox"
+        );
+        ensure!(tail.stale == 0, "{} pages stale after the tail", tail.stale);
+        let past = tail.past_index_max;
+        ensure!(
+            past < Duration::from_secs(5),
+            "a page stayed stale {past:?} past its index"
+        );
+        let expected: Vec<String> = (0..POISON).map(|k| format!("poison-{k}")).collect();
+        ensure!(
+            found.parked_ids == expected,
+            "parked {:?}",
+            found.parked_ids
+        );
+        let reasons = found.parked.iter().all(|p| p.reason.contains("price"));
+        ensure!(
+            reasons,
+            "every parked record names its reason: {:?}",
+            found.parked
+        );
+        let dead = &found.dead_letters;
+        ensure!(
+            dead.values().all(|n| *n == 0),
+            "unexpected dead letters: {dead:?}"
+        );
+        let ran = self.ops.values().sum::<u64>();
+        ensure!(
+            ran >= self.driven.total_ops - WRITERS as u64,
+            "only {ran} ops ran"
+        );
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (d, drained, found, tail, t) = (
+            &self.driven,
+            &self.drained,
+            &self.found,
+            &self.tail,
+            &self.triggers,
+        );
+        let (products, inventory) = (&t["ProductsStream"], &t["InventoryStream"]);
+        let r = &found.reconciled;
+        let secs = |d: Duration| d.as_secs_f64();
+        writeln!(f, "chaos run: seed {}, {} operations over {PRODUCTS} products, {STORES} stores, {LOCATIONS} locations, {WRITERS} writers", self.seed, self.ops.values().sum::<u64>())?;
+        writeln!(f, "  operations: {:?}", self.ops)?;
+        writeln!(f, "  stream faults: {:?}", self.stream_faults)?;
+        writeln!(f, "  DynamoDB calls throttled: {}", self.throttled)?;
+        writeln!(
+            f,
+            "  revalidate endpoint faults: {:?}, outage windows {}",
+            self.endpoint_faults, d.down_windows
+        )?;
+        writeln!(f, "  retries: stream batches {}, tag batches {}; stream records handled {} of {} written, in {} invocations",
+            products.retries + inventory.retries,
+            t.get("Tags").map(|s| s.retries).unwrap_or_default(),
+            products.records + inventory.records,
+            d.product_writes + d.stock_writes,
+            products.invocations + inventory.invocations)?;
+        writeln!(f, "  streams handled {:.1} s after the last write (faults still on), drained {:.1} s after it; total {:.1} s",
+            secs(drained.streams_done), secs(drained.drained), secs(self.took))?;
+        writeln!(f, "  discrepancies: {} (reconciler dry run: checked {}, missing {}, orphans {}, drifted {})",
+            drained.wrong.len(), r.checked, r.missing, r.orphans, r.drifted)?;
+        writeln!(f, "  lost invalidations: {} stale pages of {} cached ({} distinct tags changed content, per the pure tag diff)",
+            drained.stale.len(), PRODUCTS + STORES, self.changed_tags)?;
+        writeln!(
+            f,
+            "  parked: {:?}; other dead letters: {:?}",
+            found.parked_ids, found.dead_letters
+        )?;
+        let (lagging, held, replicated) = self.consistency;
+        writeln!(f, "  AWS consistency: reads served by the lagging replica {lagging}, summary writes held {held}, replica writes {replicated}")?;
+        writeln!(f, "  summaries with a non-empty outbox: {}", found.outboxes)?;
+        write!(f, "  tail: {} paced writes after the drain; {} pages changed; staleness after the last write to a page's product: max {:.2} s, p50 {:.2} s; past the index showing it: p99 {:.2} s, max {:.2} s; still stale {}",
+            tail.writes, tail.pages, secs(tail.max), secs(tail.p50),
+            secs(tail.past_index_p99), secs(tail.past_index_max), tail.stale)
+    }
 }
 
 /// What the tail found. A listing page can be fresh no sooner than its index shows the write,
