@@ -42,6 +42,26 @@ impl Eventually {
     }
 }
 
+/// Waits (at most 30 s) until a stack has handled the `loaded` stream records of its demo
+/// data and its tag queue is empty: the starting point of the storefront tests.
+pub async fn demo_settled(stack: &catalog_local::stack::Stack, loaded: usize) -> Result<()> {
+    let tag_queue = &stack.endpoints.queues.tag_queue;
+    within(Duration::from_secs(30))
+        .every(Duration::from_millis(100))
+        .holds(async || {
+            let status = stack.status().await?;
+            let t = &status.triggers;
+            let done = t["ProductsStream"].records + t["InventoryStream"].records;
+            let queued = catalog_local::stack::queue_depth(&stack.sqs, tag_queue).await?;
+            anyhow::ensure!(
+                done == loaded as u64 && queued == 0,
+                "never settled: {status:?}"
+            );
+            Ok(())
+        })
+        .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,7 @@ use catalog_local::demo::{self, DemoSize};
 use catalog_local::edits::Editor;
 use catalog_local::stack::{queue_depth, Options, Stack};
 use catalog_tests::browser::{card, cents, hide_title, ids, Browser};
-use catalog_tests::eventually::within;
+use catalog_tests::eventually::{demo_settled, within};
 use catalog_tests::revalidate_route::{post, signed_headers, signed_with_key};
 use tag_revalidator::signature::AudienceKey;
 
@@ -63,18 +63,7 @@ async fn a_shopper_sees_new_prices_and_stock_after_a_reload_and_other_stores_sta
         seed: 3,
     };
     let loaded = demo::load(&stack.dynamodb, &stack.endpoints.tables, size, |_, _| {}).await?;
-    let tag_queue = stack.endpoints.queues.tag_queue.clone();
-    within(Duration::from_secs(30))
-        .every(Duration::from_millis(100))
-        .holds(async || {
-            let status = stack.status().await?;
-            let t = &status.triggers;
-            let done = t["ProductsStream"].records + t["InventoryStream"].records;
-            let settled = done == loaded as u64 && queue_depth(&stack.sqs, &tag_queue).await? == 0;
-            ensure!(settled, "demo data never settled: {status:?}");
-            Ok(())
-        })
-        .await?;
+    demo_settled(&stack, loaded).await?;
     let storefront = stack.endpoints.storefront.clone().context("storefront")?;
     let (store1, store2) = (
         format!("{storefront}/stores/store-1"),

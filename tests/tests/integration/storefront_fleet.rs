@@ -18,7 +18,7 @@ use catalog_local::edits::Editor;
 use catalog_local::stack::{queue_depth, Options, Stack};
 use catalog_local::storefront::LOCAL_STOREFRONT;
 use catalog_tests::browser::{card, hide_title, Browser};
-use catalog_tests::eventually::within;
+use catalog_tests::eventually::{demo_settled, within};
 use catalog_tests::revalidate_route::{post, signed_headers};
 use catalog_tests::storefront_stub::get;
 use serde_json::Value;
@@ -51,7 +51,7 @@ async fn fleet_stack(name: &str, aws_consistency: Option<AwsConsistency>) -> Res
         seed: 5,
     };
     let loaded = demo::load(&stack.dynamodb, &stack.endpoints.tables, size, |_, _| {}).await?;
-    settle(&stack, loaded).await?;
+    demo_settled(&stack, loaded).await?;
     Ok(stack)
 }
 
@@ -88,21 +88,6 @@ fn card_html<'a>(html: &'a str, id: &str) -> Option<&'a str> {
             .or_else(|| card.find("</main>"))
             .unwrap_or(card.len())],
     )
-}
-
-/// Waits until the demo data has gone through the projector and the tag queue is empty.
-async fn settle(stack: &Stack, loaded: usize) -> Result<()> {
-    within(Duration::from_secs(30))
-        .every(Duration::from_millis(100))
-        .holds(async || {
-            let status = stack.status().await?;
-            let t = &status.triggers;
-            let done = t["ProductsStream"].records + t["InventoryStream"].records;
-            let settled = done == loaded as u64 && empty(stack, "TagQueue").await?;
-            ensure!(settled, "never settled: {status:?}");
-            Ok(())
-        })
-        .await
 }
 
 async fn empty(stack: &Stack, logical: &str) -> Result<bool> {
