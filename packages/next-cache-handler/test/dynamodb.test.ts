@@ -1,18 +1,18 @@
 // The handlers against a real DynamoDB: DynamoDB Local, either the one
 // tests/tests/integration/cache_handler.rs runs (with a tag table the tag-revalidator wrote to,
 // named in RUST_WRITTEN as storefront:tag) or, when `npm test` runs alone, one of its own
-// (test/dynamodb-local.mjs).
+// (test/dynamodb-local.ts).
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { createServer } from "node:net";
+import { createServer, type AddressInfo } from "node:net";
 
 import { DynamoDBClient, PutItemCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
 
 import CatalogCacheHandler from "../dist/incremental.js";
 import { createUseCacheHandler } from "../dist/use-cache.js";
-import { TagSync } from "../dist/sync.js";
-import { TagTable, logPk, logSk, seqPk } from "../dist/table.js";
-import { tagTableUnderTest } from "./dynamodb-local.mjs";
+import { TagSync, type SyncOptions } from "../dist/sync.js";
+import { TagTable, logPk, logSk, seqPk, type WriteHooks } from "../dist/table.js";
+import { tagTableUnderTest } from "./dynamodb-local.ts";
 
 const { endpoint, tableName, stop } = await tagTableUnderTest();
 after(stop);
@@ -27,9 +27,11 @@ const client = (url = endpoint) =>
   });
 let storefronts = 0;
 const fresh = () => `sf-${process.pid}-${storefronts++}`;
-const table = (storefront, url) => new TagTable(client(url), tableName, storefront);
-const quiet = [];
-const sync = (t, options = {}) => new TagSync(t, { pollMs: 60_000, emit: (l) => quiet.push(l), ...options });
+type Line = Record<string, unknown>;
+const table = (storefront: string, url?: string) => new TagTable(client(url), tableName, storefront);
+const quiet: Line[] = [];
+const sync = (t: TagTable, options: SyncOptions = {}) =>
+  new TagSync(t, { pollMs: 60_000, emit: (l) => quiet.push(l), ...options });
 
 /** A clock the test moves by hand. */
 function manualClock(start = 1_000_000) {
@@ -38,11 +40,15 @@ function manualClock(start = 1_000_000) {
 }
 
 /** A writer that stops after taking its first position until `release` is called. */
-function slowWriter(storefront) {
-  let release;
-  const gate = new Promise((r) => (release = r));
+function slowWriter(storefront: string) {
+  let release = () => {};
+  const gate = new Promise<void>((r) => (release = r));
   let first = true;
-  const hooks = { afterReserve: async () => (first ? ((first = false), await gate) : undefined) };
+  const hooks: WriteHooks = {
+    afterReserve: async () => {
+      if (first) (first = false), await gate;
+    },
+  };
   return { hooks, release: () => release(), table: table(storefront) };
 }
 
@@ -158,11 +164,12 @@ test("revalidateTag inside the storefront reaches the other instances", async ()
 
 test("a dead endpoint: pages keep being served, and the failure is logged and counted", async () => {
   const dead = await closedPort();
-  const lines = [];
+  const lines: Line[] = [];
   const live = table(fresh());
   const s = new TagSync(live, { pollMs: 60_000, metricsMs: 50, emit: (line) => lines.push(line) });
   await s.start();
-  live.client = client(`http://127.0.0.1:${dead}`); // DynamoDB becomes unreachable
+  // DynamoDB becomes unreachable: the table's client (private) swapped for a dead one.
+  (live as unknown as { client: DynamoDBClient }).client = client(`http://127.0.0.1:${dead}`);
   CatalogCacheHandler.sync = () => s;
   const handler = new CatalogCacheHandler({});
   await handler.set("dead-1", fetched("x"), { fetchCache: true, tags: ["product:p1"] });
@@ -173,9 +180,9 @@ test("a dead endpoint: pages keep being served, and the failure is logged and co
   await new Promise((r) => setTimeout(r, 120));
   s.stop();
   assert.ok(s.stats.failures >= 2, JSON.stringify(s.stats));
-  assert.ok(lines.some((l) => l.level === "WARN" && /tag table read failed/.test(l.message)));
-  assert.ok(lines.some((l) => l.level === "ERROR" && /revalidateTag could not write/.test(l.message)));
-  const metric = lines.find((l) => l._aws);
+  assert.ok(lines.some((l) => l.level === "WARN" && /tag table read failed/.test(String(l.message))));
+  assert.ok(lines.some((l) => l.level === "ERROR" && /revalidateTag could not write/.test(String(l.message))));
+  const metric = lines.find((l) => l._aws) as Record<string, number> | undefined;
   assert.ok(metric && metric.TagSyncFailures >= 1 && metric.TagSyncStaleness >= 0 && metric.TagSyncBehind === 0, JSON.stringify(metric));
 });
 
@@ -183,7 +190,7 @@ const rustWritten = process.env.RUST_WRITTEN;
 test("the tag-revalidator's writes are read here (same keys in Rust and TypeScript)", {
   skip: !rustWritten && "run by tests/tests/integration/cache_handler.rs, which sets RUST_WRITTEN",
 }, async () => {
-  const written = rustWritten;
+  const written = rustWritten ?? "";
   const [storefront, ...rest] = written.split(":");
   const tag = rest.join(":");
   const t = table(storefront);
@@ -193,7 +200,7 @@ test("the tag-revalidator's writes are read here (same keys in Rust and TypeScri
 
 test("a log item of 1,000 tags (not of catalog-sync's making) is skipped with a warning, not learned", async () => {
   const storefront = fresh();
-  const lines = [];
+  const lines: Line[] = [];
   const reader = sync(table(storefront), { emit: (l) => lines.push(l) });
   await reader.start();
   const raw = client();
@@ -202,7 +209,7 @@ test("a log item of 1,000 tags (not of catalog-sync's making) is skipped with a 
     UpdateExpression: "ADD #last :one", ExpressionAttributeNames: { "#last": "last" },
     ExpressionAttributeValues: { ":one": { N: "1" } }, ReturnValues: "UPDATED_NEW",
   }));
-  const position = Number(added.Attributes.last.N);
+  const position = Number(added.Attributes?.last?.N);
   const flood = Array.from({ length: 1000 }, (_, i) => `product:flood-${i}`);
   await raw.send(new PutItemCommand({
     TableName: tableName,
@@ -212,13 +219,13 @@ test("a log item of 1,000 tags (not of catalog-sync's making) is skipped with a 
   await reader.refresh();
   assert.equal(reader.times.size, 1, "only the tag after it");
   assert.equal(reader.stats.behind, 0, "the instance moved past it");
-  assert.ok(lines.some((l) => l.level === "WARN" && l.position === position && /1000 tags/.test(l.reason)));
+  assert.ok(lines.some((l) => l.level === "WARN" && l.position === position && /1000 tags/.test(String(l.reason))));
   reader.stop();
 });
 
-const fetched = (body) => ({ kind: "FETCH", data: { body }, tags: ["product:p1"], revalidate: 3600 });
+const fetched = (body: string) => ({ kind: "FETCH", data: { body }, tags: ["product:p1"], revalidate: 3600 });
 
-async function waitFor(check) {
+async function waitFor(check: () => Promise<boolean>) {
   for (let i = 0; i < 200; i++) {
     if (await check()) return;
     await new Promise((r) => setTimeout(r, 10));
@@ -226,7 +233,7 @@ async function waitFor(check) {
   throw new Error("condition not met in 2 s");
 }
 
-function entry(tags, timestamp) {
+function entry(tags: string[], timestamp: number) {
   return {
     value: new ReadableStream({ start: (c) => (c.enqueue(new Uint8Array([1, 2, 3])), c.close()) }),
     tags,
@@ -239,10 +246,10 @@ function entry(tags, timestamp) {
 
 /** A port nothing listens on. */
 function closedPort() {
-  return new Promise((resolve) => {
+  return new Promise<number>((resolve) => {
     const server = createServer();
     server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
+      const { port } = server.address() as AddressInfo;
       server.close(() => resolve(port));
     });
   });
