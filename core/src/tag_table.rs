@@ -1,5 +1,5 @@
 //! The keys of the shared tag table (docs/data-model.md, "Tag table"). Pure; the writers are
-//! the tag-revalidator's `tag_table` module and `packages/next-cache-handler` (a storefront's
+//! the tag-revalidator (through `catalog::store::TagTable`) and `packages/next-cache-handler` (a storefront's
 //! own `revalidateTag`), the readers are that package's instances, and all must agree on every
 //! key below.
 //!

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Result};
 use aws_lambda_events::event::dynamodb::Event;
 use catalog::store::SummaryStore;
+use catalog::store::TagTable;
 use catalog_core::model::MinorUnits;
 use catalog_core::tags::StockTagPolicy;
 use catalog_core::testing::{product, stock};
@@ -14,7 +15,6 @@ use catalog_tests::TestEnv;
 use summary_projector::Input;
 use summary_projector::Projector;
 use tag_revalidator::client::RevalidateClient;
-use tag_revalidator::tag_table::TagTable;
 use tag_revalidator::Revalidator;
 
 use super::meter::{Meter, Usage};

@@ -14,7 +14,8 @@ use hyper_util::rt::TokioExecutor;
 use crate::secret::{RotatingSecret, SecretReader};
 use crate::signature;
 
-/// How a call went.
+/// How a call to a target went, whichever way it reaches the storefront (its revalidate
+/// route over HTTP, or its log in the tag table).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
     /// 2xx: the tags were revalidated.
@@ -28,6 +29,9 @@ pub enum Answer {
     /// Any other 4xx: the endpoint refuses the call (bad secret, wrong URL); retrying will not
     /// help until someone fixes the configuration.
     Refused { status: u16, reason: String },
+    /// The call could not be made as configured (an endpoint that is no URL, a tag table
+    /// missing or not writable by the role): retried and counted like a refusal.
+    Misconfigured { reason: String },
 }
 
 /// Makes revalidate calls.
@@ -159,8 +163,7 @@ impl RevalidateClient {
         {
             Ok(r) => r,
             Err(e) => {
-                return Answer::Refused {
-                    status: 0,
+                return Answer::Misconfigured {
                     reason: format!("bad endpoint URL: {e}"),
                 }
             }

@@ -18,7 +18,6 @@ pub mod handoff;
 pub mod plan;
 pub mod secret;
 pub mod signature;
-pub mod tag_table;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -37,7 +36,7 @@ use crate::breaker::Breaker;
 use crate::client::{Answer, RevalidateClient};
 use crate::handoff::{handoffs, Failure, Handoff};
 use crate::plan::{plan, Incoming, Plan};
-use crate::tag_table::TagTable;
+use catalog::store::TagTable;
 
 const FUNCTION: &str = "tag-revalidator";
 /// Calls in flight at once per target (every target at once).
@@ -265,8 +264,7 @@ impl Revalidator {
     /// the retry queue's backoff would otherwise add up to minutes after the throttling ends.
     async fn write(&self, storefront: &str, tags: &[Tag], patient: bool) -> Answer {
         let Some((table, _)) = &self.tag_table else {
-            return Answer::Refused {
-                status: 0,
+            return Answer::Misconfigured {
                 reason: "no tag table configured".into(),
             };
         };
@@ -275,15 +273,14 @@ impl Revalidator {
         loop {
             match table.revalidate_now(storefront, tags).await {
                 Ok(()) => return Answer::Done,
-                Err(e) if e.configuration => {
-                    return Answer::Refused {
-                        status: 0,
-                        reason: e.reason,
+                Err(e) if e.is_misconfigured() => {
+                    return Answer::Misconfigured {
+                        reason: e.to_string(),
                     }
                 }
                 Err(e) if !patient || start.elapsed() + wait > WRITE_PATIENCE => {
                     return Answer::Retry {
-                        reason: e.reason,
+                        reason: e.to_string(),
                         after: None,
                     }
                 }
@@ -403,7 +400,12 @@ impl Outcome {
                 }
                 Answer::Refused { status, reason } => {
                     tally.config_errors += 1;
-                    log_refusal(target, *status, reason);
+                    log_refusal(target, Some(*status), reason);
+                    None
+                }
+                Answer::Misconfigured { reason } => {
+                    tally.config_errors += 1;
+                    log_refusal(target, None, reason);
                     None
                 }
             };
@@ -450,7 +452,7 @@ impl Outcome {
     }
 }
 
-fn log_refusal(target: &Target, status: u16, reason: &str) {
+fn log_refusal(target: &Target, status: Option<u16>, reason: &str) {
     match target {
         Target::Endpoint(_) => {
             tracing::error!(%target, status, %reason, "CONFIGURATION ERROR: the storefront refuses revalidate calls (check REVALIDATE_ENDPOINTS and the shared secret); its messages are retried and then dead-lettered")

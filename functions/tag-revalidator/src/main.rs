@@ -6,10 +6,10 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::SqsEvent;
 use catalog::config::RevalidatorConfig;
 use catalog::sdk::Sdk;
+use catalog::store::TagTable;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use tag_revalidator::client::RevalidateClient;
 use tag_revalidator::secret;
-use tag_revalidator::tag_table::TagTable;
 use tag_revalidator::Revalidator;
 
 #[tokio::main]

@@ -99,7 +99,7 @@ pub fn revalidator(
     )
     .with_retry_queue(resources.queues.tag_retry_queue.clone());
     if options.tag_table {
-        let table = tag_revalidator::tag_table::TagTable::new(
+        let table = catalog::store::TagTable::new(
             clients.dynamodb.clone(),
             &resources.tag_table,
             options.revalidate_timeout,

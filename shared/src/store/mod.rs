@@ -4,10 +4,12 @@ mod batch_get;
 pub mod pages;
 pub mod sources;
 pub mod summaries;
+pub mod tag_table;
 
 pub use pages::{Page, Slice, STORE_INDEX};
 pub use sources::SourceStore;
 pub use summaries::{NewSummary, Stored, SummaryStore, Write};
+pub use tag_table::TagTable;
 
 use std::collections::HashMap;
 

@@ -8,11 +8,11 @@ use std::time::Duration;
 use anyhow::{ensure, Context, Result};
 use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_dynamodb::types::AttributeValue;
+use catalog::store::TagTable;
 use catalog_core::tag_table::log_pk;
 use catalog_tests::TestEnv;
 use serde_json::json;
 use tag_revalidator::client::RevalidateClient;
-use tag_revalidator::tag_table::TagTable;
 use tag_revalidator::Revalidator;
 
 const STOREFRONT: &str = "rust-writer";

@@ -11,13 +11,13 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Result};
 use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_dynamodb::types::AttributeValue;
+use catalog::store::TagTable;
 use catalog_core::tag_table::{log_pk, LOG_SPAN};
 use catalog_tests::eventually::within;
 use catalog_tests::storefront_stub::StorefrontStub;
 use catalog_tests::TestEnv;
 use serde_json::json;
 use tag_revalidator::client::RevalidateClient;
-use tag_revalidator::tag_table::TagTable;
 use tag_revalidator::Revalidator;
 use tokio::net::TcpListener;
 

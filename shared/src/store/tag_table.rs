@@ -1,61 +1,22 @@
-//! Revalidation through the shared tag table: for each storefront, one log item per
-//! [`LOG_ITEM_TAGS`] tags is appended at a position taken from the storefront's counter; every
-//! instance of that storefront reads the log by position within a poll
-//! (`packages/next-cache-handler`), however late the append lands. Nothing here needs a storefront to be up. Keys:
-//! `catalog_core::tag_table`.
+//! The shared tag table's writer (the tag-revalidator's storefront target): for each
+//! storefront, one log item per [`LOG_ITEM_TAGS`] tags is appended at a position taken from the
+//! storefront's counter; every instance of that storefront reads the log by position within a
+//! poll (`packages/next-cache-handler`), however late the append lands. Nothing here needs a
+//! storefront to be up. Keys: `catalog_core::tag_table`.
 
 use std::time::Duration;
 
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use catalog_core::tag_table::{log_expires_at, log_pk, log_sk, seq_pk, LOG_ITEM_TAGS, SEQ_SK};
 use catalog_core::tags::Tag;
 
+use crate::fault::{classify, Fault};
+
 /// Positions tried for one log item before the call fails: each is lost only to a reader that
 /// gave up waiting for it, so more than one loss in a row means readers give up too soon.
 const APPEND_ATTEMPTS: u32 = 5;
-
-/// Why a write failed, and whether retrying can help.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{reason}")]
-pub struct WriteError {
-    pub reason: String,
-    /// The table is missing or the role may not write it: retries fail until someone fixes
-    /// the stack, so the revalidator reports it as a configuration error.
-    pub configuration: bool,
-}
-
-impl WriteError {
-    fn timeout(table: &str, after: Duration) -> Self {
-        Self {
-            reason: format!("tag table {table}: no answer within {after:?}"),
-            configuration: false,
-        }
-    }
-
-    /// A failed call: a missing table, denied access or unknown credentials are the stack's
-    /// configuration; anything else (throttling, 5xx, a network error) is worth retrying.
-    fn of<E, R>(table: &str, operation: &str, error: SdkError<E, R>) -> Self
-    where
-        E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug,
-    {
-        let code = error.code().unwrap_or_default().to_owned();
-        Self {
-            configuration: matches!(
-                code.as_str(),
-                "ResourceNotFoundException"
-                    | "AccessDeniedException"
-                    | "UnrecognizedClientException"
-            ),
-            reason: format!(
-                "tag table {table}: {operation} failed: {}",
-                DisplayErrorContext(error)
-            ),
-        }
-    }
-}
 
 /// The tag table and how long one write may take.
 #[derive(Debug, Clone)]
@@ -81,11 +42,16 @@ impl TagTable {
     }
 
     /// Marks `tags` revalidated for `storefront` now, within the timeout.
-    pub async fn revalidate_now(&self, storefront: &str, tags: &[Tag]) -> Result<(), WriteError> {
+    pub async fn revalidate_now(&self, storefront: &str, tags: &[Tag]) -> Result<(), Fault> {
         let at_ms = chrono::Utc::now().timestamp_millis();
         tokio::time::timeout(self.timeout, self.revalidate(storefront, tags, at_ms))
             .await
-            .unwrap_or_else(|_| Err(WriteError::timeout(&self.table, self.timeout)))
+            .unwrap_or_else(|_| {
+                let (table, after) = (&self.table, self.timeout);
+                Err(Fault::Transient(format!(
+                    "tag table {table}: no answer within {after:?}"
+                )))
+            })
     }
 
     /// Marks `tags` revalidated for `storefront` at `at_ms` (milliseconds since the epoch):
@@ -96,7 +62,7 @@ impl TagTable {
         storefront: &str,
         tags: &[Tag],
         at_ms: i64,
-    ) -> Result<(), WriteError> {
+    ) -> Result<(), Fault> {
         for chunk in tags.chunks(LOG_ITEM_TAGS) {
             self.append(storefront, chunk, at_ms).await?;
         }
@@ -105,7 +71,7 @@ impl TagTable {
 
     /// Appends one log item holding `tags`: takes a position, puts the item there if no
     /// reader has voided it meanwhile, else takes another.
-    async fn append(&self, storefront: &str, tags: &[Tag], at_ms: i64) -> Result<(), WriteError> {
+    async fn append(&self, storefront: &str, tags: &[Tag], at_ms: i64) -> Result<(), Fault> {
         for _ in 0..APPEND_ATTEMPTS {
             let position = self.reserve(storefront).await?;
             if self.put_log(storefront, position, tags, at_ms).await? {
@@ -117,17 +83,14 @@ impl TagTable {
                 "a reader voided this log position before the item landed; appending at a new one"
             );
         }
-        Err(WriteError {
-            reason: format!(
-                "tag table {}: {APPEND_ATTEMPTS} log positions in a row were voided by readers",
-                self.table
-            ),
-            configuration: false,
-        })
+        Err(Fault::Transient(format!(
+            "tag table {}: {APPEND_ATTEMPTS} log positions in a row were voided by readers",
+            self.table
+        )))
     }
 
     /// Takes the storefront's next log position (the counter's atomic add).
-    async fn reserve(&self, storefront: &str) -> Result<u64, WriteError> {
+    async fn reserve(&self, storefront: &str) -> Result<u64, Fault> {
         let output = self
             .client
             .update_item()
@@ -140,16 +103,18 @@ impl TagTable {
             .return_values(ReturnValue::UpdatedNew)
             .send()
             .await
-            .map_err(|e| WriteError::of(&self.table, "UpdateItem", e))?;
+            .map_err(|e| classify(&format!("tag table {}: UpdateItem", self.table), e))?;
         output
             .attributes
             .as_ref()
             .and_then(|a| a.get("last"))
             .and_then(|v| v.as_n().ok())
             .and_then(|n| n.parse().ok())
-            .ok_or_else(|| WriteError {
-                reason: format!("tag table {}: the counter returned no position", self.table),
-                configuration: false,
+            .ok_or_else(|| {
+                let table = &self.table;
+                Fault::Transient(format!(
+                    "tag table {table}: the counter returned no position"
+                ))
             })
     }
 
@@ -161,7 +126,7 @@ impl TagTable {
         position: u64,
         tags: &[Tag],
         at_ms: i64,
-    ) -> Result<bool, WriteError> {
+    ) -> Result<bool, Fault> {
         // A string set: duplicates are refused, so they are dropped here.
         let names: std::collections::BTreeSet<String> =
             tags.iter().map(|t| t.as_str().to_owned()).collect();
@@ -187,7 +152,7 @@ impl TagTable {
             {
                 Ok(false)
             }
-            Err(e) => Err(WriteError::of(&self.table, "PutItem", e)),
+            Err(e) => Err(classify(&format!("tag table {}: PutItem", self.table), e)),
         }
     }
 }
