@@ -548,6 +548,16 @@ impl TestEnv {
         }
     }
 
+    /// Queues one tag message holding `tags`, stamped now, as the projector queues one.
+    pub async fn queue_tags(&self, tags: &[String]) -> Result<()> {
+        let now = chrono::Utc::now().to_rfc3339();
+        let body =
+            serde_json::json!({"version": 1, "tags": tags, "eventTime": now, "enqueuedAt": now});
+        let send = self.sqs.send_message().queue_url(&self.queues.tag_queue);
+        send.message_body(body.to_string()).send().await?;
+        Ok(())
+    }
+
     /// Every tag message queued since the last call. DynamoDB Local updates its indexes with
     /// the write, so listing tags come at once, beside the product's own (no listing check).
     pub async fn tag_messages(&self) -> Result<Vec<TagMessage>> {

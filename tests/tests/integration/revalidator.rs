@@ -12,7 +12,6 @@ use catalog_local::{secrets, services};
 use catalog_tests::eventually::within;
 use catalog_tests::storefront_stub::{Reply, StorefrontStub};
 use catalog_tests::TestEnv;
-use serde_json::json;
 use tag_revalidator::client::RevalidateClient;
 use tag_revalidator::secret::SecretReader;
 use tag_revalidator::{Revalidator, Tally};
@@ -38,13 +37,7 @@ fn revalidator(
 /// Queues one tag message per entry of `messages`.
 async fn queue(env: &TestEnv, messages: &[Vec<String>]) -> Result<()> {
     for tags in messages {
-        let body = json!({"version": 1, "tags": tags, "eventTime": chrono::Utc::now().to_rfc3339(), "enqueuedAt": chrono::Utc::now().to_rfc3339()});
-        env.sqs
-            .send_message()
-            .queue_url(&env.queues.tag_queue)
-            .message_body(body.to_string())
-            .send()
-            .await?;
+        env.queue_tags(tags).await?;
     }
     Ok(())
 }

@@ -16,7 +16,6 @@ use catalog_core::tag_table::{log_pk, LOG_SPAN};
 use catalog_tests::eventually::within;
 use catalog_tests::storefront_stub::StorefrontStub;
 use catalog_tests::TestEnv;
-use serde_json::json;
 use tag_revalidator::client::RevalidateClient;
 use tag_revalidator::Revalidator;
 use tokio::net::TcpListener;
@@ -66,15 +65,8 @@ async fn queue_messages(env: &TestEnv) -> Result<BTreeMap<String, Instant>> {
     let mut sent = BTreeMap::new();
     for i in 0..MESSAGES {
         let tag = format!("product:p{i:03}");
-        let now = chrono::Utc::now().to_rfc3339();
-        let body = json!({"version": 1, "tags": [tag], "eventTime": now, "enqueuedAt": now});
-        sent.insert(tag, Instant::now());
-        env.sqs
-            .send_message()
-            .queue_url(&env.queues.tag_queue)
-            .message_body(body.to_string())
-            .send()
-            .await?;
+        sent.insert(tag.clone(), Instant::now());
+        env.queue_tags(&[tag]).await?;
     }
     Ok(sent)
 }
@@ -363,10 +355,7 @@ async fn a_throttled_import_reaches_the_log_seconds_after_the_throttling_ends() 
     // The import: 50 messages of 100 tags, queued while the table throttles.
     let all: Vec<String> = (0..5000).map(|i| format!("product:bulk-{i:04}")).collect();
     for chunk in all.chunks(100) {
-        let now = chrono::Utc::now().to_rfc3339();
-        let body = json!({"version": 1, "tags": chunk, "eventTime": now, "enqueuedAt": now});
-        let send = env.sqs.send_message().queue_url(&env.queues.tag_queue);
-        send.message_body(body.to_string()).send().await?;
+        env.queue_tags(chunk).await?;
     }
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let queues = [
