@@ -319,11 +319,8 @@ mod tests {
 
     /// The vectors of contracts/, which the storefront's verifier is tested against too.
     fn vectors() -> Vectors {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../contracts/signature-vectors.json"
-        );
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+        let contract = catalog_core::testing::contract("signature-vectors.json");
+        serde_json::from_value(contract).unwrap()
     }
 
     #[test]
