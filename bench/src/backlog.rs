@@ -39,12 +39,7 @@ impl Function for Held {
 
 pub async fn run(flags: &Flags) -> Result<()> {
     let writes: usize = flags.get("writes", 10_000)?;
-    let size = DemoSize {
-        products: flags.get("products", 200)?,
-        stores: 5,
-        locations: 3,
-        seed: flags.get("seed", 1)?,
-    };
+    let size = flags.demo_size(200)?;
     let (release, open) = watch::channel(true);
     let wrap: Wrap = Arc::new(move |inner| {
         let open = open.clone();

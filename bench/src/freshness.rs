@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Result};
 use catalog::store::SummaryStore;
 use catalog_core::ids::ProductId;
-use catalog_local::demo::{self, DemoSize, Rng};
+use catalog_local::demo::{self, Rng};
 use catalog_local::edits::Editor;
 use catalog_local::function::{Function, Invocation};
 use catalog_local::stack::{Options, Stack, Wrap};
@@ -44,12 +44,7 @@ impl Function for Timed {
 pub async fn run(flags: &Flags) -> Result<()> {
     let writes: usize = flags.get("writes", 300)?;
     let poll_ms: u64 = flags.get("poll-ms", 250)?;
-    let size = DemoSize {
-        products: flags.get("products", 200)?,
-        stores: 5,
-        locations: 3,
-        seed: flags.get("seed", 1)?,
-    };
+    let size = flags.demo_size(200)?;
     let invoked = Arc::new(Mutex::new(HashMap::new()));
     let wrap: Wrap = {
         let invoked = invoked.clone();

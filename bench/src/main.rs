@@ -36,6 +36,17 @@ fn usage() -> &'static str {
 pub struct Flags(Vec<String>);
 
 impl Flags {
+    /// The demo catalog of `--products` (default `products`) and `--seed` (default 1), over 5
+    /// stores and 3 locations: what the pipeline benchmarks load.
+    pub fn demo_size(&self, products: usize) -> Result<catalog_local::demo::DemoSize> {
+        Ok(catalog_local::demo::DemoSize {
+            products: self.get("products", products)?,
+            stores: 5,
+            locations: 3,
+            seed: self.get("seed", 1)?,
+        })
+    }
+
     /// The value of `--name` parsed, or `default`.
     pub fn get<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T> {
         match self.0.iter().position(|a| a == &format!("--{name}")) {

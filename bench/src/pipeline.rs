@@ -14,7 +14,7 @@ use catalog::store::SummaryStore;
 use catalog_core::ids::ProductId;
 use catalog_core::model::{ProductStatus, ProductSummary};
 use catalog_local::consistency::AwsConsistency;
-use catalog_local::demo::{self, DemoSize, Rng};
+use catalog_local::demo::{self, Rng};
 use catalog_local::edits::Editor;
 use catalog_local::stack::{Options, Stack};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -83,12 +83,7 @@ pub async fn run(flags: &Flags) -> Result<()> {
 
 async fn run_at(flags: &Flags, lag: Duration) -> Result<()> {
     let updates: usize = flags.get("updates", 150)?;
-    let size = DemoSize {
-        products: flags.get("products", 100)?,
-        stores: 5,
-        locations: 3,
-        seed: flags.get("seed", 1)?,
-    };
+    let size = flags.demo_size(100)?;
     let stack = Stack::start(
         &catalog_local::workspace_root(),
         Options {
