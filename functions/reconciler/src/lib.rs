@@ -6,6 +6,7 @@
 //! - an HTTP API request to the admin route queues one product's tags now ([`admin`]).
 
 pub mod admin;
+pub mod worker;
 
 use std::time::{Duration, Instant};
 
@@ -19,14 +20,15 @@ use serde_json::Value;
 use catalog::config::ReconcilerConfig;
 use catalog::listing_gate::ListingGate;
 use catalog::queue::{ListingCheckQueue, TagPublisher};
-use catalog::reconcile::{Checkpoint, Claim, ProgressStore, Share, Worker};
 use catalog::refresh::Refresher;
 use catalog::store::Write;
+use catalog::store::{Claim, ProgressStore};
 use catalog::store::{SourceStore, SummaryStore};
 use catalog::telemetry::{self, MetricSet};
 use catalog_core::ids::StoreId;
 use catalog_core::messages::json_error_kind;
 use catalog_core::reconcile::{pace, Report, MAX_SEGMENTS};
+use worker::{Checkpoint, Share, Worker};
 
 const FUNCTION: &str = "reconciler";
 /// Time kept back from the deadline to queue a continuation.

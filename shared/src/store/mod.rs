@@ -1,12 +1,15 @@
-//! DynamoDB adapters: the source tables (read-only) and the Summaries table.
+//! DynamoDB adapters: the source tables (read-only), the Summaries table, the tag table and
+//! the reconciler's progress table.
 
 mod batch_get;
 pub mod pages;
+pub mod progress;
 pub mod sources;
 pub mod summaries;
 pub mod tag_table;
 
 pub use pages::{Page, Slice, STORE_INDEX};
+pub use progress::{Claim, Progress, ProgressStore, PROGRESS_TTL_SECS};
 pub use sources::SourceStore;
 pub use summaries::{NewSummary, Stored, SummaryStore, Write};
 pub use tag_table::TagTable;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use aws_sdk_dynamodb::types::AttributeValue;
-use catalog::reconcile::{Claim, ProgressStore};
+use catalog::store::{Claim, ProgressStore};
 use catalog::store::Write;
 use catalog_core::ids::ProductId;
 use catalog_core::reconcile::Report;

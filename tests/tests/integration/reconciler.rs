@@ -267,9 +267,9 @@ async fn a_run_racing_live_writes_never_leaves_an_older_summary() -> Result<()> 
 async fn drift_is_counted_only_when_a_fresh_read_confirms_it() -> Result<()> {
     use catalog::listing_gate::ListingGate;
     use catalog::queue::{ListingCheckQueue, TagPublisher};
-    use catalog::reconcile::{Checkpoint, Share, Worker};
     use catalog::refresh::Refresher;
     use catalog::store::SourceStore;
+    use reconciler::worker::{Checkpoint, Share, Worker};
 
     let env = seeded().await?;
     let refresher = Refresher::new(

@@ -14,10 +14,8 @@
 //! join is correct whether or not the segments line up; it is only faster when they do.
 
 mod backfill;
-mod progress;
 mod share;
 
-pub use progress::{Claim, Progress, ProgressStore, PROGRESS_TTL_SECS};
 pub use share::{Checkpoint, Phase, Share};
 
 use std::collections::HashMap;
@@ -26,12 +24,12 @@ use std::time::Instant;
 use aws_sdk_dynamodb::Client;
 use futures::stream::{self, StreamExt};
 
-use crate::fault::Fault;
-use crate::listing_gate::ListingGate;
-use crate::refresh::{outbox_stuck, Change, Refreshed, Refresher};
-use crate::store::pages::{key_from_checkpoint, key_to_checkpoint};
-use crate::store::{Corrupt, Item, Page, SourceStore, Stored, TableNames};
 use backfill::Missing;
+use catalog::fault::Fault;
+use catalog::listing_gate::ListingGate;
+use catalog::refresh::{outbox_stuck, Change, Refreshed, Refresher};
+use catalog::store::pages::{key_from_checkpoint, key_to_checkpoint};
+use catalog::store::{Corrupt, Item, Page, SourceStore, Stored, TableNames};
 use catalog_core::ids::ProductId;
 use catalog_core::model::{InventoryRow, Product, ProductSummary};
 use catalog_core::projection::{inherit_created_at, project};

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::Slice;
+use catalog::store::Slice;
 use catalog_core::ids::{ProductId, StoreId};
 
 /// Which share of the catalog a worker reconciles, and how.

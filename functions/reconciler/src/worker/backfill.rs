@@ -14,9 +14,9 @@
 use chrono::{DateTime, Utc};
 
 use super::Worker;
-use crate::fault::Fault;
-use crate::refresh::{Change, Refreshed};
-use crate::store::NewSummary;
+use catalog::fault::Fault;
+use catalog::refresh::{Change, Refreshed};
+use catalog::store::NewSummary;
 use catalog_core::ids::ProductId;
 use catalog_core::model::{InventoryRow, Product, SummaryRecord};
 use catalog_core::projection::project;
