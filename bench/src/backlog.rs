@@ -116,7 +116,10 @@ async fn write_backlog(
         .filter(|p| p.track_inventory)
         .map(|p| p.product_id.clone())
         .collect();
-    let editor = Editor::new(stack.dynamodb.clone(), stack.endpoints.tables.clone());
+    let editor = Editor::new(
+        stack.dynamodb.clone(),
+        stack.endpoints.tables.catalog.clone(),
+    );
     let mut rng = Rng::new(size.seed ^ 0xBAC);
     let mut changed = std::collections::BTreeSet::new();
     let started = Instant::now();
@@ -133,7 +136,7 @@ async fn expected(
     stack: &Stack,
     changed: &[ProductId],
 ) -> Result<BTreeMap<ProductId, Option<ProductSummary>>> {
-    let tables = &stack.endpoints.tables;
+    let tables = &stack.endpoints.tables.catalog;
     let mut expected = BTreeMap::new();
     for id in changed {
         let summary = catalog_tests::expected_summary(&stack.dynamodb, tables, id).await?;
@@ -148,7 +151,10 @@ async fn settle(
     stack: &Stack,
     expected: &BTreeMap<ProductId, Option<ProductSummary>>,
 ) -> Result<Duration> {
-    let summaries = SummaryStore::new(stack.dynamodb.clone(), &stack.endpoints.tables.summaries);
+    let summaries = SummaryStore::new(
+        stack.dynamodb.clone(),
+        &stack.endpoints.tables.catalog.summaries,
+    );
     let ids: Vec<ProductId> = expected.keys().cloned().collect();
     let started = Instant::now();
     loop {

@@ -45,7 +45,10 @@ impl Way {
         };
         let stack = Stack::start(&catalog_local::workspace_root(), options).await?;
         let instances = stack.endpoints.storefront_instances.clone();
-        let editor = Editor::new(stack.dynamodb.clone(), stack.endpoints.tables.clone());
+        let editor = Editor::new(
+            stack.dynamodb.clone(),
+            stack.endpoints.tables.catalog.clone(),
+        );
         Ok(Self {
             stack,
             instances,

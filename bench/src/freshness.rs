@@ -65,7 +65,7 @@ pub async fn run(flags: &Flags) -> Result<()> {
         },
     )
     .await?;
-    let tables = stack.endpoints.tables.clone();
+    let tables = stack.endpoints.tables.catalog.clone();
     crate::latency::load_and_settle(&stack, size).await?;
     let (products, _) = demo::generate(size)?;
     let tracked: Vec<ProductId> = products

@@ -13,8 +13,13 @@ use catalog_local::stack::{queue_depth, Stack};
 /// Loads the demo catalog of `size` and waits until every record is projected and, when the
 /// stack revalidates, the tag queue is empty.
 pub async fn load_and_settle(stack: &Stack, size: DemoSize) -> Result<()> {
-    let loaded =
-        demo::load(&stack.dynamodb, &stack.endpoints.tables, size, |_, _| {}).await? as u64;
+    let loaded = demo::load(
+        &stack.dynamodb,
+        &stack.endpoints.tables.catalog,
+        size,
+        |_, _| {},
+    )
+    .await? as u64;
     let tag_queue = &stack.endpoints.queues.tag_queue;
     let revalidating = !stack.endpoints.revalidate_endpoints.is_empty();
     let start = Instant::now();

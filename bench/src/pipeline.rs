@@ -98,7 +98,7 @@ async fn run_at(flags: &Flags, lag: Duration) -> Result<()> {
         },
     )
     .await?;
-    let tables = stack.endpoints.tables.clone();
+    let tables = stack.endpoints.tables.catalog.clone();
     crate::latency::load_and_settle(&stack, size).await?;
     let storefront = stack.endpoints.storefront.clone().context("storefront")?;
     let (products, _) = demo::generate(size)?;

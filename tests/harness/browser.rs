@@ -127,7 +127,7 @@ pub async fn hide_title(stack: &Stack, id: &str, title: &str) -> Result<()> {
     stack
         .dynamodb
         .update_item()
-        .table_name(&stack.endpoints.tables.summaries)
+        .table_name(&stack.endpoints.tables.catalog.summaries)
         .key("productId", AttributeValue::S(id.into()))
         .update_expression("SET title = :t")
         .expression_attribute_values(":t", AttributeValue::S(title.into()))

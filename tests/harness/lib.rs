@@ -29,7 +29,7 @@ use catalog_core::projection::{inherit_created_at, project};
 use catalog_core::tags::StockTagPolicy;
 use catalog_local::queue_mapping::lambda_record;
 use catalog_local::services::{self, Service};
-use catalog_local::stack::{table_names, tables_by_logical_id, Queues, Resources};
+use catalog_local::stack::{Queues, Resources, Tables};
 use catalog_local::streams::{decode_event, lambda_event, StreamReader};
 use catalog_local::template::{create_queues, Template};
 use summary_projector::Projector;
@@ -158,22 +158,22 @@ impl TestEnv {
         let sqs = aws_sdk_sqs::Client::new(&services::sdk_config(&services.sqs.endpoint).await);
 
         let template = Template::load(&catalog_local::workspace_root())?;
-        let tables = table_names(&prefix);
-        for (logical, name) in tables_by_logical_id(&tables) {
+        let all = Tables::under(&prefix);
+        // The tag table is made on demand (`create_tag_table`).
+        for (logical, name) in all.by_logical_id() {
+            if logical == "TagTable" {
+                continue;
+            }
             let mut table = template.table(logical)?.clone();
             if !with_streams {
                 table.stream_view_type = None;
             }
             table.create(&dynamodb, name).await?;
         }
-        let progress_table = catalog_local::stack::progress_table_name(&prefix);
-        let progress = template.table("ReconcileProgressTable")?;
-        progress.create(&dynamodb, &progress_table).await?;
         let queues = create_queues(&template, &sqs, &prefix).await?;
+        let tables = all.catalog.clone();
         let resources = Resources {
-            tables: tables.clone(),
-            tag_table: catalog_local::stack::tag_table_name(&prefix),
-            progress_table,
+            tables: all,
             queues: queues.clone(),
             secrets: Default::default(),
         };
@@ -206,7 +206,7 @@ impl TestEnv {
 
     /// Creates this test's tag table (template.yaml's `TagTable`) and returns its name.
     pub async fn create_tag_table(&self) -> Result<String> {
-        let name = self.resources().tag_table;
+        let name = self.resources().tables.tags;
         let template = Template::load(&catalog_local::workspace_root())?;
         template
             .table("TagTable")?
@@ -219,9 +219,7 @@ impl TestEnv {
     pub fn resources(&self) -> Resources {
         let prefix = self.tables.products.trim_end_matches("Products");
         Resources {
-            tables: self.tables.clone(),
-            tag_table: catalog_local::stack::tag_table_name(prefix),
-            progress_table: catalog_local::stack::progress_table_name(prefix),
+            tables: Tables::under(prefix),
             queues: self.queues.clone(),
             secrets: Default::default(),
         }

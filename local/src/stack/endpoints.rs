@@ -4,10 +4,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use catalog::store::TableNames;
 use serde::{Deserialize, Serialize};
 
-use super::resources::{Queues, Resources};
+use super::resources::{Queues, Resources, Tables};
 use crate::services;
 
 /// Where everything is, written to `.local/stack.json` for the CLI.
@@ -24,13 +23,7 @@ pub struct Endpoints {
     pub storefront_instances: Vec<String>,
     /// Where the tag-revalidator sends tags.
     pub revalidate_endpoints: Vec<String>,
-    pub tables: TableNames,
-    /// The shared tag table.
-    #[serde(default)]
-    pub tag_table: String,
-    /// The reconciler's segment steps.
-    #[serde(default)]
-    pub progress_table: String,
+    pub tables: Tables,
     /// The queues, by logical id as in template.yaml.
     pub queues: Queues,
     /// Logical id (`CursorSecret`, `RevalidateSecret`) -> ARN in the emulator's Secrets
@@ -57,8 +50,6 @@ impl Endpoints {
     pub fn resources(&self) -> Resources {
         Resources {
             tables: self.tables.clone(),
-            tag_table: self.tag_table.clone(),
-            progress_table: self.progress_table.clone(),
             queues: self.queues.clone(),
             secrets: self.secrets.clone(),
         }

@@ -51,7 +51,7 @@ impl Functions {
             timeout: Duration::from_secs(900),
         });
         let listing = Arc::new(listing_api::ListingApi::new(
-            SummaryStore::new(dynamodb.clone(), resources.tables.summaries.clone()),
+            SummaryStore::new(dynamodb.clone(), resources.tables.catalog.summaries.clone()),
             listing_api::cursor::CursorKey::new(options.cursor_secret.as_bytes())?,
         ));
         Ok(Self {
@@ -101,7 +101,7 @@ pub fn revalidator(
     if options.tag_table {
         let table = catalog::store::TagTable::new(
             clients.dynamodb.clone(),
-            &resources.tag_table,
+            &resources.tables.tags,
             options.revalidate_timeout,
         );
         let storefronts = vec![crate::storefront::LOCAL_STOREFRONT.to_owned()];
@@ -123,7 +123,7 @@ pub async fn dynamodb_client(
     let mut config = services::sdk_config(endpoint).await;
     let mut consistency = None;
     if let Some(settings) = options.aws_consistency {
-        let summaries = &resources.tables.summaries;
+        let summaries = &resources.tables.catalog.summaries;
         let replica = crate::consistency::replica_name(summaries);
         create_table_if_missing(template, dynamodb, "SummariesTable", &replica).await?;
         let proxy = ConsistencyProxy::start(

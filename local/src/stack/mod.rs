@@ -11,9 +11,7 @@ pub use endpoints::Endpoints;
 pub use options::{Options, Wrap};
 
 pub use functions::RECONCILE_SEGMENTS;
-pub use resources::{
-    progress_table_name, table_names, tables_by_logical_id, tag_table_name, Queues, Resources,
-};
+pub use resources::{Queues, Resources, Tables};
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -98,7 +96,7 @@ impl Stack {
             tag_table: options
                 .tag_table
                 .then(|| crate::storefront::TagTableSettings {
-                    table: resources.tag_table.clone(),
+                    table: resources.tables.tags.clone(),
                     dynamodb: services[0].endpoint.clone(),
                     storefront: crate::storefront::LOCAL_STOREFRONT.to_owned(),
                 }),
@@ -127,8 +125,6 @@ impl Stack {
                 storefront_instances: instances,
                 revalidate_endpoints,
                 tables: resources.tables,
-                tag_table: resources.tag_table,
-                progress_table: resources.progress_table,
                 queues: resources.queues,
                 secrets: resources.secrets,
             },
@@ -259,15 +255,10 @@ async fn create_resources(
     clients: &Clients,
     options: &Options,
 ) -> Result<Resources> {
-    let tables = table_names(&options.prefix);
-    for (logical, name) in tables_by_logical_id(&tables) {
+    let tables = Tables::under(&options.prefix);
+    for (logical, name) in tables.by_logical_id() {
         create_table_if_missing(template, &clients.dynamodb, logical, name).await?;
     }
-    let tag_table = tag_table_name(&options.prefix);
-    create_table_if_missing(template, &clients.dynamodb, "TagTable", &tag_table).await?;
-    let progress_table = progress_table_name(&options.prefix);
-    let logical = "ReconcileProgressTable";
-    create_table_if_missing(template, &clients.dynamodb, logical, &progress_table).await?;
     let queues = create_queues(template, &clients.sqs, &options.prefix).await?;
     let secrets = crate::secrets::create(
         &clients.secrets,
@@ -280,8 +271,6 @@ async fn create_resources(
     .await?;
     Ok(Resources {
         tables,
-        tag_table,
-        progress_table,
         queues,
         secrets,
     })

@@ -1,4 +1,4 @@
-//! What template.yaml declares, created under a prefix: the three tables, the queues (each a
+//! What template.yaml declares, created under a prefix: the tables, the queues (each a
 //! named field, so a missing one is a compile error, not a panic at `queues.tag_queue`),
 //! and the secrets. Also each function's configuration, read from these as Lambda reads its
 //! environment.
@@ -69,32 +69,45 @@ impl Queues {
     }
 }
 
-/// The table names a prefix gives (on AWS, CloudFormation names them).
-pub fn table_names(prefix: &str) -> TableNames {
-    TableNames {
-        products: format!("{prefix}Products"),
-        inventory: format!("{prefix}Inventory"),
-        summaries: format!("{prefix}Summaries"),
+/// Every table template.yaml declares, named under one prefix (on AWS, CloudFormation names
+/// them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Tables {
+    /// The three every function reads (`PRODUCTS_TABLE`, `INVENTORY_TABLE`,
+    /// `SUMMARIES_TABLE`).
+    #[serde(flatten)]
+    pub catalog: TableNames,
+    /// The shared tag table (`TagTable`).
+    pub tags: String,
+    /// The reconciler's segment steps (`ReconcileProgressTable`).
+    pub progress: String,
+}
+
+impl Tables {
+    /// The names under `prefix`.
+    pub fn under(prefix: &str) -> Self {
+        Self {
+            catalog: TableNames {
+                products: format!("{prefix}Products"),
+                inventory: format!("{prefix}Inventory"),
+                summaries: format!("{prefix}Summaries"),
+            },
+            tags: format!("{prefix}Tags"),
+            progress: format!("{prefix}ReconcileProgress"),
+        }
     }
-}
 
-/// The tag table's name under a prefix (template.yaml's `TagTable`).
-pub fn tag_table_name(prefix: &str) -> String {
-    format!("{prefix}Tags")
-}
-
-/// The reconcile progress table's name under a prefix (`ReconcileProgressTable`).
-pub fn progress_table_name(prefix: &str) -> String {
-    format!("{prefix}ReconcileProgress")
-}
-
-/// The tables as (logical id in template.yaml, name).
-pub fn tables_by_logical_id(tables: &TableNames) -> [(&'static str, &str); 3] {
-    [
-        ("ProductsTable", &tables.products),
-        ("InventoryTable", &tables.inventory),
-        ("SummariesTable", &tables.summaries),
-    ]
+    /// Every table as (logical id in template.yaml, name).
+    pub fn by_logical_id(&self) -> [(&'static str, &str); 5] {
+        [
+            ("ProductsTable", &self.catalog.products),
+            ("InventoryTable", &self.catalog.inventory),
+            ("SummariesTable", &self.catalog.summaries),
+            ("TagTable", &self.tags),
+            ("ReconcileProgressTable", &self.progress),
+        ]
+    }
 }
 
 /// Creates table `name` from the template's `logical` definition unless it exists.
@@ -119,11 +132,7 @@ pub async fn create_table_if_missing(
 /// The tables, queues and secrets of one stack.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resources {
-    pub tables: TableNames,
-    /// The shared tag table (`TagTable`).
-    pub tag_table: String,
-    /// The reconciler's segment steps (`ReconcileProgressTable`).
-    pub progress_table: String,
+    pub tables: Tables,
     pub queues: Queues,
     /// Logical id (`CursorSecret`, `RevalidateSecret`) -> ARN in the emulator's Secrets
     /// Manager.
@@ -135,11 +144,11 @@ impl Resources {
     /// sets it in: table names, queue URLs and the ARNs of the secrets created.
     pub fn environment(&self) -> Vec<(&'static str, String)> {
         let mut env = vec![
-            ("PRODUCTS_TABLE", self.tables.products.clone()),
-            ("INVENTORY_TABLE", self.tables.inventory.clone()),
-            ("SUMMARIES_TABLE", self.tables.summaries.clone()),
-            ("TAG_TABLE", self.tag_table.clone()),
-            ("RECONCILE_PROGRESS_TABLE", self.progress_table.clone()),
+            ("PRODUCTS_TABLE", self.tables.catalog.products.clone()),
+            ("INVENTORY_TABLE", self.tables.catalog.inventory.clone()),
+            ("SUMMARIES_TABLE", self.tables.catalog.summaries.clone()),
+            ("TAG_TABLE", self.tables.tags.clone()),
+            ("RECONCILE_PROGRESS_TABLE", self.tables.progress.clone()),
             ("TAG_QUEUE_URL", self.queues.tag_queue.clone()),
             ("TAG_RETRY_QUEUE_URL", self.queues.tag_retry_queue.clone()),
             (

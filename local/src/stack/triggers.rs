@@ -9,10 +9,9 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Result};
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
-use catalog::store::TableNames;
 use tokio::task::JoinSet;
 
-use super::resources::{tables_by_logical_id, Queues};
+use super::resources::{Queues, Tables};
 use crate::event_sources::{HttpRoute, QueueSource, ScheduleSource, StreamSource};
 use crate::function::{self, Function};
 use crate::http_api;
@@ -69,11 +68,12 @@ impl Triggers {
         &mut self,
         sources: Vec<StreamSource>,
         (dynamodb, streams): (&aws_sdk_dynamodb::Client, &aws_sdk_dynamodbstreams::Client),
-        tables: &TableNames,
+        tables: &Tables,
         function: Arc<dyn Function>,
     ) -> Result<()> {
         for source in sources {
-            let table = tables_by_logical_id(tables)
+            let table = tables
+                .by_logical_id()
                 .into_iter()
                 .find(|(logical, _)| *logical == source.table)
                 .map(|(_, name)| name)

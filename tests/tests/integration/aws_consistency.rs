@@ -39,8 +39,14 @@ async fn the_index_lags_and_card_reads_do_not() -> Result<()> {
         },
     )
     .await?;
-    let editor = Editor::new(stack.dynamodb.clone(), stack.endpoints.tables.clone());
-    let summaries = SummaryStore::new(stack.dynamodb.clone(), &stack.endpoints.tables.summaries);
+    let editor = Editor::new(
+        stack.dynamodb.clone(),
+        stack.endpoints.tables.catalog.clone(),
+    );
+    let summaries = SummaryStore::new(
+        stack.dynamodb.clone(),
+        &stack.endpoints.tables.catalog.summaries,
+    );
     let id = ProductId::parse("p-weak")?;
     let written = Instant::now();
     editor.put_product(product("p-weak", "store-w")).await?;
@@ -156,7 +162,10 @@ async fn listing_tags(
 async fn listing_tags_follow_the_index(lag: Duration) -> Result<()> {
     let name = format!("lag{}s", lag.as_secs());
     let stack = lagging_stack(&name, Some(lag)).await?;
-    let editor = Editor::new(stack.dynamodb.clone(), stack.endpoints.tables.clone());
+    let editor = Editor::new(
+        stack.dynamodb.clone(),
+        stack.endpoints.tables.catalog.clone(),
+    );
     let (store, id) = (format!("store-{name}"), format!("p-{name}"));
     let written = Instant::now();
     editor.put_product(product(&id, &store)).await?;
@@ -195,7 +204,10 @@ async fn listing_tags_wait_for_an_index_lagging_20_s() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_current_index_costs_one_listing_render() -> Result<()> {
     let stack = lagging_stack("lag0s", None).await?;
-    let editor = Editor::new(stack.dynamodb.clone(), stack.endpoints.tables.clone());
+    let editor = Editor::new(
+        stack.dynamodb.clone(),
+        stack.endpoints.tables.catalog.clone(),
+    );
     let written = Instant::now();
     editor.put_product(product("p-lag0", "store-lag0")).await?;
     let tags = listing_tags(

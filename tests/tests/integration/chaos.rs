@@ -255,9 +255,9 @@ async fn writer(
 async fn discrepancies(stack: &Stack, ids: &[ProductId]) -> Result<Vec<ProductId>> {
     let summaries = SummaryStore::new(
         stack.dynamodb.clone(),
-        stack.endpoints.tables.summaries.clone(),
+        stack.endpoints.tables.catalog.summaries.clone(),
     );
-    let (client, tables) = (&stack.dynamodb, &stack.endpoints.tables);
+    let (client, tables) = (&stack.dynamodb, &stack.endpoints.tables.catalog);
     let mut wrong = Vec::new();
     for id in ids {
         let expected = catalog_tests::expected_summary(client, tables, id).await?;
@@ -352,7 +352,10 @@ impl Run {
             seed: seed ^ 0x5708E,
         });
         put_poison(&stack).await?;
-        let editor = Editor::new(stack.dynamodb.clone(), stack.endpoints.tables.clone());
+        let editor = Editor::new(
+            stack.dynamodb.clone(),
+            stack.endpoints.tables.catalog.clone(),
+        );
         let started = Instant::now();
         let model = Arc::default();
         Ok(Self {
@@ -552,7 +555,7 @@ async fn put_poison(stack: &Stack) -> Result<()> {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
-        let products = &stack.endpoints.tables.products;
+        let products = &stack.endpoints.tables.catalog.products;
         let put = stack.dynamodb.put_item().table_name(products);
         put.set_item(Some(item)).send().await?;
     }
@@ -922,7 +925,7 @@ async fn index_shows(stack: &Stack, c: &Changed) -> Result<Instant> {
         .context("AWS consistency is on")?;
     let summaries = SummaryStore::new(
         stack.dynamodb.clone(),
-        stack.endpoints.tables.summaries.clone(),
+        stack.endpoints.tables.catalog.summaries.clone(),
     );
     let mut shown = written;
     for id in &c.products {
@@ -938,7 +941,7 @@ async fn index_shows(stack: &Stack, c: &Changed) -> Result<Instant> {
 async fn pending_outboxes(stack: &Stack) -> Result<usize> {
     let summaries = SummaryStore::new(
         stack.dynamodb.clone(),
-        stack.endpoints.tables.summaries.clone(),
+        stack.endpoints.tables.catalog.summaries.clone(),
     );
     let all = summaries
         .scan_segment(0, 1, usize::MAX)

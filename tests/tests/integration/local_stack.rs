@@ -38,13 +38,16 @@ async fn stack(wrap: Option<Wrap>) -> Result<Stack> {
 }
 
 fn editor(stack: &Stack) -> Editor {
-    Editor::new(stack.dynamodb.clone(), stack.endpoints.tables.clone())
+    Editor::new(
+        stack.dynamodb.clone(),
+        stack.endpoints.tables.catalog.clone(),
+    )
 }
 
 async fn summary(stack: &Stack, id: &str) -> Result<Option<ProductSummary>> {
     let store = SummaryStore::new(
         stack.dynamodb.clone(),
-        stack.endpoints.tables.summaries.clone(),
+        stack.endpoints.tables.catalog.summaries.clone(),
     );
     Ok(store
         .get_card(&ProductId::parse(id)?)
@@ -54,7 +57,7 @@ async fn summary(stack: &Stack, id: &str) -> Result<Option<ProductSummary>> {
 
 /// The projection of `id`'s current source rows (see `catalog_tests::expected_summary`).
 async fn expected(stack: &Stack, id: &str) -> Result<Option<ProductSummary>> {
-    let (client, tables) = (&stack.dynamodb, &stack.endpoints.tables);
+    let (client, tables) = (&stack.dynamodb, &stack.endpoints.tables.catalog);
     catalog_tests::expected_summary(client, tables, &ProductId::parse(id)?).await
 }
 

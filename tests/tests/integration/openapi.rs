@@ -78,7 +78,13 @@ async fn schemathesis_finds_no_5xx_and_no_undocumented_response() -> Result<()> 
         locations: 2,
         seed: 5,
     };
-    demo::load(&stack.dynamodb, &stack.endpoints.tables, size, |_, _| {}).await?;
+    demo::load(
+        &stack.dynamodb,
+        &stack.endpoints.tables.catalog,
+        size,
+        |_, _| {},
+    )
+    .await?;
     let api = stack.endpoints.listing_api.clone();
     let output = tokio::task::spawn_blocking(move || {
         Command::new(cli)

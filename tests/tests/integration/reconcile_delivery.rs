@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use aws_sdk_dynamodb::types::AttributeValue;
-use catalog::store::{Claim, ProgressStore};
 use catalog::store::Write;
+use catalog::store::{Claim, ProgressStore};
 use catalog_core::ids::ProductId;
 use catalog_core::reconcile::Report;
 use catalog_core::tags::StockTagPolicy;
@@ -156,7 +156,7 @@ async fn a_continuation_lost_after_its_commit_is_sent_again_by_the_redelivery() 
 #[tokio::test]
 async fn a_delivery_whose_lease_passed_loses_its_commit() -> Result<()> {
     let env = TestEnv::new().await?;
-    let progress = ProgressStore::new(env.dynamodb.clone(), env.resources().progress_table);
+    let progress = ProgressStore::new(env.dynamodb.clone(), env.resources().tables.progress);
     let at = ("run-lease", 0);
     let now = chrono::Utc::now().timestamp_millis();
 

@@ -68,9 +68,7 @@ impl SamLocal {
             storefront: None,
             storefront_instances: Vec::new(),
             revalidate_endpoints: Vec::new(),
-            tables: env.tables.clone(),
-            tag_table: env.resources().tag_table,
-            progress_table: env.resources().progress_table,
+            tables: env.resources().tables,
             queues: env.queues.clone(),
             secrets: catalog_local::secrets::create(&secrets_client, &prefix, &secrets).await?,
         };

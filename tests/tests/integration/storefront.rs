@@ -62,7 +62,13 @@ async fn a_shopper_sees_new_prices_and_stock_after_a_reload_and_other_stores_sta
         locations: 2,
         seed: 3,
     };
-    let loaded = demo::load(&stack.dynamodb, &stack.endpoints.tables, size, |_, _| {}).await?;
+    let loaded = demo::load(
+        &stack.dynamodb,
+        &stack.endpoints.tables.catalog,
+        size,
+        |_, _| {},
+    )
+    .await?;
     demo_settled(&stack, loaded).await?;
     let storefront = stack.endpoints.storefront.clone().context("storefront")?;
     let (store1, store2) = (
@@ -81,16 +87,20 @@ async fn a_shopper_sees_new_prices_and_stock_after_a_reload_and_other_stores_sta
     hide_title(&stack, b, "Sneaky Title").await?;
 
     // A shopper-visible change in store-1: a price and a stock level.
-    let editor = Editor::new(stack.dynamodb.clone(), stack.endpoints.tables.clone());
+    let editor = Editor::new(
+        stack.dynamodb.clone(),
+        stack.endpoints.tables.catalog.clone(),
+    );
     let a_id = ProductId::parse(a)?;
     let changed = Instant::now();
     editor.set_price(&a_id, MinorUnits::new(1234)?).await?;
     editor
         .set_stock(&a_id, &LocationId::parse("loc-1")?, 500, Some(0))
         .await?;
-    let rows = catalog::store::SourceStore::new(stack.dynamodb.clone(), &stack.endpoints.tables)
-        .inventory(&a_id)
-        .await?;
+    let rows =
+        catalog::store::SourceStore::new(stack.dynamodb.clone(), &stack.endpoints.tables.catalog)
+            .inventory(&a_id)
+            .await?;
     let expected_stock = rows
         .iter()
         .map(|r| (r.on_hand - r.reserved).max(0))

@@ -50,7 +50,13 @@ async fn fleet_stack(name: &str, aws_consistency: Option<AwsConsistency>) -> Res
         locations: 2,
         seed: 5,
     };
-    let loaded = demo::load(&stack.dynamodb, &stack.endpoints.tables, size, |_, _| {}).await?;
+    let loaded = demo::load(
+        &stack.dynamodb,
+        &stack.endpoints.tables.catalog,
+        size,
+        |_, _| {},
+    )
+    .await?;
     demo_settled(&stack, loaded).await?;
     Ok(stack)
 }
@@ -100,7 +106,7 @@ async fn log_position(stack: &Stack) -> Result<u64> {
     let item = stack
         .dynamodb
         .get_item()
-        .table_name(&stack.endpoints.tag_table)
+        .table_name(&stack.endpoints.tables.tags)
         .key("pk", AttributeValue::S(seq_pk(LOCAL_STOREFRONT)))
         .key("sk", AttributeValue::S(SEQ_SK.into()))
         .consistent_read(true)
@@ -167,7 +173,10 @@ async fn every_instance_of_a_storefront_is_revalidated_through_the_tag_table() -
     public_buttons_revalidate_nothing(&stack, &mut browser, &instances[0], &pages).await?;
 
     // A price change reaches every instance within the bound.
-    let editor = Editor::new(stack.dynamodb.clone(), stack.endpoints.tables.clone());
+    let editor = Editor::new(
+        stack.dynamodb.clone(),
+        stack.endpoints.tables.catalog.clone(),
+    );
     let a_id = ProductId::parse(a)?;
     editor.set_price(&a_id, MinorUnits::new(1234)?).await?;
     let took = until_everywhere(&instances, store1, a, "$12.34").await?;
@@ -289,7 +298,10 @@ async fn every_instance_of_a_storefront_is_fresh_with_aws_consistency() -> Resul
         get(instance, store1).await?;
         get(instance, &product).await?;
     }
-    let editor = Editor::new(stack.dynamodb.clone(), stack.endpoints.tables.clone());
+    let editor = Editor::new(
+        stack.dynamodb.clone(),
+        stack.endpoints.tables.catalog.clone(),
+    );
     let a_id = ProductId::parse(a)?;
     for (cents, text) in [(1111, "$11.11"), (2222, "$22.22"), (3333, "$33.33")] {
         editor.set_price(&a_id, MinorUnits::new(cents)?).await?;

@@ -235,13 +235,7 @@ fn the_sam_local_env_file_sets_every_resource_reference() -> Result<()> {
         storefront: None,
         storefront_instances: Vec::new(),
         revalidate_endpoints: Vec::new(),
-        tables: catalog::store::TableNames {
-            products: "P".into(),
-            inventory: "I".into(),
-            summaries: "S".into(),
-        },
-        tag_table: "T".into(),
-        progress_table: "R".into(),
+        tables: catalog_local::stack::Tables::under("t-"),
         queues: catalog_local::stack::Queues::from_created(
             catalog_local::template::Template::load(&catalog_local::workspace_root())?
                 .queues

@@ -34,7 +34,7 @@ pub async fn run(root: &Path, command: &str, mut args: Args) -> Result<()> {
     let (dynamodb, sqs) = endpoints.clients().await;
     let cx = Session {
         root: root.to_owned(),
-        editor: Editor::new(dynamodb.clone(), endpoints.tables.clone()),
+        editor: Editor::new(dynamodb.clone(), endpoints.tables.catalog.clone()),
         endpoints,
         dynamodb,
         sqs,
@@ -137,7 +137,7 @@ async fn delete(cx: &Session, args: &mut Args) -> Result<()> {
 async fn summary(cx: &Session, args: &mut Args) -> Result<()> {
     let product_id = product_id(args)?;
     args.done()?;
-    let summaries = &cx.endpoints.tables.summaries;
+    let summaries = &cx.endpoints.tables.catalog.summaries;
     let store = SummaryStore::new(cx.dynamodb.clone(), summaries.clone());
     match store.get_card(&product_id).await? {
         Some(card) => print_json(&card),

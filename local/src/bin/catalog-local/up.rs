@@ -139,7 +139,7 @@ fn announce(root: &Path, endpoints: &Endpoints, tag_table: bool, log_dir: &Path)
     if tag_table {
         println!(
             "  revalidator  -> tag table {} (storefront {:?}){}",
-            endpoints.tag_table,
+            endpoints.tables.tags,
             catalog_local::storefront::LOCAL_STOREFRONT,
             if endpoints.revalidate_endpoints.is_empty() {
                 String::new()
@@ -155,7 +155,7 @@ fn announce(root: &Path, endpoints: &Endpoints, tag_table: bool, log_dir: &Path)
             endpoints.revalidate_endpoints.join(", ")
         );
     }
-    let tables = &endpoints.tables;
+    let tables = &endpoints.tables.catalog;
     println!(
         "  tables       {}, {}, {}",
         tables.products, tables.inventory, tables.summaries
@@ -173,7 +173,7 @@ fn announce(root: &Path, endpoints: &Endpoints, tag_table: bool, log_dir: &Path)
 async fn load_demo(stack: &Stack, size: DemoSize) -> Result<()> {
     let tty = std::io::stderr().is_terminal();
     let mut last_tenth = 0;
-    let tables = &stack.endpoints.tables;
+    let tables = &stack.endpoints.tables.catalog;
     let loaded = demo::load(&stack.dynamodb, tables, size, |done, total| {
         let tenth = done * 10 / total.max(1);
         if tty {
