@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use crate::ids::{LocationId, ProductId};
-use crate::refresh::{Row, RowChange};
+use crate::refresh::{raised_to, Row, RowChange};
 
 /// A change to a product's rows in Products or Inventory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,18 +36,6 @@ struct Keys {
 fn version(image: &serde_dynamo::Item) -> Option<u64> {
     match image.get("version")? {
         serde_dynamo::AttributeValue::N(n) => n.parse().ok(),
-        _ => None,
-    }
-}
-
-/// The version a record's write brought its row to, when a version can place the write: a
-/// MODIFY whose new image's version is above its old image's, or an INSERT (the row's first
-/// version). A REMOVE, or a MODIFY that did not raise the version, is `None` (see
-/// [`crate::refresh::covered`] for why).
-pub fn raised_to(event_name: &str, old: Option<u64>, new: Option<u64>) -> Option<u64> {
-    match (event_name, old, new) {
-        ("MODIFY", Some(old), Some(new)) if new > old => Some(new),
-        ("INSERT", None, Some(new)) => Some(new),
         _ => None,
     }
 }
@@ -180,16 +168,6 @@ mod tests {
         assert_eq!(grouped.records_of[&ProductId::parse("b").unwrap()], [0, 3]);
         assert_eq!(grouped.undecodable.len(), 1);
         assert_eq!(grouped.undecodable[0].0, 2);
-    }
-
-    #[test]
-    fn only_an_insert_or_a_modify_that_raised_its_version_is_placed() {
-        assert_eq!(raised_to("MODIFY", Some(3), Some(4)), Some(4));
-        assert_eq!(raised_to("MODIFY", Some(4), Some(4)), None);
-        assert_eq!(raised_to("MODIFY", Some(5), Some(1)), None);
-        assert_eq!(raised_to("INSERT", None, Some(1)), Some(1));
-        assert_eq!(raised_to("REMOVE", Some(7), None), None);
-        assert_eq!(raised_to("MODIFY", None, Some(2)), None);
     }
 
     #[test]

@@ -87,7 +87,7 @@ pub enum Row {
 pub struct RowChange {
     pub row: Row,
     /// The version the write brought its row to, when a version can place it (see
-    /// [`crate::stream::raised_to`]); `None` for a REMOVE, a write that did not raise it, a
+    /// [`raised_to`]); `None` for a REMOVE, a write that did not raise it, a
     /// record without images.
     pub raised_to: Option<u64>,
 }
@@ -107,12 +107,34 @@ pub fn covered(stored: Option<&Stored>, changes: &[RowChange]) -> bool {
         && changes.iter().all(|c| covers.includes(c))
 }
 
+/// The version a record's write brought its row to, when a version can place the write: a
+/// MODIFY whose new image's version is above its old image's, or an INSERT (the row's first
+/// version). A REMOVE, or a MODIFY that did not raise the version, is `None` (see
+/// [`covered`] for why).
+pub fn raised_to(event_name: &str, old: Option<u64>, new: Option<u64>) -> Option<u64> {
+    match (event_name, old, new) {
+        ("MODIFY", Some(old), Some(new)) if new > old => Some(new),
+        ("INSERT", None, Some(new)) => Some(new),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
 
     use super::*;
     use crate::testing::{product, stock};
+
+    #[test]
+    fn only_an_insert_or_a_modify_that_raised_its_version_is_placed() {
+        assert_eq!(raised_to("MODIFY", Some(3), Some(4)), Some(4));
+        assert_eq!(raised_to("MODIFY", Some(4), Some(4)), None);
+        assert_eq!(raised_to("MODIFY", Some(5), Some(1)), None);
+        assert_eq!(raised_to("INSERT", None, Some(1)), Some(1));
+        assert_eq!(raised_to("REMOVE", Some(7), None), None);
+        assert_eq!(raised_to("MODIFY", None, Some(2)), None);
+    }
 
     fn location(l: &str) -> LocationId {
         LocationId::parse(l).unwrap()

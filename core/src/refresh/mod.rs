@@ -10,7 +10,7 @@ use crate::tags::{tags, StockTagPolicy, TagSet};
 
 mod covers;
 
-pub use covers::{covered, Covers, Row, RowChange, STOCK_VERSIONS_BUDGET};
+pub use covers::{covered, raised_to, Covers, Row, RowChange, STOCK_VERSIONS_BUDGET};
 
 /// What the Summaries table holds for one product.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -20,10 +20,9 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, TimeZone, Utc};
 
-use super::{covered, decide, Covers, Decision, Row, RowChange, Stored};
+use super::{covered, decide, raised_to, Covers, Decision, Row, RowChange, Stored};
 use crate::model::{MinorUnits, ProductStatus, ProductSummary, SummaryRecord};
 use crate::projection::project;
-use crate::stream::raised_to;
 use crate::tags::StockTagPolicy;
 use crate::testing::{product, stock};
 
