@@ -14,6 +14,7 @@ pub mod faults;
 pub mod function;
 pub mod http_api;
 pub mod metrics_report;
+pub mod provision;
 pub mod proxy;
 pub mod queue_mapping;
 pub mod redrive;

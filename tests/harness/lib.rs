@@ -27,11 +27,12 @@ use catalog_core::messages::{ParkedRecord, TagMessage};
 use catalog_core::model::{InventoryRow, Product, ProductSummary};
 use catalog_core::projection::{inherit_created_at, project};
 use catalog_core::tags::StockTagPolicy;
+use catalog_local::provision::create_queues;
 use catalog_local::queue_mapping::lambda_record;
 use catalog_local::services::{self, Service};
 use catalog_local::stack::{Queues, Resources, Tables};
 use catalog_local::streams::{decode_event, lambda_event, StreamReader};
-use catalog_local::template::{create_queues, Template};
+use catalog_local::template::Template;
 use summary_projector::Projector;
 
 /// A listing-api response, as API Gateway would receive it.
@@ -170,7 +171,7 @@ impl TestEnv {
             }
             table.create(&dynamodb, name).await?;
         }
-        let queues = create_queues(&template, &sqs, &prefix).await?;
+        let queues = Queues::from_created(create_queues(&template, &sqs, &prefix).await?)?;
         let tables = all.catalog.clone();
         let resources = Resources {
             tables: all,
@@ -497,7 +498,7 @@ impl TestEnv {
     /// Receives up to 10 messages visible on the queue at `url` (waiting up to `wait_secs`
     /// for one), as Lambda's SQS mapping hands them to a function.
     pub async fn receive_event(&self, url: &str, wait_secs: i32) -> Result<SqsEvent> {
-        let arn = catalog_local::template::queue_arn(&self.sqs, url).await?;
+        let arn = catalog_local::provision::queue_arn(&self.sqs, url).await?;
         let messages = self
             .sqs
             .receive_message()

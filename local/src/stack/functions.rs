@@ -8,11 +8,12 @@ use std::time::Duration;
 use anyhow::Result;
 use catalog::store::SummaryStore;
 
-use super::resources::{create_table_if_missing, Resources};
+use super::resources::Resources;
 use super::Options;
 use crate::consistency::{ConsistencyProxy, ConsistencyStats};
 use crate::event_sources::HttpRoute;
 use crate::function::{self, Function};
+use crate::provision::create_table_if_missing;
 use crate::services;
 use crate::shutdown::Shutdown;
 use crate::template::Template;

@@ -24,12 +24,12 @@ use tokio::task::JoinSet;
 
 use crate::consistency::ConsistencyStats;
 use crate::function::{self, Function};
+use crate::provision::{create_queues, create_table_if_missing};
 use crate::services::{self, Service};
 use crate::shutdown::{self, Stopper};
 use crate::stats::{Snapshot, Stats};
-use crate::template::{create_queues, Template};
+use crate::template::Template;
 use functions::Functions;
-use resources::create_table_if_missing;
 use triggers::Triggers;
 
 /// A running stack. [`Stack::stop`] ends it cleanly.
@@ -259,7 +259,8 @@ async fn create_resources(
     for (logical, name) in tables.by_logical_id() {
         create_table_if_missing(template, &clients.dynamodb, logical, name).await?;
     }
-    let queues = create_queues(template, &clients.sqs, &options.prefix).await?;
+    let queues =
+        Queues::from_created(create_queues(template, &clients.sqs, &options.prefix).await?)?;
     let secrets = crate::secrets::create(
         &clients.secrets,
         &options.prefix,

@@ -11,8 +11,6 @@ use catalog::store::TableNames;
 use catalog_core::tags::StockTagPolicy;
 use serde::{Deserialize, Serialize};
 
-use crate::template::Template;
-
 /// The queues of template.yaml, by logical id (the serialized names are the logical ids).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
@@ -108,25 +106,6 @@ impl Tables {
             ("ReconcileProgressTable", &self.progress),
         ]
     }
-}
-
-/// Creates table `name` from the template's `logical` definition unless it exists.
-pub async fn create_table_if_missing(
-    template: &Template,
-    dynamodb: &aws_sdk_dynamodb::Client,
-    logical: &str,
-    name: &str,
-) -> Result<()> {
-    let exists = dynamodb
-        .describe_table()
-        .table_name(name)
-        .send()
-        .await
-        .is_ok();
-    if !exists {
-        template.table(logical)?.create(dynamodb, name).await?;
-    }
-    Ok(())
 }
 
 /// The tables, queues and secrets of one stack.

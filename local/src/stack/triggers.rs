@@ -15,13 +15,13 @@ use super::resources::{Queues, Tables};
 use crate::event_sources::{HttpRoute, QueueSource, ScheduleSource, StreamSource};
 use crate::function::{self, Function};
 use crate::http_api;
+use crate::provision::queue_arn;
 use crate::queue_mapping::QueueMapping;
 use crate::schedule;
 use crate::shutdown::Shutdown;
 use crate::stats::Stats;
 use crate::stream_mapping::StreamMapping;
 use crate::streams::StreamReader;
-use crate::template::queue_arn;
 
 /// The running triggers and their counters.
 pub struct Triggers {
