@@ -16,7 +16,8 @@ use catalog_core::ids::ProductId;
 use catalog_core::model::{MinorUnits, ProductStatus};
 use catalog_local::demo::{self, DemoSize, Rng};
 use catalog_local::edits::Editor;
-use catalog_local::stack::{Options, Stack};
+use catalog_local::stack::{Delivery, Options, Stack, Storefront};
+use std::num::NonZeroUsize;
 
 use crate::pipeline::get;
 use crate::Flags;
@@ -38,9 +39,14 @@ impl Way {
         let options = Options {
             prefix: format!("fleet-{name}-"),
             endpoints,
-            storefront: true,
-            storefront_instances: 3,
-            tag_table,
+            storefront: Some(Storefront {
+                instances: NonZeroUsize::new(3).expect("3 is not 0"),
+                delivery: if tag_table {
+                    Delivery::TagTable
+                } else {
+                    Delivery::Http
+                },
+            }),
             ..Options::default()
         };
         let stack = Stack::start(&catalog_local::workspace_root(), options).await?;

@@ -16,7 +16,7 @@ use catalog_core::model::{ProductStatus, ProductSummary};
 use catalog_local::consistency::AwsConsistency;
 use catalog_local::demo::{self, Rng};
 use catalog_local::edits::Editor;
-use catalog_local::stack::{Options, Stack};
+use catalog_local::stack::{Delivery, Layer, Options, Stack, Storefront};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::Flags;
@@ -88,12 +88,15 @@ async fn run_at(flags: &Flags, lag: Duration) -> Result<()> {
         &catalog_local::workspace_root(),
         Options {
             prefix: format!("pipeline{}-", lag.as_millis()),
-            storefront: true,
-            aws_consistency: (!lag.is_zero()).then_some(AwsConsistency {
-                lag,
-                hold: Duration::ZERO,
-                seed: size.seed,
-            }),
+            storefront: Some(Storefront::one(Delivery::Http)),
+            layers: (!lag.is_zero())
+                .then_some(Layer::AwsConsistency(AwsConsistency {
+                    lag,
+                    hold: Duration::ZERO,
+                    seed: size.seed,
+                }))
+                .into_iter()
+                .collect(),
             ..Options::default()
         },
     )

@@ -5,11 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use catalog::store::SummaryStore;
 
 use super::resources::Resources;
-use super::Options;
+use super::{Layer, Options};
 use crate::consistency::{ConsistencyProxy, ConsistencyStats};
 use crate::event_sources::HttpRoute;
 use crate::function::{self, Function};
@@ -79,8 +79,8 @@ impl Functions {
     }
 }
 
-/// The tag-revalidator, calling `endpoints` and, with `options.tag_table`, writing the local
-/// storefront's tags to the tag table.
+/// The tag-revalidator, calling `endpoints` and, when the storefront reads the tag table,
+/// writing its tags there.
 pub fn revalidator(
     endpoints: Vec<String>,
     resources: &Resources,
@@ -99,7 +99,7 @@ pub fn revalidator(
         128,
     )
     .with_retry_queue(resources.queues.tag_retry_queue.clone());
-    if options.tag_table {
+    if options.tag_table() {
         let table = catalog::store::TagTable::new(
             clients.dynamodb.clone(),
             &resources.tables.tags,
@@ -111,8 +111,9 @@ pub fn revalidator(
     Ok(Arc::new(revalidator))
 }
 
-/// The DynamoDB client the functions use: the stack's endpoint, or the AWS-consistency proxy
-/// in front of it; throttled in chaos runs. The stack's own client is spared both.
+/// The DynamoDB client the functions use: the stack's endpoint, with `options.layers` between
+/// (an AWS-consistency proxy in front of the endpoint, throttling around the client). The
+/// stack's own client is spared them.
 pub async fn dynamodb_client(
     template: &Template,
     endpoint: &str,
@@ -123,25 +124,34 @@ pub async fn dynamodb_client(
 ) -> Result<(aws_sdk_dynamodb::Client, Option<Arc<ConsistencyStats>>)> {
     let mut config = services::sdk_config(endpoint).await;
     let mut consistency = None;
-    if let Some(settings) = options.aws_consistency {
-        let summaries = &resources.tables.catalog.summaries;
-        let replica = crate::consistency::replica_name(summaries);
-        create_table_if_missing(template, dynamodb, "SummariesTable", &replica).await?;
-        let proxy = ConsistencyProxy::start(
-            endpoint,
-            dynamodb.clone(),
-            summaries,
-            &replica,
-            settings,
-            shutdown.clone(),
-        )
-        .await?;
-        config = services::sdk_config(&proxy.endpoint).await;
-        consistency = Some(proxy.stats);
+    let mut throttlings = Vec::new();
+    for layer in &options.layers {
+        match layer {
+            Layer::Throttling(throttling) => throttlings.push(throttling.clone()),
+            Layer::AwsConsistency(_) if consistency.is_some() => {
+                bail!("one AWS-consistency layer at most: a second would lag the first's replica")
+            }
+            Layer::AwsConsistency(settings) => {
+                let summaries = &resources.tables.catalog.summaries;
+                let replica = crate::consistency::replica_name(summaries);
+                create_table_if_missing(template, dynamodb, "SummariesTable", &replica).await?;
+                let (upstream, stack_client) = (endpoint, dynamodb.clone());
+                let proxy = ConsistencyProxy::start(
+                    upstream,
+                    stack_client,
+                    summaries,
+                    &replica,
+                    *settings,
+                    shutdown.clone(),
+                )
+                .await?;
+                config = services::sdk_config(&proxy.endpoint).await;
+                consistency = Some(proxy.stats);
+            }
+        }
     }
-    let client = match &options.throttling {
-        Some(throttling) => services::wrapped_dynamodb(&config, |http| throttling.wrap(http)),
-        None => aws_sdk_dynamodb::Client::new(&config),
-    };
+    let client = services::wrapped_dynamodb(&config, |http| {
+        throttlings.iter().fold(http, |http, t| t.wrap(http))
+    });
     Ok((client, consistency))
 }

@@ -8,7 +8,7 @@ mod resources;
 mod triggers;
 
 pub use endpoints::Endpoints;
-pub use options::{Options, Wrap};
+pub use options::{Delivery, Layer, Options, Storefront, Wrap};
 
 pub use functions::RECONCILE_SEGMENTS;
 pub use resources::{Queues, Resources, Tables};
@@ -94,7 +94,7 @@ impl Stack {
             listing_api: listing_api.clone(),
             secret: options.revalidate_secret.clone(),
             tag_table: options
-                .tag_table
+                .tag_table()
                 .then(|| crate::storefront::TagTableSettings {
                     table: resources.tables.tags.clone(),
                     dynamodb: services[0].endpoint.clone(),
@@ -107,10 +107,10 @@ impl Stack {
             Some(fleet) => serve_fleet(fleet, &mut triggers).await?,
         };
         let mut revalidate_endpoints = options.revalidate_endpoints.clone();
-        if let (Some(fleet), false) = (&fleet, options.tag_table) {
+        if let (Some(fleet), false) = (&fleet, options.tag_table()) {
             revalidate_endpoints.extend(fleet.revalidate_routes());
         }
-        if !revalidate_endpoints.is_empty() || options.tag_table {
+        if !revalidate_endpoints.is_empty() || options.tag_table() {
             let endpoints = revalidate_endpoints.clone();
             let revalidator = functions::revalidator(endpoints, &resources, &options, &clients)?;
             let sources = template.event_sources("TagRevalidatorFunction")?.queues;
@@ -317,10 +317,10 @@ async fn start_storefront(
     settings: crate::storefront::Settings,
     options: &Options,
 ) -> Result<Option<Arc<crate::storefront::Fleet>>> {
-    if !options.storefront {
+    let Some(storefront) = options.storefront else {
         return Ok(None);
-    }
-    let (root, count) = (root.to_owned(), options.storefront_instances);
+    };
+    let (root, count) = (root.to_owned(), storefront.instances.get());
     let fleet = tokio::task::spawn_blocking(move || {
         crate::storefront::Fleet::start(&root, settings, count)
     })

@@ -1,5 +1,6 @@
 //! How to run the stack.
 
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,21 +35,59 @@ pub struct Options {
     /// With none and no storefront, tag messages wait in the tag queue.
     pub revalidate_endpoints: Vec<String>,
     /// Start examples/storefront (Next.js) against the local listing API.
-    pub storefront: bool,
-    /// How many storefront instances (more than one: behind a round-robin proxy).
-    pub storefront_instances: usize,
-    /// The storefront reads its tags from the tag table (packages/next-cache-handler), which
-    /// the tag-revalidator writes, instead of taking revalidate calls.
-    pub tag_table: bool,
+    pub storefront: Option<Storefront>,
     /// The secret revalidate calls are signed with (`REVALIDATE_SECRET` locally).
     pub revalidate_secret: String,
     /// Per-call timeout of the tag-revalidator.
     pub revalidate_timeout: Duration,
-    /// Throttles the functions' DynamoDB calls (chaos runs); the stack's own client is spared.
-    pub throttling: Option<Arc<crate::faults::Throttling>>,
-    /// Makes the functions' DynamoDB as weak as AWS's: a lagging index and replica, held
-    /// writes (see [`crate::consistency`]). The stack's own client is spared.
-    pub aws_consistency: Option<AwsConsistency>,
+    /// What stands between the functions and DynamoDB, outermost first; the stack's own
+    /// client is spared every layer.
+    pub layers: Vec<Layer>,
+}
+
+/// The example storefront the stack starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Storefront {
+    /// More than one: behind a round-robin proxy.
+    pub instances: NonZeroUsize,
+    pub delivery: Delivery,
+}
+
+impl Storefront {
+    /// One instance, taking its tags as `delivery` says.
+    pub fn one(delivery: Delivery) -> Self {
+        Self {
+            instances: NonZeroUsize::MIN,
+            delivery,
+        }
+    }
+}
+
+/// How the tag-revalidator reaches the storefront.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Signed calls to each instance's revalidate route.
+    Http,
+    /// Writes to the tag table, which every instance reads (packages/next-cache-handler).
+    TagTable,
+}
+
+/// A layer between the functions and DynamoDB.
+#[derive(Clone)]
+pub enum Layer {
+    /// Throttles their calls (chaos runs).
+    Throttling(Arc<crate::faults::Throttling>),
+    /// Makes their DynamoDB as weak as AWS's: a lagging index and replica, held writes (see
+    /// [`crate::consistency`]).
+    AwsConsistency(AwsConsistency),
+}
+
+impl Options {
+    /// Whether the revalidator writes the tag table for the storefront.
+    pub fn tag_table(&self) -> bool {
+        self.storefront
+            .is_some_and(|s| s.delivery == Delivery::TagTable)
+    }
 }
 
 impl Default for Options {
@@ -63,13 +102,10 @@ impl Default for Options {
             endpoints: None,
             listen: services::Listen::Loopback,
             revalidate_endpoints: Vec::new(),
-            storefront: false,
-            storefront_instances: 1,
-            tag_table: false,
+            storefront: None,
             revalidate_secret: "local-revalidate-secret-not-for-production".into(),
             revalidate_timeout: Duration::from_secs(5),
-            throttling: None,
-            aws_consistency: None,
+            layers: Vec::new(),
         }
     }
 }

@@ -11,7 +11,7 @@ use catalog_core::ids::ProductId;
 use catalog_core::testing::product;
 use catalog_local::consistency::AwsConsistency;
 use catalog_local::edits::Editor;
-use catalog_local::stack::{Options, Stack};
+use catalog_local::stack::{Layer, Options, Stack};
 use catalog_tests::eventually::within;
 
 /// A GET on the listing API: (status, body).
@@ -30,11 +30,11 @@ async fn the_index_lags_and_card_reads_do_not() -> Result<()> {
         Options {
             prefix: format!("weak{}-", std::process::id()),
             endpoints: Some((dynamodb, sqs)),
-            aws_consistency: Some(AwsConsistency {
+            layers: vec![Layer::AwsConsistency(AwsConsistency {
                 lag,
                 hold: Duration::ZERO,
                 seed: 3,
-            }),
+            })],
             ..Options::default()
         },
     )
@@ -93,11 +93,16 @@ async fn lagging_stack(name: &str, lag: Option<Duration>) -> Result<Stack> {
         Options {
             prefix: format!("{name}{}-", std::process::id()),
             endpoints: Some((dynamodb, sqs)),
-            aws_consistency: lag.map(|lag| AwsConsistency {
-                lag,
-                hold: Duration::ZERO,
-                seed: 5,
-            }),
+            layers: lag
+                .map(|lag| {
+                    Layer::AwsConsistency(AwsConsistency {
+                        lag,
+                        hold: Duration::ZERO,
+                        seed: 5,
+                    })
+                })
+                .into_iter()
+                .collect(),
             ..Options::default()
         },
     )

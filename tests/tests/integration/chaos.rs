@@ -39,7 +39,7 @@ use catalog_local::demo::Rng;
 use catalog_local::edits::Editor;
 use catalog_local::faults::Throttling;
 use catalog_local::function::{Function, Invocation};
-use catalog_local::stack::{queue_depth, Options, Stack, Wrap};
+use catalog_local::stack::{queue_depth, Layer, Options, Stack, Wrap};
 use catalog_local::stats::Snapshot;
 use catalog_tests::eventually::within;
 use catalog_tests::storefront_stub::{Chaos, StorefrontStub};
@@ -513,12 +513,14 @@ fn chaos_options(seed: u64, wrap: Wrap, throttling: &Arc<Throttling>, storefront
         prefix: format!("chaos{}-", std::process::id()),
         endpoints: Some((dynamodb, sqs)),
         wrap_projector: Some(wrap),
-        throttling: Some(throttling.clone()),
-        aws_consistency: Some(AwsConsistency {
-            lag: Duration::from_millis(setting("CHAOS_LAG_MS", 10_000)),
-            hold: Duration::from_millis(setting("CHAOS_HOLD_MS", 200)),
-            seed: seed ^ 0x1A6,
-        }),
+        layers: vec![
+            Layer::Throttling(throttling.clone()),
+            Layer::AwsConsistency(AwsConsistency {
+                lag: Duration::from_millis(setting("CHAOS_LAG_MS", 10_000)),
+                hold: Duration::from_millis(setting("CHAOS_HOLD_MS", 200)),
+                seed: seed ^ 0x1A6,
+            }),
+        ],
         revalidate_endpoints: vec![storefront.to_owned()],
         revalidate_secret: SECRET.into(),
         revalidate_timeout: Duration::from_millis(300),

@@ -10,7 +10,7 @@ use catalog_core::ids::{LocationId, ProductId};
 use catalog_core::model::MinorUnits;
 use catalog_local::demo::{self, DemoSize};
 use catalog_local::edits::Editor;
-use catalog_local::stack::{queue_depth, Options, Stack};
+use catalog_local::stack::{queue_depth, Delivery, Options, Stack, Storefront};
 use catalog_tests::browser::{card, cents, hide_title, ids, Browser};
 use catalog_tests::eventually::{demo_settled, within};
 use catalog_tests::revalidate_route::{post, signed_headers, signed_with_key};
@@ -51,7 +51,7 @@ async fn a_shopper_sees_new_prices_and_stock_after_a_reload_and_other_stores_sta
     let options = Options {
         prefix: format!("sf{}-", std::process::id()),
         endpoints: Some((dynamodb, sqs)),
-        storefront: true,
+        storefront: Some(Storefront::one(Delivery::Http)),
         ..Options::default()
     };
     let secret = options.revalidate_secret.clone();

@@ -15,13 +15,14 @@ use catalog_core::tag_table::{seq_pk, SEQ_SK};
 use catalog_local::consistency::AwsConsistency;
 use catalog_local::demo::{self, DemoSize};
 use catalog_local::edits::Editor;
-use catalog_local::stack::{queue_depth, Options, Stack};
+use catalog_local::stack::{queue_depth, Delivery, Layer, Options, Stack, Storefront};
 use catalog_local::storefront::LOCAL_STOREFRONT;
 use catalog_tests::browser::{card, hide_title, Browser};
 use catalog_tests::eventually::{demo_settled, within};
 use catalog_tests::revalidate_route::{post, signed_headers};
 use catalog_tests::storefront_stub::get;
 use serde_json::Value;
+use std::num::NonZeroUsize;
 
 /// The freshness bound: a change shows on every instance within this (the brief's 5 s).
 const BOUND: Duration = Duration::from_secs(5);
@@ -37,10 +38,14 @@ async fn fleet_stack(name: &str, aws_consistency: Option<AwsConsistency>) -> Res
     let options = Options {
         prefix: format!("{name}{}-", std::process::id()),
         endpoints: Some((dynamodb, sqs)),
-        storefront: true,
-        storefront_instances: 3,
-        tag_table: true,
-        aws_consistency,
+        storefront: Some(Storefront {
+            instances: NonZeroUsize::new(3).expect("3 is not 0"),
+            delivery: Delivery::TagTable,
+        }),
+        layers: aws_consistency
+            .map(Layer::AwsConsistency)
+            .into_iter()
+            .collect(),
         ..Options::default()
     };
     let stack = Stack::start(&catalog_local::workspace_root(), options).await?;

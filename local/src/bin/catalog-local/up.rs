@@ -1,6 +1,7 @@
 //! `catalog-local up`: the whole pipeline until Ctrl-C, with a status line each second.
 
 use std::io::{IsTerminal, Write};
+use std::num::NonZeroUsize;
 use std::path::Path;
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use catalog_local::demo::{self, DemoSize};
 use catalog_local::docker_bridge;
 use catalog_local::sam_env;
 use catalog_local::services::Listen;
-use catalog_local::stack::{Endpoints, Options, Stack, Status};
+use catalog_local::stack::{Delivery, Endpoints, Layer, Options, Stack, Status, Storefront};
 
 use crate::args::Args;
 use crate::{append, status_path};
@@ -20,7 +21,7 @@ pub async fn up(root: &Path, mut args: Args) -> Result<()> {
     let (size, options) = options(&mut args)?;
     // The routes a `sam local` container may call too (the storefront's is not one of them).
     let container_revalidate_endpoints = options.revalidate_endpoints.clone();
-    let tag_table = options.tag_table;
+    let tag_table = options.tag_table();
     let log_dir = catalog_local::services::log_dir(root)?;
     init_telemetry(&log_dir)?;
 
@@ -66,45 +67,64 @@ fn options(args: &mut Args) -> Result<(DemoSize, Options)> {
         locations: args.parsed("--locations", 3)?,
         seed: args.parsed("--seed", 1)?,
     };
-    let storefront = args.flag("--storefront");
-    let storefront_instances: usize = args.parsed("--instances", 1)?;
-    let tag_table = match (args.flag("--tag-table"), args.flag("--http")) {
-        (true, true) => bail!("--tag-table and --http exclude each other"),
-        (table, http) => table || (storefront_instances > 1 && !http),
-    };
+    let storefront = storefront(args)?;
     let mut revalidate_endpoints = Vec::new();
     while let Some(url) = args.option("--revalidate-endpoint")? {
         revalidate_endpoints.push(url);
     }
-    let aws_consistency = args
-        .flag("--aws-consistency")
-        .then(|| -> Result<AwsConsistency> {
-            Ok(AwsConsistency {
-                lag: Duration::from_millis(args.parsed("--lag-ms", 1000)?),
-                hold: Duration::from_millis(args.parsed("--hold-ms", 100)?),
-                seed: size.seed,
-            })
-        })
-        .transpose()?;
+    let layers = match args.flag("--aws-consistency") {
+        false => Vec::new(),
+        true => vec![Layer::AwsConsistency(AwsConsistency {
+            lag: Duration::from_millis(args.parsed("--lag-ms", 1000)?),
+            hold: Duration::from_millis(args.parsed("--hold-ms", 100)?),
+            seed: size.seed,
+        })],
+    };
     let options = Options {
         poll_interval: Duration::from_millis(args.parsed("--poll-ms", 250)?),
         listing_port: args.parsed("--port", 0)?,
         listen: listen_for_containers(),
         storefront,
-        storefront_instances,
-        tag_table,
         revalidate_endpoints,
-        aws_consistency,
+        layers,
         ..Options::default()
     };
     args.done()?;
     if size.stores == 0 || size.locations == 0 {
         bail!("--stores and --locations must be at least 1");
     }
-    if !(1..=16).contains(&options.storefront_instances) {
-        bail!("--instances must be 1 to 16");
-    }
     Ok((size, options))
+}
+
+/// `--storefront [--instances N] [--tag-table | --http]`: several instances read the tag
+/// table unless `--http` says otherwise; one calls its revalidate route unless `--tag-table`.
+fn storefront(args: &mut Args) -> Result<Option<Storefront>> {
+    let (on, table, http) = (
+        args.flag("--storefront"),
+        args.flag("--tag-table"),
+        args.flag("--http"),
+    );
+    let instances: usize = args.parsed("--instances", 1)?;
+    if !on {
+        if table || http || instances != 1 {
+            bail!("--instances, --tag-table and --http are options of --storefront");
+        }
+        return Ok(None);
+    }
+    let instances = NonZeroUsize::new(instances)
+        .filter(|n| n.get() <= 16)
+        .ok_or_else(|| anyhow::anyhow!("--instances must be 1 to 16"))?;
+    let delivery = match (table, http) {
+        (true, true) => bail!("--tag-table and --http exclude each other"),
+        (true, false) => Delivery::TagTable,
+        (false, true) => Delivery::Http,
+        (false, false) if instances.get() > 1 => Delivery::TagTable,
+        (false, false) => Delivery::Http,
+    };
+    Ok(Some(Storefront {
+        instances,
+        delivery,
+    }))
 }
 
 /// Loopback, and the Docker bridge so that `sam local` containers reach the emulators
@@ -258,4 +278,44 @@ fn init_telemetry(dir: &Path) -> Result<()> {
     std::fs::File::create(&metrics).with_context(|| format!("creating {metrics:?}"))?;
     catalog::telemetry::set_metrics_writer(Box::new(append(&metrics)?));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(words: &str) -> Result<Option<Storefront>> {
+        let mut args = Args(words.split_whitespace().map(str::to_owned).collect());
+        let storefront = storefront(&mut args)?;
+        args.done()?;
+        Ok(storefront)
+    }
+
+    #[test]
+    fn storefront_flags_build_only_storefronts_that_can_run() {
+        let one = |delivery| Some(Some(Storefront::one(delivery)));
+        assert_eq!(parse("").ok(), Some(None));
+        assert_eq!(parse("--storefront").ok(), one(Delivery::Http));
+        assert_eq!(
+            parse("--storefront --tag-table").ok(),
+            one(Delivery::TagTable)
+        );
+        let fleet = parse("--storefront --instances 3").unwrap().unwrap();
+        assert_eq!(
+            (fleet.instances.get(), fleet.delivery),
+            (3, Delivery::TagTable)
+        );
+        let over_http = parse("--storefront --instances 3 --http").unwrap().unwrap();
+        assert_eq!(over_http.delivery, Delivery::Http);
+        for nonsense in [
+            "--tag-table",
+            "--instances 3",
+            "--http",
+            "--storefront --instances 0",
+            "--storefront --instances 17",
+            "--storefront --tag-table --http",
+        ] {
+            assert!(parse(nonsense).is_err(), "{nonsense} was accepted");
+        }
+    }
 }
