@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use catalog_core::ids::ProductId;
 use catalog_core::model::{MinorUnits, ProductStatus};
-use catalog_local::demo::{self, DemoSize, Rng};
-use catalog_local::edits::Editor;
+use catalog_local::dev::demo::{self, DemoSize};
+use catalog_local::dev::edits::Editor;
+use catalog_local::rng::Rng;
 use catalog_local::stack::{Delivery, Options, Stack, Storefront};
 use std::num::NonZeroUsize;
 

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Result};
 use catalog::store::SummaryStore;
 use catalog_core::ids::ProductId;
-use catalog_local::demo::{self, Rng};
-use catalog_local::edits::Editor;
-use catalog_local::function::{Function, Invocation};
+use catalog_local::dev::demo;
+use catalog_local::dev::edits::Editor;
+use catalog_local::emulator::function::{Function, Invocation};
+use catalog_local::rng::Rng;
 use catalog_local::stack::{Options, Stack, Wrap};
 use serde_json::Value;
 

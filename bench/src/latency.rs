@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Result};
 use catalog_core::ids::{LocationId, ProductId};
 use catalog_core::model::MinorUnits;
-use catalog_local::demo::{self, DemoSize, Rng};
-use catalog_local::edits::Editor;
+use catalog_local::dev::demo::{self, DemoSize};
+use catalog_local::dev::edits::Editor;
+use catalog_local::rng::Rng;
 use catalog_local::stack::{queue_depth, Stack};
 
 /// Loads the demo catalog of `size` and waits until every record is projected and, when the

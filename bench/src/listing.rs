@@ -80,7 +80,7 @@ pub async fn run(flags: &Flags) -> Result<()> {
             let start = Instant::now();
             let cards = match approach {
                 0 => {
-                    let event = catalog_local::apigw::http_request(
+                    let event = catalog_local::emulator::apigw::http_request(
                         "GET",
                         &format!("/stores/{store}/products?limit={PAGE}"),
                         &[],

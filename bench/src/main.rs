@@ -38,8 +38,8 @@ pub struct Flags(Vec<String>);
 impl Flags {
     /// The demo catalog of `--products` (default `products`) and `--seed` (default 1), over 5
     /// stores and 3 locations: what the pipeline benchmarks load.
-    pub fn demo_size(&self, products: usize) -> Result<catalog_local::demo::DemoSize> {
-        Ok(catalog_local::demo::DemoSize {
+    pub fn demo_size(&self, products: usize) -> Result<catalog_local::dev::demo::DemoSize> {
+        Ok(catalog_local::dev::demo::DemoSize {
             products: self.get("products", products)?,
             stores: 5,
             locations: 3,

@@ -164,7 +164,7 @@ async fn measure_store(env: &TestEnv, size: usize, rounds: usize) -> Result<()> 
 
 fn api_request(store: &StoreId, query: &str) -> Result<ApiGatewayV2httpRequest> {
     let path = format!("/stores/{store}/products?{query}");
-    let event = catalog_local::apigw::http_request("GET", &path, &[], None);
+    let event = catalog_local::emulator::apigw::http_request("GET", &path, &[], None);
     Ok(serde_json::from_value(event)?)
 }
 

@@ -13,9 +13,10 @@ use anyhow::{bail, ensure, Context, Result};
 use catalog::store::SummaryStore;
 use catalog_core::ids::ProductId;
 use catalog_core::model::{ProductStatus, ProductSummary};
-use catalog_local::consistency::AwsConsistency;
-use catalog_local::demo::{self, Rng};
-use catalog_local::edits::Editor;
+use catalog_local::dev::demo;
+use catalog_local::dev::edits::Editor;
+use catalog_local::layers::consistency::AwsConsistency;
+use catalog_local::rng::Rng;
 use catalog_local::stack::{Delivery, Layer, Options, Stack, Storefront};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -1,33 +1,30 @@
-//! catalog-sync on one machine, with no Docker and no AWS account: the services
-//! ([`services`]), the tables and queues of template.yaml ([`template`]) and the triggers it
-//! gives each function ([`event_sources`]), emulated: stream mappings ([`stream_mapping`]),
-//! queue mappings ([`queue_mapping`]), the schedule ([`schedule`]) and the HTTP API
-//! ([`http_api`]), all wired together by [`stack`] (its resources, functions and triggers).
+//! catalog-sync on one machine, with no Docker and no AWS account. Each folder is one idea,
+//! and each uses only those listed before it:
+//!
+//! - [`services`]: DynamoDB Local and the SQS emulator (moto), started or reused.
+//! - [`template`]: what template.yaml declares (tables, queues, each function's triggers),
+//!   read from the file and nothing else; [`provision`] creates it on the services.
+//! - [`emulator`]: what AWS runs around a Lambda function: stream and queue mappings, the
+//!   schedule, the HTTP API.
+//! - [`layers`]: what makes the functions' DynamoDB as weak as AWS's (lag, held writes) or
+//!   worse (throttling).
+//! - [`storefront`]: the example Next.js storefront's instances and their proxy.
+//! - [`stack`]: all of it wired together, as `Stack::start` with typed `Options`.
+//! - [`dev`]: on top of a running stack: demo data, edits, redrive, the metrics report and the
+//!   `sam local` environment file; the `catalog-local` CLI (src/bin) is built from these.
+//!
+//! [`rng`] (seeded draws) and [`shutdown`] (stopping loops) are small helpers any may use.
+//! `scripts/import-cycles` checks that no two of these import each other.
 
-pub mod apigw;
-pub mod consistency;
-pub mod demo;
-pub mod docker_bridge;
-pub mod edits;
-pub mod event_sources;
-pub mod faults;
-pub mod function;
-pub mod http_api;
-pub mod metrics_report;
+pub mod dev;
+pub mod emulator;
+pub mod layers;
 pub mod provision;
-pub mod proxy;
-pub mod queue_mapping;
-pub mod redrive;
-pub mod sam_env;
-pub mod schedule;
-pub mod secrets;
+pub mod rng;
 pub mod services;
 pub mod shutdown;
 pub mod stack;
-pub mod stats;
 pub mod storefront;
-pub mod stream_mapping;
-pub mod streams;
 pub mod template;
 
 use std::path::PathBuf;

@@ -27,11 +27,11 @@ use catalog_core::messages::{ParkedRecord, TagMessage};
 use catalog_core::model::{InventoryRow, Product, ProductSummary};
 use catalog_core::projection::{inherit_created_at, project};
 use catalog_core::tags::StockTagPolicy;
+use catalog_local::emulator::queue_mapping::lambda_record;
+use catalog_local::emulator::streams::{decode_event, lambda_event, StreamReader};
 use catalog_local::provision::create_queues;
-use catalog_local::queue_mapping::lambda_record;
 use catalog_local::services::{self, Service};
 use catalog_local::stack::{Queues, Resources, Tables};
-use catalog_local::streams::{decode_event, lambda_event, StreamReader};
 use catalog_local::template::Template;
 use summary_projector::Projector;
 
@@ -60,7 +60,7 @@ static LISTEN: OnceLock<services::Listen> = OnceLock::new();
 /// Makes this test binary's services listen on the Docker bridge too, so that containers
 /// reach them. Call it before the first [`TestEnv`]; it fails if the services already run.
 pub fn listen_for_containers() -> Result<()> {
-    let bridge = catalog_local::docker_bridge::address()?;
+    let bridge = catalog_local::services::docker_bridge::address()?;
     LISTEN
         .set(services::Listen::LoopbackAnd(bridge))
         .map_err(|_| anyhow::anyhow!("the services were started before listen_for_containers"))
@@ -349,14 +349,14 @@ impl TestEnv {
         headers: &[(&str, &str)],
         body: Option<&str>,
     ) -> Result<ApiReply> {
-        let event = catalog_local::apigw::http_request(method, target, headers, body);
+        let event = catalog_local::emulator::apigw::http_request(method, target, headers, body);
         self.send_api(event).await
     }
 
     /// [`TestEnv::call_api`] as a caller API Gateway's IAM authorizer let through.
     pub async fn call_api_as_admin(&self, method: &str, target: &str) -> Result<ApiReply> {
-        let mut event = catalog_local::apigw::http_request(method, target, &[], None);
-        catalog_local::apigw::authorize_iam(&mut event);
+        let mut event = catalog_local::emulator::apigw::http_request(method, target, &[], None);
+        catalog_local::emulator::apigw::authorize_iam(&mut event);
         self.send_api(event).await
     }
 
@@ -366,7 +366,7 @@ impl TestEnv {
 
     /// A shopper's `GET target` to `api` (a listing-api built with other keys).
     pub async fn get_from(&self, api: &listing_api::ListingApi, target: &str) -> Result<ApiReply> {
-        let event = catalog_local::apigw::http_request("GET", target, &[], None);
+        let event = catalog_local::emulator::apigw::http_request("GET", target, &[], None);
         self.send_api_to(api, event).await
     }
 

@@ -64,7 +64,7 @@ struct Pages {
 #[derive(Default)]
 struct State {
     pages: Pages,
-    chaos: Option<(Chaos, catalog_local::demo::Rng)>,
+    chaos: Option<(Chaos, catalog_local::rng::Rng)>,
     down: bool,
     /// Faults injected, by kind.
     injected: std::collections::BTreeMap<&'static str, usize>,
@@ -93,8 +93,8 @@ impl StorefrontStub {
     /// Starts a stub that `sam local` containers call: listening on the Docker bridge's
     /// address, at the URL (and signing audience) `http://host.docker.internal:PORT/api/revalidate`.
     pub async fn start_for_containers(secret: &str) -> Result<Self> {
-        let host = catalog_local::sam_env::CONTAINER_HOST;
-        let bridge = catalog_local::docker_bridge::address()?.to_string();
+        let host = catalog_local::dev::sam_env::CONTAINER_HOST;
+        let bridge = catalog_local::services::docker_bridge::address()?.to_string();
         Self::start_on(&bridge, Some(host), secret).await
     }
 
@@ -148,7 +148,7 @@ impl StorefrontStub {
 
     /// Misbehaves at random from now on (until [`StorefrontStub::heal`]).
     pub fn chaos(&self, chaos: Chaos) {
-        let rng = catalog_local::demo::Rng::new(chaos.seed);
+        let rng = catalog_local::rng::Rng::new(chaos.seed);
         self.state.lock().unwrap().chaos = Some((chaos, rng));
     }
 

@@ -316,7 +316,7 @@ async fn views(
     let mut listing = Invocations::default();
     for v in 0..size.views {
         let path = format!("/stores/{}/products?limit={PAGE}", store(v));
-        let event = catalog_local::apigw::http_request("GET", &path, &[], None);
+        let event = catalog_local::emulator::apigw::http_request("GET", &path, &[], None);
         let start = Instant::now();
         let response = api.handle(serde_json::from_value(event)?).await;
         ensure!(response.status_code == 200, "{response:?}");

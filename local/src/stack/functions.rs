@@ -10,12 +10,12 @@ use catalog::store::SummaryStore;
 
 use super::resources::Resources;
 use super::{Layer, Options};
-use crate::consistency::{ConsistencyProxy, ConsistencyStats};
-use crate::event_sources::HttpRoute;
-use crate::function::{self, Function};
+use crate::emulator::function::{self, Function};
+use crate::layers::consistency::{ConsistencyProxy, ConsistencyStats};
 use crate::provision::create_table_if_missing;
 use crate::services;
 use crate::shutdown::Shutdown;
+use crate::template::event_sources::HttpRoute;
 use crate::template::Template;
 
 /// Scan segments of a scheduled reconciliation, as template.yaml's `ReconcileSegments`
@@ -133,7 +133,7 @@ pub async fn dynamodb_client(
             }
             Layer::AwsConsistency(settings) => {
                 let summaries = &resources.tables.catalog.summaries;
-                let replica = crate::consistency::replica_name(summaries);
+                let replica = crate::layers::consistency::replica_name(summaries);
                 create_table_if_missing(template, dynamodb, "SummariesTable", &replica).await?;
                 let (upstream, stack_client) = (endpoint, dynamodb.clone());
                 let proxy = ConsistencyProxy::start(

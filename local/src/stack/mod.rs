@@ -22,12 +22,12 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use serde::Serialize;
 use tokio::task::JoinSet;
 
-use crate::consistency::ConsistencyStats;
-use crate::function::{self, Function};
+use crate::emulator::function::{self, Function};
+use crate::emulator::stats::{Snapshot, Stats};
+use crate::layers::consistency::ConsistencyStats;
 use crate::provision::{create_queues, create_table_if_missing};
 use crate::services::{self, Service};
 use crate::shutdown::{self, Stopper};
-use crate::stats::{Snapshot, Stats};
 use crate::template::Template;
 use functions::Functions;
 use triggers::Triggers;
@@ -261,7 +261,7 @@ async fn create_resources(
     }
     let queues =
         Queues::from_created(create_queues(template, &clients.sqs, &options.prefix).await?)?;
-    let secrets = crate::secrets::create(
+    let secrets = crate::provision::secrets::create(
         &clients.secrets,
         &options.prefix,
         &[
@@ -342,7 +342,7 @@ async fn serve_fleet(
     if ports.len() == 1 {
         return Ok((urls.first().cloned(), Vec::new()));
     }
-    let (url, proxy) = crate::proxy::start(ports, triggers.shutdown()).await?;
+    let (url, proxy) = crate::storefront::proxy::start(ports, triggers.shutdown()).await?;
     triggers.tasks.spawn(proxy);
     Ok((Some(url), urls))
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use catalog_core::tags::StockTagPolicy;
 
-use crate::consistency::AwsConsistency;
-use crate::function::Function;
+use crate::emulator::function::Function;
+use crate::layers::consistency::AwsConsistency;
 use crate::services;
 
 /// Wraps a function before the stack invokes it (tests inject faults this way).
@@ -76,9 +76,9 @@ pub enum Delivery {
 #[derive(Clone)]
 pub enum Layer {
     /// Throttles their calls (chaos runs).
-    Throttling(Arc<crate::faults::Throttling>),
+    Throttling(Arc<crate::layers::faults::Throttling>),
     /// Makes their DynamoDB as weak as AWS's: a lagging index and replica, held writes (see
-    /// [`crate::consistency`]).
+    /// [`crate::layers::consistency`]).
     AwsConsistency(AwsConsistency),
 }
 

@@ -12,16 +12,16 @@ use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use tokio::task::JoinSet;
 
 use super::resources::{Queues, Tables};
-use crate::event_sources::{HttpRoute, QueueSource, ScheduleSource, StreamSource};
-use crate::function::{self, Function};
-use crate::http_api;
+use crate::emulator::function::{self, Function};
+use crate::emulator::http_api;
+use crate::emulator::queue_mapping::QueueMapping;
+use crate::emulator::schedule;
+use crate::emulator::stats::Stats;
+use crate::emulator::stream_mapping::StreamMapping;
+use crate::emulator::streams::StreamReader;
 use crate::provision::queue_arn;
-use crate::queue_mapping::QueueMapping;
-use crate::schedule;
 use crate::shutdown::Shutdown;
-use crate::stats::Stats;
-use crate::stream_mapping::StreamMapping;
-use crate::streams::StreamReader;
+use crate::template::event_sources::{HttpRoute, QueueSource, ScheduleSource, StreamSource};
 
 /// The running triggers and their counters.
 pub struct Triggers {

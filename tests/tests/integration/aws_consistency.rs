@@ -9,8 +9,8 @@ use anyhow::{ensure, Result};
 use catalog::store::SummaryStore;
 use catalog_core::ids::ProductId;
 use catalog_core::testing::product;
-use catalog_local::consistency::AwsConsistency;
-use catalog_local::edits::Editor;
+use catalog_local::dev::edits::Editor;
+use catalog_local::layers::consistency::AwsConsistency;
 use catalog_local::stack::{Layer, Options, Stack};
 use catalog_tests::eventually::within;
 

@@ -184,7 +184,7 @@ async fn listing_api_events_are_api_gateway_v2_requests() -> Result<()> {
         ),
     ];
     for (name, method, target, body, status) in cases {
-        let event = catalog_local::apigw::http_request(
+        let event = catalog_local::emulator::apigw::http_request(
             method,
             target,
             &[("accept", "application/json")],
@@ -259,7 +259,7 @@ async fn reconciler_events_start_runs_and_run_segments() -> Result<()> {
 async fn the_admin_route_event_queues_a_products_tags() -> Result<()> {
     let env = TestEnv::new().await?;
     env.put_product(&product("p-1002", "store-7")).await?;
-    let mut request = catalog_local::apigw::http_request(
+    let mut request = catalog_local::emulator::apigw::http_request(
         "POST",
         "/admin/products/p-1002/revalidate",
         &[("content-length", "0")],
@@ -268,7 +268,7 @@ async fn the_admin_route_event_queues_a_products_tags() -> Result<()> {
     request["routeKey"] = json!("POST /admin/products/{productId}/revalidate");
     request["requestContext"]["routeKey"] = request["routeKey"].clone();
     request["pathParameters"] = json!({"productId": "p-1002"});
-    catalog_local::apigw::authorize_iam(&mut request);
+    catalog_local::emulator::apigw::authorize_iam(&mut request);
     let event = check("reconciler/revalidate-product.json", &request)?;
     let answer = env
         .reconciler()

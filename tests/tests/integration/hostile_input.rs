@@ -327,10 +327,11 @@ async fn every_route_answers_a_hostile_request_without_a_5xx() -> Result<()> {
         } else {
             format!("{path}?{}", query.join("&"))
         };
-        let mut event = catalog_local::apigw::http_request(method, &target, &[], body.as_deref());
+        let mut event =
+            catalog_local::emulator::apigw::http_request(method, &target, &[], body.as_deref());
         let (status, answer) = if root.starts_with("/admin") {
             // As API Gateway passes it: signed, so the hostile part is the path.
-            catalog_local::apigw::authorize_iam(&mut event);
+            catalog_local::emulator::apigw::authorize_iam(&mut event);
             let answer = admin.handle(event, std::time::Instant::now()).await?;
             (answer["statusCode"].as_i64().unwrap_or(0), answer)
         } else {

@@ -13,8 +13,8 @@ use catalog_core::ids::{LocationId, ProductId};
 use catalog_core::messages::TagMessage;
 use catalog_core::model::{MinorUnits, ProductSummary};
 use catalog_core::testing::product;
-use catalog_local::edits::Editor;
-use catalog_local::function::{Function, FunctionError, Invocation};
+use catalog_local::dev::edits::Editor;
+use catalog_local::emulator::function::{Function, FunctionError, Invocation};
 use catalog_local::stack::{queue_depth, Options, Stack, Wrap};
 use catalog_tests::eventually::within;
 use serde_json::{json, Value};
@@ -330,7 +330,7 @@ fn catalog_local(dir: &std::path::Path, args: &[&str]) -> Command {
 /// emulators answer anyone, unsigned. Containers (`sam local`) get in through the Docker
 /// bridge, where Docker runs.
 fn only_loopback_and_the_docker_bridge_listen(stack: &Running) -> Result<()> {
-    let bridge = catalog_local::docker_bridge::address().ok();
+    let bridge = catalog_local::services::docker_bridge::address().ok();
     let addresses = catalog_tests::listening::listening(stack.0.id().try_into()?)?;
     // DynamoDB Local, moto and the listing API at least.
     ensure!(

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::process::Command;
 
 use anyhow::{ensure, Context, Result};
-use catalog_local::demo::{self, DemoSize};
+use catalog_local::dev::demo::{self, DemoSize};
 use catalog_local::stack::{Options, Stack};
 use serde_yaml_ng::Value;
 

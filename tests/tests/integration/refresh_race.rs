@@ -11,7 +11,7 @@ use catalog::store::{SourceStore, SummaryStore};
 use catalog_core::ids::ProductId;
 use catalog_core::tags::StockTagPolicy;
 use catalog_core::testing::{product, stock};
-use catalog_local::faults::Gate;
+use catalog_local::layers::faults::Gate;
 use catalog_local::services;
 use catalog_tests::TestEnv;
 

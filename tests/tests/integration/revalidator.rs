@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use aws_lambda_events::event::sqs::SqsEvent;
-use catalog_local::{secrets, services};
+use catalog_local::provision::secrets;
+use catalog_local::services;
 use catalog_tests::eventually::within;
 use catalog_tests::storefront_stub::{Reply, StorefrontStub};
 use catalog_tests::TestEnv;
@@ -413,7 +414,7 @@ async fn a_message_that_keeps_failing_lands_in_the_dead_letter_queue() -> Result
     assert!(stub.tags().is_empty());
 
     // The recovery, once the storefront is back: one redrive, and the tags go out.
-    let moved = catalog_local::redrive::redrive(
+    let moved = catalog_local::dev::redrive::redrive(
         &env.sqs,
         &env.queues.tag_dead_letter_queue,
         &env.queues.tag_queue,

@@ -348,7 +348,7 @@ async fn poll_until(
 async fn a_throttled_import_reaches_the_log_seconds_after_the_throttling_ends() -> Result<()> {
     let env = Arc::new(TestEnv::new().await?);
     let table = env.create_tag_table().await?;
-    let throttling = catalog_local::faults::Throttling::new(100, 29);
+    let throttling = catalog_local::layers::faults::Throttling::new(100, 29);
     let config = catalog_local::services::sdk_config(&catalog_tests::endpoints().0).await;
     let throttled = catalog_local::services::wrapped_dynamodb(&config, |h| throttling.wrap(h));
 

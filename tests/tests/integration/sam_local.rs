@@ -1,7 +1,7 @@
 //! `sam local invoke` and `sam local start-api` for real: the arm64 bootstraps `sam build`
 //! left in .aws-sam/build, in Docker (under qemu on an x86 machine), against DynamoDB Local and
 //! moto, configured only through the `--env-vars` file the local stack writes
-//! (catalog_local::sam_env). Every file in events/ must give the answer it gives on the
+//! (catalog_local::dev::sam_env). Every file in events/ must give the answer it gives on the
 //! binaries under `cargo lambda watch` (lambda_binaries.rs), with the same effects.
 //!
 //! Needs Docker with the base image (scripts/sam-local) and the deployable build
@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use catalog_local::sam_env;
+use catalog_local::dev::sam_env;
 use catalog_local::services::{self, Service};
 use catalog_local::stack::Endpoints;
 use catalog_tests::sample_events::{check_effects, outcome, seed, CASES};
@@ -45,7 +45,7 @@ fn check_prerequisites(root: &Path) -> Result<()> {
 }
 
 /// `sam local` pointed at `env`'s tables and queues through the files the local stack writes
-/// for its own (catalog_local::sam_env), with the template's two secrets created in moto.
+/// for its own (catalog_local::dev::sam_env), with the template's two secrets created in moto.
 struct SamLocal {
     root: PathBuf,
     env_vars: PathBuf,
@@ -70,7 +70,8 @@ impl SamLocal {
             revalidate_endpoints: Vec::new(),
             tables: env.resources().tables,
             queues: env.queues.clone(),
-            secrets: catalog_local::secrets::create(&secrets_client, &prefix, &secrets).await?,
+            secrets: catalog_local::provision::secrets::create(&secrets_client, &prefix, &secrets)
+                .await?,
         };
         let env_vars = dir.join("sam-env.json");
         sam_env::write(&env_vars, &endpoints, &[revalidate.to_owned()])?;
@@ -95,7 +96,7 @@ impl SamLocal {
                 "host.docker.internal:host-gateway",
                 "--skip-pull-image",
                 "--invoke-image",
-                catalog_local::sam_env::STANDIN_IMAGE,
+                catalog_local::dev::sam_env::STANDIN_IMAGE,
             ])
             .envs(self.shell.iter().map(|(k, v)| (k, v)));
         Ok(command)

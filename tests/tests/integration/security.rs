@@ -141,13 +141,13 @@ async fn the_admin_route_decodes_ids_and_strips_a_named_stage() -> Result<()> {
     let env = TestEnv::new().await?;
     env.put_product(&catalog_core::testing::product("café-1", "store-é"))
         .await?;
-    let mut request = catalog_local::apigw::http_request(
+    let mut request = catalog_local::emulator::apigw::http_request(
         "POST",
         "/prod/admin/products/caf%C3%A9-1/revalidate",
         &[("content-length", "0")],
         None,
     );
-    catalog_local::apigw::authorize_iam(&mut request);
+    catalog_local::emulator::apigw::authorize_iam(&mut request);
     request["requestContext"]["stage"] = json!("prod");
     let answer = env
         .reconciler()
@@ -173,7 +173,7 @@ async fn the_admin_route_refuses_a_caller_no_iam_authorizer_vouched_for() -> Res
     let env = TestEnv::new().await?;
     env.put_product(&catalog_core::testing::product("p-1", "store-1"))
         .await?;
-    let request = catalog_local::apigw::http_request(
+    let request = catalog_local::emulator::apigw::http_request(
         "POST",
         "/admin/products/p-1/revalidate",
         &[("content-length", "0")],

@@ -251,7 +251,7 @@ fn the_sam_local_env_file_sets_every_resource_reference() -> Result<()> {
         )?,
         secrets: names(&["CursorSecret", "RevalidateSecret"]),
     };
-    let file = catalog_local::sam_env::render(&endpoints, &[])?;
+    let file = catalog_local::dev::sam_env::render(&endpoints, &[])?;
     let set = file["Parameters"].as_object().context("Parameters")?;
     let mut missing = Vec::new();
     for (id, resource) in resources {

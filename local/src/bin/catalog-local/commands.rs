@@ -9,8 +9,8 @@ use catalog::store::SummaryStore;
 use catalog_core::ids::{LocationId, ProductId, StoreId};
 use catalog_core::model::{Image, MinorUnits, Product, ProductStatus};
 use catalog_core::tags::StockTagPolicy;
-use catalog_local::edits::Editor;
-use catalog_local::metrics_report::MetricsReport;
+use catalog_local::dev::edits::Editor;
+use catalog_local::dev::metrics_report::MetricsReport;
 use catalog_local::stack::{Endpoints, RECONCILE_SEGMENTS};
 
 use crate::args::{Args, USAGE};
@@ -216,7 +216,7 @@ async fn redrive(cx: &Session, args: &mut Args) -> Result<()> {
         .with_context(|| format!("no queue of template.yaml dead-letters to {dead}"))?;
     let queues = &cx.endpoints.queues;
     let (from, to) = (queues.url(&dead)?, queues.url(&source.logical_id)?);
-    let moved = catalog_local::redrive::redrive(&cx.sqs, from, to).await?;
+    let moved = catalog_local::dev::redrive::redrive(&cx.sqs, from, to).await?;
     println!(
         "moved {moved} messages from {dead} back to {}",
         source.logical_id

@@ -6,10 +6,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use catalog_local::consistency::AwsConsistency;
-use catalog_local::demo::{self, DemoSize};
-use catalog_local::docker_bridge;
-use catalog_local::sam_env;
+use catalog_local::dev::demo::{self, DemoSize};
+use catalog_local::dev::sam_env;
+use catalog_local::layers::consistency::AwsConsistency;
+use catalog_local::services::docker_bridge;
 use catalog_local::services::Listen;
 use catalog_local::stack::{Delivery, Endpoints, Layer, Options, Stack, Status, Storefront};
 

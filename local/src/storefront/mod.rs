@@ -2,6 +2,8 @@
 //! `next start` instances on free ports, reading the local listing API and either accepting
 //! revalidate calls signed with its own key (derived from the local secret) or reading their tags from the tag table.
 
+pub mod proxy;
+
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;

@@ -2,6 +2,8 @@
 //! emulator: tables with their indexes, streams and TTL, and queues with their dead-letter
 //! queues.
 
+pub mod secrets;
+
 use std::collections::HashMap;
 
 use anyhow::{anyhow, bail, Context, Result};

@@ -16,11 +16,11 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::net::TcpListener;
 
-use crate::apigw::{authorize_iam, http_request};
-use crate::event_sources::HttpRoute;
-use crate::function::Function;
+use crate::emulator::apigw::{authorize_iam, http_request};
+use crate::emulator::function::Function;
+use crate::emulator::stats::Stats;
 use crate::shutdown::Shutdown;
-use crate::stats::Stats;
+use crate::template::event_sources::HttpRoute;
 
 /// API Gateway's payload limit (10 MB); larger bodies get 413 as there.
 const MAX_BODY: usize = 10 * 1024 * 1024;

@@ -10,11 +10,11 @@ use aws_lambda_events::event::sqs::SqsBatchResponse;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
 use serde_json::{json, Map, Value};
 
-use crate::event_sources::QueueSource;
-use crate::function::Function;
+use crate::emulator::function::Function;
+use crate::emulator::stats::Stats;
 use crate::services::REGION;
 use crate::shutdown::Shutdown;
-use crate::stats::Stats;
+use crate::template::event_sources::QueueSource;
 
 /// How long one receive waits for a message (short, so a stop is noticed within it).
 const LONG_POLL_SECS: i32 = 1;

@@ -11,11 +11,11 @@ use aws_lambda_events::streams::DynamoDbEventResponse;
 use aws_sdk_dynamodbstreams::types::Record;
 use serde_json::{json, Value};
 
-use crate::event_sources::StreamSource;
-use crate::function::Function;
+use crate::emulator::function::Function;
+use crate::emulator::stats::Stats;
+use crate::emulator::streams::{lambda_event, StreamReader};
 use crate::shutdown::Shutdown;
-use crate::stats::Stats;
-use crate::streams::{lambda_event, StreamReader};
+use crate::template::event_sources::StreamSource;
 
 /// How often a mapping looks for new shards (a split closes a shard and opens children).
 const SHARD_DISCOVERY: Duration = Duration::from_secs(10);

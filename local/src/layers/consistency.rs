@@ -17,7 +17,7 @@
 //!
 //! Not modelled: lag on Products and Inventory (the functions read them consistently), a
 //! replica that serves an item newer than another replica did (there is one replica), lag on
-//! the stream itself, and throttling (see [`crate::faults`]).
+//! the stream itself, and throttling (see [`crate::layers::faults`]).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -37,7 +37,7 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 
-use crate::demo::Rng;
+use crate::rng::Rng;
 use crate::shutdown::Shutdown;
 
 /// How weak to make DynamoDB.

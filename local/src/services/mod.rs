@@ -1,10 +1,12 @@
 //! Starting DynamoDB Local and the SQS emulator (moto) on free loopback ports, or using ones
 //! already running. Neither listens beyond loopback: containers get in through a forwarder on
-//! the Docker bridge ([`crate::docker_bridge`]) when asked.
+//! the Docker bridge ([`crate::services::docker_bridge`]) when asked.
 //!
 //! Each service runs under a small shell watchdog that ends it when this process ends, even if
 //! this process never gets to run its destructors (a test binary exits without dropping
 //! statics).
+
+pub mod docker_bridge;
 
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream};
@@ -16,7 +18,7 @@ use anyhow::{bail, Context, Result};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
-use crate::docker_bridge::Forward;
+use crate::services::docker_bridge::Forward;
 
 /// The region every local client uses.
 pub const REGION: &str = "us-east-1";
@@ -72,7 +74,7 @@ pub enum Listen {
     #[default]
     Loopback,
     /// 127.0.0.1, and this address through a forwarder: the Docker bridge's
-    /// ([`crate::docker_bridge::address`]), so that `sam local` containers reach the service
+    /// ([`crate::services::docker_bridge::address`]), so that `sam local` containers reach the service
     /// through `host.docker.internal`.
     LoopbackAnd(IpAddr),
 }
@@ -233,7 +235,7 @@ pub fn dynamodb_local(root: &Path, listen: Listen) -> Result<Service> {
 }
 
 const LAUNCHER_CLASS: &str = "LoopbackDynamoDbLocal";
-const LAUNCHER_SOURCE: &str = include_str!("../java/LoopbackDynamoDbLocal.java");
+const LAUNCHER_SOURCE: &str = include_str!("../../java/LoopbackDynamoDbLocal.java");
 
 /// The folder holding the compiled launcher ([`LAUNCHER_SOURCE`]) for the DynamoDB Local in
 /// `dir`, compiled on first use under [`crate::local_dir`] (a folder per source and DynamoDB

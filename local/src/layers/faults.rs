@@ -12,7 +12,7 @@ use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
 
-use crate::demo::Rng;
+use crate::rng::Rng;
 
 /// How often to throttle, and how often it happened.
 #[derive(Debug)]

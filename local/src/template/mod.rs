@@ -2,6 +2,8 @@
 //! [`crate::provision`] creates them on the local services, so the local stack and the tests
 //! run on exactly what `sam deploy` creates.
 
+pub mod event_sources;
+
 use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
