@@ -16,6 +16,7 @@ use catalog_local::dev::edits::Editor;
 use catalog_local::emulator::function::{Function, Invocation};
 use catalog_local::rng::Rng;
 use catalog_local::stack::{Options, Stack, Status, Wrap};
+use catalog_tests::Inspect;
 use serde_json::Value;
 use tokio::sync::watch;
 
@@ -137,11 +138,9 @@ async fn expected(
     stack: &Stack,
     changed: &[ProductId],
 ) -> Result<BTreeMap<ProductId, Option<ProductSummary>>> {
-    let tables = &stack.endpoints.tables.catalog;
     let mut expected = BTreeMap::new();
     for id in changed {
-        let summary = catalog_tests::expected_summary(&stack.dynamodb, tables, id).await?;
-        expected.insert(id.clone(), summary);
+        expected.insert(id.clone(), stack.expected(id.as_str()).await?);
     }
     Ok(expected)
 }

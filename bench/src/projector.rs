@@ -2,6 +2,7 @@
 //! real projector (coalesced per product, batched reads, concurrent writes) and through a naive
 //! projector that handles one record at a time with the same refresh protocol.
 
+use catalog_tests::Inspect;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};

@@ -3,6 +3,7 @@
 //! of the same three tables with the same segment count, in one run. The backfill (a run on
 //! an empty Summaries table) is timed on the way.
 
+use catalog_tests::Inspect;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};

@@ -1,14 +1,18 @@
 //! The integration-test harness: DynamoDB Local and moto started once per test binary, and a
-//! fresh set of tables and queues (created from template.yaml) for every test.
+//! fresh set of tables and queues (created from template.yaml) for every test. What a test
+//! reads back, from a `TestEnv` or a whole local `Stack` alike, is [`Inspect`].
 
 pub mod browser;
 pub mod eventually;
+pub mod inspect;
 pub mod lambda_watch;
 pub mod listening;
 pub mod metric_refs;
 pub mod revalidate_route;
 pub mod sample_events;
 pub mod storefront_stub;
+
+pub use inspect::{expected_summary, Inspect};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -21,11 +25,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use catalog::config::ProjectorConfig;
-use catalog::store::{SourceStore, Stored, SummaryStore, TableNames};
-use catalog_core::ids::ProductId;
-use catalog_core::messages::{ParkedRecord, TagMessage};
-use catalog_core::model::{InventoryRow, Product, ProductSummary};
-use catalog_core::projection::{inherit_created_at, project};
+use catalog::store::{SummaryStore, TableNames};
+use catalog_core::model::{InventoryRow, Product};
 use catalog_core::tags::StockTagPolicy;
 use catalog_local::emulator::queue_mapping::lambda_record;
 use catalog_local::emulator::streams::{decode_event, lambda_event, StreamReader};
@@ -85,28 +86,6 @@ pub fn endpoints() -> (String, String) {
         services.dynamodb.endpoint.clone(),
         services.sqs.endpoint.clone(),
     )
-}
-
-/// The projection of `id`'s current source rows in `tables`: what its summary must equal. A
-/// product without `createdAt` keeps the creation time its summary already has, as the
-/// refresh and the reconciler complete it.
-pub async fn expected_summary(
-    dynamodb: &aws_sdk_dynamodb::Client,
-    tables: &TableNames,
-    id: &ProductId,
-) -> Result<Option<ProductSummary>> {
-    let sources = SourceStore::new(dynamodb.clone(), tables);
-    let summaries = SummaryStore::new(dynamodb.clone(), &tables.summaries);
-    let stored = summaries.get(id).await?.and_then(|s| s.record);
-    let product = sources.products(std::slice::from_ref(id)).await?.remove(id);
-    let product = product.transpose()?.flatten();
-    let rows = sources.inventory(id).await?;
-    let mut next = project(product.as_ref(), &rows);
-    if let Some(next) = &mut next {
-        let previous = stored.as_ref().map(|r| &r.summary);
-        inherit_created_at(next, previous, chrono::Utc::now());
-    }
-    Ok(next)
 }
 
 /// One test's own tables, queues and stream readers on the shared local services.
@@ -464,37 +443,6 @@ impl TestEnv {
         Ok(())
     }
 
-    /// What the Summaries table holds for `id`.
-    pub async fn stored(&self, id: &str) -> Result<Option<Stored>> {
-        let store = SummaryStore::new(self.dynamodb.clone(), &self.tables.summaries);
-        Ok(store.get(&ProductId::parse(id)?).await?)
-    }
-
-    /// The live summary of `id` (`None` for none or a tombstone).
-    pub async fn summary(&self, id: &str) -> Result<Option<ProductSummary>> {
-        Ok(self
-            .stored(id)
-            .await?
-            .and_then(|s| s.record)
-            .map(|r| r.summary))
-    }
-
-    /// The projection of `id`'s current source rows: what its summary must equal (see
-    /// [`expected_summary`]).
-    pub async fn expected(&self, id: &str) -> Result<Option<ProductSummary>> {
-        expected_summary(&self.dynamodb, &self.tables, &ProductId::parse(id)?).await
-    }
-
-    /// Asserts that `id`'s summary equals the projection of its current rows.
-    pub async fn assert_converged(&self, id: &str) -> Result<()> {
-        let (actual, expected) = (self.summary(id).await?, self.expected(id).await?);
-        anyhow::ensure!(
-            actual == expected,
-            "summary of {id} is {actual:#?}, but its rows project to {expected:#?}"
-        );
-        Ok(())
-    }
-
     /// Receives up to 10 messages visible on the queue at `url` (waiting up to `wait_secs`
     /// for one), as Lambda's SQS mapping hands them to a function.
     pub async fn receive_event(&self, url: &str, wait_secs: i32) -> Result<SqsEvent> {
@@ -514,80 +462,6 @@ impl TestEnv {
         Ok(serde_json::from_value(
             serde_json::json!({ "Records": records }),
         )?)
-    }
-
-    /// Receives and deletes every message in the queue with this logical id.
-    pub async fn drain_queue(&self, logical_id: &str) -> Result<Vec<String>> {
-        let url = self.queues.url(logical_id)?;
-        let mut bodies = Vec::new();
-        loop {
-            let output = self
-                .sqs
-                .receive_message()
-                .queue_url(url)
-                .max_number_of_messages(10)
-                .wait_time_seconds(0)
-                .send()
-                .await?;
-            let messages = output.messages.unwrap_or_default();
-            if messages.is_empty() {
-                return Ok(bodies);
-            }
-            for message in messages {
-                bodies.extend(message.body);
-                if let Some(handle) = message.receipt_handle {
-                    self.sqs
-                        .delete_message()
-                        .queue_url(url)
-                        .receipt_handle(handle)
-                        .send()
-                        .await?;
-                }
-            }
-        }
-    }
-
-    /// Queues one tag message holding `tags`, stamped now, as the projector queues one.
-    pub async fn queue_tags(&self, tags: &[String]) -> Result<()> {
-        let now = chrono::Utc::now().to_rfc3339();
-        let body =
-            serde_json::json!({"version": 1, "tags": tags, "eventTime": now, "enqueuedAt": now});
-        let send = self.sqs.send_message().queue_url(&self.queues.tag_queue);
-        send.message_body(body.to_string()).send().await?;
-        Ok(())
-    }
-
-    /// Every tag message queued since the last call. DynamoDB Local updates its indexes with
-    /// the write, so listing tags come at once, beside the product's own (no listing check).
-    pub async fn tag_messages(&self) -> Result<Vec<TagMessage>> {
-        let mut messages = Vec::new();
-        for body in self.drain_queue("TagQueue").await? {
-            messages.push(serde_json::from_str(&body).context("tag message body")?);
-        }
-        Ok(messages)
-    }
-
-    /// The tags queued since the last call, sorted and deduplicated.
-    pub async fn queued_tags(&self) -> Result<Vec<String>> {
-        let mut tags: Vec<String> = self
-            .tag_messages()
-            .await?
-            .into_iter()
-            .flat_map(|m| m.tags)
-            .map(String::from)
-            .collect();
-        tags.sort();
-        tags.dedup();
-        Ok(tags)
-    }
-
-    /// Every record parked since the last call.
-    pub async fn parked(&self) -> Result<Vec<ParkedRecord>> {
-        self.drain_queue("ParkedRecordsQueue")
-            .await?
-            .iter()
-            .map(|b| serde_json::from_str(b).context("parked record body"))
-            .collect()
     }
 }
 

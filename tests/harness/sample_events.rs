@@ -6,6 +6,7 @@ use anyhow::{ensure, Result};
 use catalog_core::testing::{product, stock};
 use serde_json::Value;
 
+use crate::Inspect;
 use crate::TestEnv;
 
 /// One sample event: the function's template logical id and binary, the file under events/,

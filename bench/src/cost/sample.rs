@@ -1,6 +1,7 @@
 //! The sample day: a seeded catalog, changes through the projector, the listing checks and the
 //! tag-revalidator (tag table), a reconciliation, and listing views three ways, each metered.
 
+use catalog_tests::Inspect;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 

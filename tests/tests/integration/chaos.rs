@@ -43,6 +43,7 @@ use catalog_local::rng::Rng;
 use catalog_local::stack::{queue_depth, Layer, Options, Stack, Wrap};
 use catalog_tests::eventually::within;
 use catalog_tests::storefront_stub::{Chaos, StorefrontStub};
+use catalog_tests::Inspect;
 use serde_json::Value;
 
 /// Prints to stderr, which the test harness does not capture: the figures show in CI's log.
@@ -253,20 +254,9 @@ async fn writer(
 
 /// Products whose summary differs from the projection of their current rows.
 async fn discrepancies(stack: &Stack, ids: &[ProductId]) -> Result<Vec<ProductId>> {
-    let summaries = SummaryStore::new(
-        stack.dynamodb.clone(),
-        stack.endpoints.tables.catalog.summaries.clone(),
-    );
-    let (client, tables) = (&stack.dynamodb, &stack.endpoints.tables.catalog);
     let mut wrong = Vec::new();
     for id in ids {
-        let expected = catalog_tests::expected_summary(client, tables, id).await?;
-        let actual = summaries
-            .get(id)
-            .await?
-            .and_then(|s| s.record)
-            .map(|r| r.summary);
-        if actual != expected {
+        if stack.summary(id.as_str()).await? != stack.expected(id.as_str()).await? {
             wrong.push(id.clone());
         }
     }
@@ -582,7 +572,7 @@ async fn outages(stub: StorefrontStub, writing: Arc<AtomicBool>) -> u64 {
 async fn found(stack: &Stack) -> Result<Found> {
     let outboxes = pending_outboxes(stack).await?;
     let reconciled = reconcile_dry_run(stack).await?;
-    let parked = drain_parked(stack).await?;
+    let parked = stack.parked().await?;
     let mut parked_ids: Vec<String> = parked
         .iter()
         .map(|p| {
@@ -633,28 +623,6 @@ async fn reconcile_dry_run(stack: &Stack) -> Result<Report> {
             reconciler::Segment::Continued(continuation) => message = continuation,
             reconciler::Segment::Finished(report) => return Ok(report),
             reconciler::Segment::Duplicate => anyhow::bail!("the only delivery was a duplicate"),
-        }
-    }
-}
-
-/// Every record on the parked-records queue, deleted as read.
-async fn drain_parked(stack: &Stack) -> Result<Vec<ParkedRecord>> {
-    let queue = &stack.endpoints.queues.parked_records_queue;
-    let mut parked = Vec::new();
-    loop {
-        let received = stack
-            .sqs
-            .receive_message()
-            .queue_url(queue)
-            .max_number_of_messages(10);
-        let messages = received.send().await?.messages.unwrap_or_default();
-        if messages.is_empty() {
-            return Ok(parked);
-        }
-        for m in messages {
-            parked.push(serde_json::from_str(m.body().unwrap_or_default())?);
-            let delete = stack.sqs.delete_message().queue_url(queue);
-            delete.set_receipt_handle(m.receipt_handle).send().await?;
         }
     }
 }

@@ -5,6 +5,7 @@
 //!
 //! After changing a fixture or a shape: `UPDATE_EVENTS=1 cargo test -p catalog-tests --test integration events::`.
 
+use catalog_tests::Inspect;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};

@@ -1,6 +1,7 @@
 //! listing-api against DynamoDB Local through API Gateway's v2 request and response shapes.
 //! Summaries are made the real way: source rows written, streams projected.
 
+use catalog_tests::Inspect;
 use std::collections::HashSet;
 
 use anyhow::{ensure, Context, Result};

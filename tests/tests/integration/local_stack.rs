@@ -8,15 +8,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use catalog::store::SummaryStore;
 use catalog_core::ids::{LocationId, ProductId};
-use catalog_core::messages::TagMessage;
-use catalog_core::model::{MinorUnits, ProductSummary};
+use catalog_core::model::MinorUnits;
 use catalog_core::testing::product;
 use catalog_local::dev::edits::Editor;
 use catalog_local::emulator::function::{Function, FunctionError, Invocation};
 use catalog_local::stack::{queue_depth, Options, Stack, Wrap};
 use catalog_tests::eventually::within;
+use catalog_tests::Inspect;
 use serde_json::{json, Value};
 
 static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -44,23 +43,6 @@ fn editor(stack: &Stack) -> Editor {
     )
 }
 
-async fn summary(stack: &Stack, id: &str) -> Result<Option<ProductSummary>> {
-    let store = SummaryStore::new(
-        stack.dynamodb.clone(),
-        stack.endpoints.tables.catalog.summaries.clone(),
-    );
-    Ok(store
-        .get_card(&ProductId::parse(id)?)
-        .await?
-        .map(|r| r.summary))
-}
-
-/// The projection of `id`'s current source rows (see `catalog_tests::expected_summary`).
-async fn expected(stack: &Stack, id: &str) -> Result<Option<ProductSummary>> {
-    let (client, tables) = (&stack.dynamodb, &stack.endpoints.tables.catalog);
-    catalog_tests::expected_summary(client, tables, &ProductId::parse(id)?).await
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stock_change_reaches_the_summary_and_the_tag_queue() -> Result<()> {
     let stack = stack(None).await?;
@@ -69,7 +51,6 @@ async fn a_stock_change_reaches_the_summary_and_the_tag_queue() -> Result<()> {
     let (p1, l1) = (ProductId::parse("p1")?, LocationId::parse("l1")?);
     edit.set_stock(&p1, &l1, 5, None).await?;
     stock_shows(&stack, "p1", 5).await?;
-    let tag_queue = stack.endpoints.queues.tag_queue.clone();
     // Once the create's and the first stock row's records are handled, their tags are
     // queued (all at once: DynamoDB Local's indexes never lag); drain them, then expect
     // exactly the stock change's tags.
@@ -84,20 +65,16 @@ async fn a_stock_change_reaches_the_summary_and_the_tag_queue() -> Result<()> {
             Ok(())
         })
         .await?;
-    drain_tags(&stack, &tag_queue).await?;
+    stack.tag_messages().await?;
 
     edit.set_stock(&p1, &l1, 9, None).await?;
     stock_shows(&stack, "p1", 9).await?;
-    let tags = tags_until(&stack, &tag_queue, "inventory:p1").await?;
+    let tags = tags_until(&stack, "inventory:p1").await?;
     // Eager stock policy: the listing shows stock, so the store page is invalidated too, at
     // once: the index already showed the write, so no listing check waits.
     assert_eq!(tags, ["inventory:p1", "store:s1:products"]);
-    let checks = &stack.endpoints.queues.listing_check_queue;
-    assert_eq!(
-        catalog_local::stack::queue_depth(&stack.sqs, checks).await?,
-        0
-    );
-    assert_eq!(summary(&stack, "p1").await?, expected(&stack, "p1").await?);
+    assert!(stack.queue_empty("ListingCheckQueue").await?);
+    stack.assert_converged("p1").await?;
 
     let status = stack.status().await?;
     assert_eq!(status.triggers["ProductsStream"].records, 1);
@@ -110,56 +87,25 @@ async fn a_stock_change_reaches_the_summary_and_the_tag_queue() -> Result<()> {
 async fn stock_shows(stack: &Stack, id: &str, available: u64) -> Result<()> {
     within(Duration::from_secs(10))
         .holds(async || {
-            let shown = summary(stack, id)
-                .await?
-                .and_then(|s| s.inventory_available);
+            let shown = stack.summary(id).await?.and_then(|s| s.inventory_available);
             ensure!(shown == Some(available), "{id} shows {shown:?} in stock");
             Ok(())
         })
         .await
 }
 
-/// The tags drained from `queue` until they hold `tag` (at most 10 s).
-async fn tags_until(stack: &Stack, queue: &str, tag: &str) -> Result<Vec<String>> {
+/// The tags drained from the tag queue, in order, until they hold `tag` (at most 10 s).
+async fn tags_until(stack: &Stack, tag: &str) -> Result<Vec<String>> {
     let mut tags = Vec::new();
     within(Duration::from_secs(10))
         .holds(async || {
-            tags.extend(drain_tags(stack, queue).await?);
+            let messages = stack.tag_messages().await?;
+            tags.extend(messages.iter().flat_map(|m| &m.tags).map(|t| t.to_string()));
             ensure!(tags.iter().any(|t| t == tag), "no {tag} in {tags:?}");
             Ok(())
         })
         .await?;
     Ok(tags)
-}
-
-/// The tags of the messages waiting in `queue`, drained.
-async fn drain_tags(stack: &Stack, queue: &str) -> Result<Vec<String>> {
-    let mut tags = Vec::new();
-    loop {
-        let messages = stack
-            .sqs
-            .receive_message()
-            .queue_url(queue)
-            .max_number_of_messages(10)
-            .send()
-            .await?
-            .messages
-            .unwrap_or_default();
-        if messages.is_empty() {
-            return Ok(tags);
-        }
-        for m in messages {
-            let body: TagMessage = serde_json::from_str(m.body().unwrap_or_default())?;
-            tags.extend(body.tags.iter().map(|t| t.to_string()));
-            stack
-                .sqs
-                .delete_message()
-                .queue_url(queue)
-                .set_receipt_handle(m.receipt_handle)
-                .send()
-                .await?;
-        }
-    }
 }
 
 /// How the wrapper below fails the projector, once.
@@ -260,9 +206,9 @@ async fn retried_without_loss(fault: Fault) -> Result<()> {
         })
         .await?;
     for id in ids {
-        let s = summary(stack, id).await?.context("a summary")?;
+        let s = stack.summary(id).await?.context("a summary")?;
         assert_eq!(s.price.get(), 1006, "{id} ends at its last price");
-        assert_eq!(Some(s), expected(stack, id).await?);
+        assert_eq!(Some(s), stack.expected(id).await?);
     }
     let status = stack.status().await?;
     let products = status.triggers["ProductsStream"];

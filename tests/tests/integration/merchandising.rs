@@ -3,6 +3,7 @@
 //! in the listing that issued it. Summaries are made the real way: rows written, streams
 //! projected.
 
+use catalog_tests::Inspect;
 use std::collections::HashSet;
 
 use anyhow::Result;

@@ -6,6 +6,7 @@ use anyhow::Result;
 use catalog_core::ids::StoreId;
 use catalog_core::model::{MinorUnits, ProductStatus};
 use catalog_core::testing::{product, stock};
+use catalog_tests::Inspect;
 use catalog_tests::TestEnv;
 
 #[tokio::test]

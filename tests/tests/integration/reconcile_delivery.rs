@@ -3,6 +3,7 @@
 //! lost after its step committed is sent again, and repairs whose tags could not be queued go
 //! out a minute later.
 
+use catalog_tests::Inspect;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;

@@ -1,6 +1,7 @@
 //! The reconciler against DynamoDB Local and moto: runs fan out to the reconcile queue and are
 //! worked segment by segment, as on AWS.
 
+use catalog_tests::Inspect;
 use std::time::Duration;
 
 use anyhow::Result;

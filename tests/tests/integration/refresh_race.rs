@@ -3,6 +3,7 @@
 //! invocation reads, decides and finishes. The summary must still end as the projection of
 //! the final rows.
 
+use catalog_tests::Inspect;
 use std::time::Duration;
 
 use anyhow::{ensure, Result};

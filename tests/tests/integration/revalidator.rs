@@ -2,6 +2,7 @@
 //! real tag queue (moto, from template.yaml, with its redrive policy): deduplication, chunking,
 //! signatures, retries, Retry-After, partial batch failures and the dead-letter queue.
 
+use catalog_tests::Inspect;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -4,6 +4,7 @@
 //! (DynamoDB Local), polled as Lambda's SQS mappings poll them: 5 containers on the tag queue,
 //! 2 on the retry queue.
 
+use catalog_tests::Inspect;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,6 +1,7 @@
 //! Security checks docs/SECURITY.md points to: logs carry neither secrets nor request bodies,
 //! every route bounds its input, and no secret value sits in template.yaml.
 
+use catalog_tests::Inspect;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

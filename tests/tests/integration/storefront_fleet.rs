@@ -15,12 +15,13 @@ use catalog_core::tag_table::{seq_pk, SEQ_SK};
 use catalog_local::dev::demo::{self, DemoSize};
 use catalog_local::dev::edits::Editor;
 use catalog_local::layers::consistency::AwsConsistency;
-use catalog_local::stack::{queue_depth, Delivery, Layer, Options, Stack, Storefront};
+use catalog_local::stack::{Delivery, Layer, Options, Stack, Storefront};
 use catalog_local::storefront::LOCAL_STOREFRONT;
 use catalog_tests::browser::{card, hide_title, Browser};
 use catalog_tests::eventually::{demo_settled, within};
 use catalog_tests::revalidate_route::{post, signed_headers};
 use catalog_tests::storefront_stub::get;
+use catalog_tests::Inspect;
 use serde_json::Value;
 use std::num::NonZeroUsize;
 
@@ -99,10 +100,6 @@ fn card_html<'a>(html: &'a str, id: &str) -> Option<&'a str> {
             .or_else(|| card.find("</main>"))
             .unwrap_or(card.len())],
     )
-}
-
-async fn empty(stack: &Stack, logical: &str) -> Result<bool> {
-    Ok(queue_depth(&stack.sqs, stack.endpoints.queues.url(logical)?).await? == 0)
 }
 
 /// The last position handed out in the local storefront's tag log: it moves with every
@@ -248,15 +245,15 @@ async fn every_instance_of_a_storefront_is_revalidated_through_the_tag_table() -
     within(Duration::from_secs(20))
         .every(Duration::from_millis(100))
         .holds(async || {
-            let drained = empty(&stack, "TagQueue").await?
-                && empty(&stack, "ListingCheckQueue").await?
+            let drained = stack.queue_empty("TagQueue").await?
+                && stack.queue_empty("ListingCheckQueue").await?
                 && stack.status().await?.triggers["Tags"].records > tags_before;
             ensure!(drained, "the tag queue never drained");
             Ok(())
         })
         .await?;
     ensure!(
-        empty(&stack, "TagQueue").await?,
+        stack.queue_empty("TagQueue").await?,
         "tags still queued with the storefront down"
     );
     for dlq in [
@@ -265,7 +262,7 @@ async fn every_instance_of_a_storefront_is_revalidated_through_the_tag_table() -
         "ParkedRecordsQueue",
         "StreamFailureQueue",
     ] {
-        ensure!(empty(&stack, dlq).await?, "{dlq} is not empty");
+        ensure!(stack.queue_empty(dlq).await?, "{dlq} is not empty");
     }
     for i in 0..instances.len() {
         fleet.restart(i)?;
