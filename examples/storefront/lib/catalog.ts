@@ -11,19 +11,14 @@
  */
 export const BACKSTOP_SECONDS = 300;
 
-export type ProductSummary = {
-  productId: string;
-  storeId: string;
-  title: string;
-  price: number; // minor units
-  active: boolean;
-  inventoryAvailable?: number; // absent: stock not tracked
-  primaryImageUrl?: string;
-  createdAt?: string;
-  updatedAt: string;
-};
+// The listing API's types come from docs/openapi.yaml, through lib/api.d.ts, which
+// `npm run api-types` generates (scripts/test fails when it is out of date).
+import type { components, operations } from "./api";
 
-export type Listing = { storeId: string; items: ProductSummary[]; nextCursor?: string };
+/** A product's card (`price` in minor units; no `inventoryAvailable`: stock not tracked). */
+export type ProductSummary = components["schemas"]["Card"];
+
+export type Listing = components["responses"]["Listing"]["content"]["application/json"];
 
 /** The listing API's base URL (catalog-local prints it; on AWS the stack output ListingApiUrl). */
 export function apiUrl(): string {
@@ -39,7 +34,7 @@ export const tags = {
 };
 
 /** The listing API's sorts; lib/shop.mjs has them with their menu labels. */
-export type Sort = "title" | "price_asc" | "price_desc" | "newest";
+export type Sort = components["parameters"]["Sort"];
 
 export type ListingQuery = { sort: Sort; inStock: boolean; cursor?: string; limit: number };
 
@@ -61,7 +56,8 @@ export async function listStore(storeId: string, query: ListingQuery): Promise<L
 }
 
 /** The cards on sale; every other id (unknown, draft, archived, deleted) is in `missing`. */
-export type CartCards = { products: ProductSummary[]; missing: string[] };
+export type CartCards =
+  operations["batchGetProducts"]["responses"][200]["content"]["application/json"];
 
 /**
  * A cart's cards in one `POST /products:batchGet`, cached under each product's product and

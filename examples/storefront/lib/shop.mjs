@@ -60,7 +60,7 @@ export function listingHref(storeId, state) {
 
 /**
  * The next page's URL, or null on the last page.
- * @param {string} storeId @param {ListingState} state @param {string | undefined} nextCursor
+ * @param {string} storeId @param {ListingState} state @param {string | null | undefined} nextCursor
  */
 export function nextHref(storeId, state, nextCursor) {
   if (!nextCursor) return null;
