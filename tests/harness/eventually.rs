@@ -42,6 +42,17 @@ impl Eventually {
     }
 }
 
+/// Loads the demo catalog into a running stack and waits until it is projected and its tags
+/// are handled ([`demo_settled`]).
+pub async fn demo_loaded(
+    stack: &catalog_local::stack::Stack,
+    size: catalog_local::dev::demo::DemoSize,
+) -> Result<()> {
+    let tables = &stack.endpoints.tables.catalog;
+    let loaded = catalog_local::dev::demo::load(&stack.dynamodb, tables, size, |_, _| {}).await?;
+    demo_settled(stack, loaded).await
+}
+
 /// Waits (at most 30 s) until a stack has handled the `loaded` stream records of its demo
 /// data and its tag queue is empty: the starting point of the storefront tests.
 pub async fn demo_settled(stack: &catalog_local::stack::Stack, loaded: usize) -> Result<()> {

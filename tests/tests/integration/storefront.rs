@@ -6,13 +6,14 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
+use catalog::store::SourceStore;
 use catalog_core::ids::{LocationId, ProductId};
 use catalog_core::model::MinorUnits;
-use catalog_local::dev::demo::{self, DemoSize};
+use catalog_local::dev::demo::DemoSize;
 use catalog_local::dev::edits::Editor;
 use catalog_local::stack::{queue_depth, Delivery, Options, Stack, Storefront};
 use catalog_tests::browser::{card, cents, hide_title, ids, Browser};
-use catalog_tests::eventually::{demo_settled, within};
+use catalog_tests::eventually::{demo_loaded, within};
 use catalog_tests::revalidate_route::{post, signed_headers, signed_with_key};
 use tag_revalidator::signature::AudienceKey;
 
@@ -47,6 +48,60 @@ async fn post_chunked(url: &str, bytes: usize) -> Result<u16> {
 #[ignore = "a browser test: scripts/test runs it, or --ignored storefront::"]
 async fn a_shopper_sees_new_prices_and_stock_after_a_reload_and_other_stores_stay_cached(
 ) -> Result<()> {
+    let (stack, secret) = stack_with_demo().await?;
+    let shop = Shop::new(&stack)?;
+    let mut browser = Browser::start()?;
+    let b_before = card(&browser.load(&shop.store2)?, B)?.clone();
+    ensure!(
+        card(&browser.load(&shop.store1)?, A)?["price"] != "$12.34",
+        "pick another price"
+    );
+    // B's summary changes behind the pipeline's back: no stream, no tags. Store-2's page must
+    // keep showing the cached title until something revalidates store-2.
+    hide_title(&stack, B, "Sneaky Title").await?;
+
+    let editor = Editor::new(
+        stack.dynamodb.clone(),
+        stack.endpoints.tables.catalog.clone(),
+    );
+    a_price_and_stock_change_shows_in_store_1(&stack, &shop, &editor, &mut browser).await?;
+    let b_after = card(&browser.load(&shop.store2)?, B)?.clone();
+    assert_eq!(
+        b_after, b_before,
+        "store-2 was revalidated by a store-1 change"
+    );
+    revalidating_b_shows_its_hidden_title(&stack, &shop, &mut browser).await?;
+    the_route_takes_only_genuine_calls(&format!("{}/api/revalidate", shop.url), &secret).await?;
+
+    shop_in_the_browser(&stack, &editor, &mut browser).await?;
+    stack.stop().await
+}
+
+/// p-00000 is in store-1, p-00001 in store-2 (demo data puts product i in store i % 2).
+const A: &str = "p-00000";
+const B: &str = "p-00001";
+
+/// The storefront's URL and its two store pages.
+struct Shop {
+    url: String,
+    store1: String,
+    store2: String,
+}
+
+impl Shop {
+    fn new(stack: &Stack) -> Result<Self> {
+        let url = stack.endpoints.storefront.clone().context("storefront")?;
+        Ok(Self {
+            store1: format!("{url}/stores/store-1"),
+            store2: format!("{url}/stores/store-2"),
+            url,
+        })
+    }
+}
+
+/// A stack with one storefront instance on its revalidate route, the demo catalog projected;
+/// and the secret its calls are signed with.
+async fn stack_with_demo() -> Result<(Stack, String)> {
     let (dynamodb, sqs) = catalog_tests::endpoints();
     let options = Options {
         prefix: format!("sf{}-", std::process::id()),
@@ -62,54 +117,31 @@ async fn a_shopper_sees_new_prices_and_stock_after_a_reload_and_other_stores_sta
         locations: 2,
         seed: 3,
     };
-    let loaded = demo::load(
-        &stack.dynamodb,
-        &stack.endpoints.tables.catalog,
-        size,
-        |_, _| {},
-    )
-    .await?;
-    demo_settled(&stack, loaded).await?;
-    let storefront = stack.endpoints.storefront.clone().context("storefront")?;
-    let (store1, store2) = (
-        format!("{storefront}/stores/store-1"),
-        format!("{storefront}/stores/store-2"),
-    );
-    // p-00000 is in store-1, p-00001 in store-2 (demo data puts product i in store i % 2).
-    let (a, b) = ("p-00000", "p-00001");
-    let mut browser = Browser::start()?;
-    let before = browser.load(&store1)?;
-    let b_before = card(&browser.load(&store2)?, b)?.clone();
-    ensure!(card(&before, a)?["price"] != "$12.34", "pick another price");
+    demo_loaded(&stack, size).await?;
+    Ok((stack, secret))
+}
 
-    // Change B's summary behind the pipeline's back: no stream, no tags. Store-2's page must
-    // keep showing the cached title until something revalidates store-2.
-    hide_title(&stack, b, "Sneaky Title").await?;
-
-    // A shopper-visible change in store-1: a price and a stock level.
-    let editor = Editor::new(
-        stack.dynamodb.clone(),
-        stack.endpoints.tables.catalog.clone(),
-    );
-    let a_id = ProductId::parse(a)?;
+/// A's price and stock change in the tables; store-1's page and A's page show both.
+async fn a_price_and_stock_change_shows_in_store_1(
+    stack: &Stack,
+    shop: &Shop,
+    editor: &Editor,
+    browser: &mut Browser,
+) -> Result<()> {
+    let a_id = ProductId::parse(A)?;
     let changed = Instant::now();
     editor.set_price(&a_id, MinorUnits::new(1234)?).await?;
     editor
         .set_stock(&a_id, &LocationId::parse("loc-1")?, 500, Some(0))
         .await?;
-    let rows =
-        catalog::store::SourceStore::new(stack.dynamodb.clone(), &stack.endpoints.tables.catalog)
-            .inventory(&a_id)
-            .await?;
-    let expected_stock = rows
-        .iter()
-        .map(|r| (r.on_hand - r.reserved).max(0))
-        .sum::<i64>();
+    let sources = SourceStore::new(stack.dynamodb.clone(), &stack.endpoints.tables.catalog);
+    let rows = sources.inventory(&a_id).await?;
+    let available: i64 = rows.iter().map(|r| (r.on_hand - r.reserved).max(0)).sum();
+    let stock = format!("{available} in stock");
     let fresh = within(Duration::from_secs(10))
         .every(Duration::from_millis(100))
         .holds(async || {
-            let shown = card(&browser.load(&store1)?, a)?.clone();
-            let stock = format!("{expected_stock} in stock");
+            let shown = card(&browser.load(&shop.store1)?, A)?.clone();
             ensure!(
                 shown["price"] == "$12.34" && shown["stock"] == stock,
                 "store-1 never showed the change: {shown}"
@@ -118,108 +150,95 @@ async fn a_shopper_sees_new_prices_and_stock_after_a_reload_and_other_stores_sta
         })
         .await?;
     println!("store-1 page fresh in the browser {fresh:?} after the writes");
-    let product_page = browser.load(&format!("{storefront}/products/{a}"))?;
-    assert_eq!(card(&product_page, a)?["price"], "$12.34");
+    let product_page = browser.load(&format!("{}/products/{A}", shop.url))?;
+    assert_eq!(card(&product_page, A)?["price"], "$12.34");
+    Ok(())
+}
 
-    // Store-2 was not revalidated: still the cached card.
-    let b_after = card(&browser.load(&store2)?, b)?.clone();
-    assert_eq!(
-        b_after, b_before,
-        "store-2 was revalidated by a store-1 change"
-    );
-
-    // ...and the check above can fail: revalidating B (the admin route) shows the title.
+/// The check that store-2 stayed cached can fail: revalidating B (the admin route) shows the
+/// title hidden in its summary.
+async fn revalidating_b_shows_its_hidden_title(
+    stack: &Stack,
+    shop: &Shop,
+    browser: &mut Browser,
+) -> Result<()> {
     let admin = format!(
-        "{}/admin/products/{b}/revalidate",
+        "{}/admin/products/{B}/revalidate",
         stack.endpoints.listing_api
     );
     assert_eq!(post(&admin, &[], "").await?, 202);
     within(Duration::from_secs(10))
         .every(Duration::from_millis(100))
         .holds(async || {
-            let title = card(&browser.load(&store2)?, b)?["title"].clone();
+            let title = card(&browser.load(&shop.store2)?, B)?["title"].clone();
             ensure!(
                 title == "Sneaky Title",
                 "revalidateProduct did not reach store-2"
             );
             Ok(())
         })
-        .await?;
+        .await
+}
 
-    // The real route refuses what is not a genuine call.
-    let route = format!("{storefront}/api/revalidate");
+/// The real route refuses what is not a genuine call: unsigned, forged, tampered, expired,
+/// signed for another storefront or with its key, replayed, malformed, too large.
+async fn the_route_takes_only_genuine_calls(route: &str, secret: &str) -> Result<()> {
     let body = r#"{"tags":["store:store-2:products"]}"#;
     let now = chrono::Utc::now().timestamp();
     let signed = |secret: &str, timestamp: i64, nonce: &str, body: &str| {
-        signed_headers(secret, &route, timestamp, nonce, body)
+        signed_headers(secret, route, timestamp, nonce, body)
     };
-    assert_eq!(post(&route, &[], body).await?, 401, "unsigned");
-    assert_eq!(
-        post(&route, &signed("wrong", now, "forged-1", body), body).await?,
-        401,
-        "forged"
-    );
-    let tampered = signed(&secret, now, "tampered-1", body);
-    assert_eq!(
-        post(&route, &tampered, r#"{"tags":["store:store-1:products"]}"#).await?,
-        401,
-        "tampered"
-    );
-    assert_eq!(
-        post(
-            &route,
-            &signed(&secret, now - 3600, "expired-1", body),
-            body
-        )
-        .await?,
-        401,
-        "expired"
-    );
-    let elsewhere = signed_headers(
-        &secret,
-        "https://shop-b.example/api/revalidate",
-        now,
-        "misdirected-1",
-        body,
-    );
-    assert_eq!(
-        post(&route, &elsewhere, body).await?,
-        401,
-        "signed for another storefront"
-    );
+    let elsewhere = "https://shop-b.example/api/revalidate";
     // All a compromised shop-b holds is its own key: it signs nothing this route accepts.
-    let b_key = AudienceKey::derive(secret.as_bytes(), "https://shop-b.example/api/revalidate");
-    let forged = signed_with_key(&b_key, &route, now, "other-key-1", body);
-    assert_eq!(
-        post(&route, &forged, body).await?,
-        401,
-        "signed with another storefront's key"
-    );
-    let genuine = signed(&secret, now, "genuine-1", body);
-    assert_eq!(post(&route, &genuine, body).await?, 200, "genuine");
-    assert_eq!(post(&route, &genuine, body).await?, 401, "replayed");
+    let b_key = AudienceKey::derive(secret.as_bytes(), elsewhere);
+    let tampered = r#"{"tags":["store:store-1:products"]}"#;
+    let refused = [
+        ("unsigned", Vec::new(), body),
+        ("forged", signed("wrong", now, "forged-1", body), body),
+        (
+            "tampered",
+            signed(secret, now, "tampered-1", body),
+            tampered,
+        ),
+        (
+            "expired",
+            signed(secret, now - 3600, "expired-1", body),
+            body,
+        ),
+        (
+            "signed for another storefront",
+            signed_headers(secret, elsewhere, now, "misdirected-1", body),
+            body,
+        ),
+        (
+            "signed with another storefront's key",
+            signed_with_key(&b_key, route, now, "other-key-1", body),
+            body,
+        ),
+    ];
+    for (what, headers, sent) in refused {
+        assert_eq!(post(route, &headers, sent).await?, 401, "{what}");
+    }
+    let genuine = signed(secret, now, "genuine-1", body);
+    assert_eq!(post(route, &genuine, body).await?, 200, "genuine");
+    assert_eq!(post(route, &genuine, body).await?, 401, "replayed");
     let bad = r#"{"tags":"store:store-2:products"}"#;
-    assert_eq!(
-        post(&route, &signed(&secret, now, "malformed-1", bad), bad).await?,
-        400,
-        "malformed"
-    );
+    let malformed = signed(secret, now, "malformed-1", bad);
+    assert_eq!(post(route, &malformed, bad).await?, 400, "malformed");
     // Size is counted in bytes and checked before the body is read: 40,000 "é" are 80,000
     // bytes (the old check counted 40,000 UTF-16 units and let them through to the HMAC).
     let wide = "é".repeat(40_000);
     assert_eq!(
-        post(&route, &[], &wide).await?,
+        post(route, &[], &wide).await?,
         413,
         "80 KB of 2-byte characters"
     );
     assert_eq!(
-        post_chunked(&route, 1024 * 1024).await?,
+        post_chunked(route, 1024 * 1024).await?,
         413,
         "1 MiB chunked"
     );
-
-    shop_in_the_browser(&stack, &editor, &mut browser).await?;
-    stack.stop().await
+    Ok(())
 }
 
 /// A shopper's merchandising session: sort by price, page forward and back, toggle in-stock,

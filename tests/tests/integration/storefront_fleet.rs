@@ -12,13 +12,13 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use catalog_core::ids::ProductId;
 use catalog_core::model::MinorUnits;
 use catalog_core::tag_table::{seq_pk, SEQ_SK};
-use catalog_local::dev::demo::{self, DemoSize};
+use catalog_local::dev::demo::DemoSize;
 use catalog_local::dev::edits::Editor;
 use catalog_local::layers::consistency::AwsConsistency;
 use catalog_local::stack::{Delivery, Layer, Options, Stack, Storefront};
 use catalog_local::storefront::LOCAL_STOREFRONT;
 use catalog_tests::browser::{card, hide_title, Browser};
-use catalog_tests::eventually::{demo_settled, within};
+use catalog_tests::eventually::{demo_loaded, within};
 use catalog_tests::revalidate_route::{post, signed_headers};
 use catalog_tests::storefront_stub::get;
 use catalog_tests::Inspect;
@@ -56,14 +56,7 @@ async fn fleet_stack(name: &str, aws_consistency: Option<AwsConsistency>) -> Res
         locations: 2,
         seed: 5,
     };
-    let loaded = demo::load(
-        &stack.dynamodb,
-        &stack.endpoints.tables.catalog,
-        size,
-        |_, _| {},
-    )
-    .await?;
-    demo_settled(&stack, loaded).await?;
+    demo_loaded(&stack, size).await?;
     Ok(stack)
 }
 
