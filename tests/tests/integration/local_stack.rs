@@ -308,42 +308,99 @@ fn read(path: &std::path::Path) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_run_command_and_the_cli_work_together() -> Result<()> {
-    let dir = std::env::temp_dir().join(format!("catalog-local-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let out = dir.join("up.out");
-    use std::os::unix::process::CommandExt;
-    let child = catalog_local(&dir, &["up", "--products", "20", "--stores", "2"])
-        .process_group(0)
-        .stdout(std::fs::File::create(&out)?)
-        .stderr(std::fs::File::create(dir.join("up.err"))?)
-        .stdin(Stdio::null())
-        .spawn()?;
-    let running = Running(child);
-    within(Duration::from_secs(180))
-        .every(Duration::from_millis(200))
-        .holds(async || {
-            let (shown, err) = (read(&out), read(&dir.join("up.err")));
-            ensure!(
-                shown.contains("ready"),
-                "the stack did not start: {shown}\n{err}"
-            );
-            Ok(())
-        })
+    let cli = Cli::new()?;
+    let running = cli.up().await?;
+    a_stock_change_through_the_cli_shows_in_its_summary(&cli).await?;
+    listings_take_the_merchandising_options(&cli)?;
+    // 20 products + 60 stock rows from the demo loader, then the CLI's stock change.
+    cli.screen_shows("records 81 (products 20, inventory 61)")
         .await?;
-    let cli = |args: &[&str]| -> Result<String> {
-        let output = catalog_local(&dir, args).output()?;
+    the_telemetry_has_its_lambda_shapes(&cli)?;
+    the_sam_local_files_point_at_the_containers_view(&cli)?;
+    only_loopback_and_the_docker_bridge_listen(&running)?;
+    drop(running);
+    let log = read(&cli.dir.join("up.out"));
+    assert!(log.contains("stopped."), "no clean stop: {log}");
+    for file in ["stack.json", "sam-env.json", "sam-env.sh"] {
+        assert!(!cli.dir.join(file).exists(), "{file} outlived the stack");
+    }
+    Ok(())
+}
+
+/// `catalog-local` as a developer runs it, in a state folder of its own.
+struct Cli {
+    dir: std::path::PathBuf,
+}
+
+impl Cli {
+    fn new() -> Result<Self> {
+        let dir = std::env::temp_dir().join(format!("catalog-local-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        Ok(Self { dir })
+    }
+
+    /// `up` with a small demo catalog, once it says it is ready.
+    async fn up(&self) -> Result<Running> {
+        use std::os::unix::process::CommandExt;
+        let (out, err) = (self.dir.join("up.out"), self.dir.join("up.err"));
+        let child = catalog_local(&self.dir, &["up", "--products", "20", "--stores", "2"])
+            .process_group(0)
+            .stdout(std::fs::File::create(&out)?)
+            .stderr(std::fs::File::create(&err)?)
+            .stdin(Stdio::null())
+            .spawn()?;
+        let running = Running(child);
+        within(Duration::from_secs(180))
+            .every(Duration::from_millis(200))
+            .holds(async || {
+                let (shown, err) = (read(&out), read(&err));
+                ensure!(
+                    shown.contains("ready"),
+                    "the stack did not start: {shown}\n{err}"
+                );
+                Ok(())
+            })
+            .await?;
+        Ok(running)
+    }
+
+    /// A command's stdout; its stderr is the error when it fails.
+    fn run(&self, args: &[&str]) -> Result<String> {
+        let output = catalog_local(&self.dir, args).output()?;
         ensure!(
             output.status.success(),
             "{args:?}: {}",
             String::from_utf8_lossy(&output.stderr)
         );
         Ok(String::from_utf8(output.stdout)?)
-    };
-    cli(&["stock", "p-00003", "loc-2", "500"])?;
-    let summary: Value = within(Duration::from_secs(30))
+    }
+
+    fn json(&self, args: &[&str]) -> Result<Value> {
+        Ok(serde_json::from_str(&self.run(args)?)?)
+    }
+
+    /// Waits (at most 10 s) until `up`'s status screen shows `text`.
+    async fn screen_shows(&self, text: &str) -> Result<()> {
+        within(Duration::from_secs(10))
+            .every(Duration::from_millis(200))
+            .holds(async || {
+                let shown = read(&self.dir.join("up.out"));
+                ensure!(
+                    shown.contains(text),
+                    "the status screen never showed {text}: {shown}"
+                );
+                Ok(())
+            })
+            .await
+    }
+}
+
+async fn a_stock_change_through_the_cli_shows_in_its_summary(cli: &Cli) -> Result<()> {
+    cli.run(&["stock", "p-00003", "loc-2", "500"])?;
+    let summary = within(Duration::from_secs(30))
         .every(Duration::from_millis(200))
         .holds(async || {
-            let summary: Value = serde_json::from_str(&cli(&["summary", "p-00003"])?)?;
+            let summary = cli.json(&["summary", "p-00003"])?;
             let stock = &summary["inventoryAvailable"];
             ensure!(
                 stock.as_u64() >= Some(500),
@@ -353,10 +410,15 @@ async fn the_run_command_and_the_cli_work_together() -> Result<()> {
         })
         .await?;
     assert_eq!(summary["productId"], "p-00003");
-    let listing: Value = serde_json::from_str(&cli(&["list", "store-2", "--limit", "5"])?)?;
+    Ok(())
+}
+
+/// The merchandising options reach the API: cheapest first, in stock, within a range; and a
+/// combination no index answers comes back as the API's refusal.
+fn listings_take_the_merchandising_options(cli: &Cli) -> Result<()> {
+    let listing = cli.json(&["list", "store-2", "--limit", "5"])?;
     assert!(listing["items"].as_array().is_some_and(|i| !i.is_empty()));
-    // The merchandising options reach the API: cheapest first, in stock, within a range.
-    let args = [
+    let cheap = cli.json(&[
         "list",
         "store-2",
         "--sort",
@@ -364,54 +426,46 @@ async fn the_run_command_and_the_cli_work_together() -> Result<()> {
         "--in-stock",
         "--max-price",
         "10000",
-    ];
-    let cheap: Value = serde_json::from_str(&cli(&args)?)?;
+    ])?;
     let items = cheap["items"].as_array().context("items")?;
     let prices: Vec<u64> = items.iter().filter_map(|i| i["price"].as_u64()).collect();
     ensure!(!prices.is_empty() && prices.is_sorted() && prices.iter().all(|p| *p <= 10_000));
     ensure!(items
         .iter()
         .all(|i| i["inventoryAvailable"].as_u64() != Some(0)));
-    let refused = cli(&["list", "store-2", "--min-price", "100"]).unwrap_err();
+    let refused = cli
+        .run(&["list", "store-2", "--min-price", "100"])
+        .unwrap_err();
     ensure!(
         refused
             .to_string()
             .contains("price_filter_needs_price_sort"),
         "{refused}"
     );
+    Ok(())
+}
 
-    // 20 products + 60 stock rows from the demo loader, then the CLI's stock change.
-    within(Duration::from_secs(10))
-        .every(Duration::from_millis(200))
-        .holds(async || {
-            let shown = read(&out);
-            let counted = shown.contains("records 81 (products 20, inventory 61)");
-            ensure!(
-                counted,
-                "the status screen never showed the record: {shown}"
-            );
-            Ok(())
-        })
-        .await?;
-    // The functions' telemetry, in the shapes it has on Lambda: EMF documents that
-    // `catalog-local metrics` sums, and JSON log lines tagged with their invocation.
-    // A command that runs a function here keeps its metrics off its stdout, in the stack's file.
-    let started = cli(&["reconcile", "--dry-run"])?;
+/// The functions' telemetry, in the shapes it has on Lambda: EMF documents that
+/// `catalog-local metrics` sums, and JSON log lines tagged with their invocation. A command
+/// that runs a function here keeps its metrics off its stdout, in the stack's file.
+fn the_telemetry_has_its_lambda_shapes(cli: &Cli) -> Result<()> {
+    let started = cli.run(&["reconcile", "--dry-run"])?;
     ensure!(
         !started.contains(r#""_aws""#),
         "EMF on the CLI's stdout:\n{started}"
     );
-    let metrics = cli(&["metrics"])?;
-    for expected in [
+    let metrics = cli.run(&["metrics"])?;
+    let expected = [
         "summary-projector",
         "RecordsReceived",
         "ProjectionLag",
         "ColdStart",
         "reconciler",
-    ] {
-        ensure!(metrics.contains(expected), "no {expected} in:\n{metrics}");
+    ];
+    for name in expected {
+        ensure!(metrics.contains(name), "no {name} in:\n{metrics}");
     }
-    let logs = read(&dir.join("logs/stack.log"));
+    let logs = read(&cli.dir.join("logs/stack.log"));
     ensure!(
         logs.lines().any(
             |l| l.contains(r#""function_name":"SummaryProjectorFunction""#)
@@ -419,9 +473,13 @@ async fn the_run_command_and_the_cli_work_together() -> Result<()> {
         ),
         "no projector line with its request id in:\n{logs}"
     );
-    // The files `sam local` runs with: every variable pointing at the container's view of
-    // this machine, the secrets by ARN, and sam's own STS call kept local.
-    let sam_env: serde_json::Value = serde_json::from_str(&read(&dir.join("sam-env.json")))?;
+    Ok(())
+}
+
+/// The files `sam local` runs with: every variable pointing at the container's view of this
+/// machine, the secrets by ARN, and sam's own STS call kept local.
+fn the_sam_local_files_point_at_the_containers_view(cli: &Cli) -> Result<()> {
+    let sam_env: Value = serde_json::from_str(&read(&cli.dir.join("sam-env.json")))?;
     let vars = &sam_env["Parameters"];
     for name in [
         "AWS_ENDPOINT_URL_DYNAMODB",
@@ -437,13 +495,7 @@ async fn the_run_command_and_the_cli_work_together() -> Result<()> {
     ensure!(vars["CURSOR_SECRET_ARN"]
         .as_str()
         .is_some_and(|a| a.starts_with("arn:")));
-    ensure!(read(&dir.join("sam-env.sh")).contains("export AWS_ENDPOINT_URL_STS=http://127.0.0.1:"));
-    only_loopback_and_the_docker_bridge_listen(&running)?;
-    drop(running);
-    let log = read(&out);
-    assert!(log.contains("stopped."), "no clean stop: {log}");
-    for file in ["stack.json", "sam-env.json", "sam-env.sh"] {
-        assert!(!dir.join(file).exists(), "{file} outlived the stack");
-    }
+    let shell = read(&cli.dir.join("sam-env.sh"));
+    ensure!(shell.contains("export AWS_ENDPOINT_URL_STS=http://127.0.0.1:"));
     Ok(())
 }
