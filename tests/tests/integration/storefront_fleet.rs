@@ -146,71 +146,114 @@ fn price_is(id: &'static str, price: &'static str) -> impl Fn(&Value) -> bool {
 async fn every_instance_of_a_storefront_is_revalidated_through_the_tag_table() -> Result<()> {
     let _one = ONE_FLEET.lock().await;
     let stack = fleet_stack("fleet", None).await?;
-    let fleet = stack.storefront.clone().context("storefront")?;
-    let instances = stack.endpoints.storefront_instances.clone();
-    ensure!(instances.len() == 3, "{instances:?}");
-    let proxy = stack.endpoints.storefront.clone().context("proxy")?;
-    // p-00000 is in store-1, p-00001 in store-2 (product i is in store i % 2).
-    let (a, b) = ("p-00000", "p-00001");
-    let (store1, store2) = ("/stores/store-1?limit=100", "/stores/store-2?limit=100");
+    let fleet = Fleet::of(&stack)?;
     let mut browser = Browser::start()?;
-
     // Every instance caches both stores' pages.
     let mut b_cached = Vec::new();
-    for instance in &instances {
-        browser.load(&format!("{instance}{store1}"))?;
-        b_cached.push(card(&browser.load(&format!("{instance}{store2}"))?, b)?.clone());
+    for instance in &fleet.instances {
+        browser.load(&format!("{instance}{STORE1}"))?;
+        b_cached.push(card(&browser.load(&format!("{instance}{STORE2}"))?, B)?.clone());
     }
-    hide_title(&stack, b, "Sneaky Title").await?;
-
+    hide_title(&stack, B, "Sneaky Title").await?;
     // No visitor can revalidate: not from a product page, not from a store page.
-    let pages = [format!("/products/{a}"), store1.to_owned()];
-    public_buttons_revalidate_nothing(&stack, &mut browser, &instances[0], &pages).await?;
+    let pages = [format!("/products/{A}"), STORE1.to_owned()];
+    public_buttons_revalidate_nothing(&stack, &mut browser, &fleet.instances[0], &pages).await?;
 
-    // A price change reaches every instance within the bound.
     let editor = Editor::new(
         stack.dynamodb.clone(),
         stack.endpoints.tables.catalog.clone(),
     );
-    let a_id = ProductId::parse(a)?;
-    editor.set_price(&a_id, MinorUnits::new(1234)?).await?;
-    let took = until_everywhere(&instances, store1, a, "$12.34").await?;
-    println!("price change fresh on the 3 instances after {took:?}");
-    ensure!(took.iter().all(|t| *t < BOUND), "{took:?}");
-    for instance in &instances {
-        let page = browser.load(&format!("{instance}{store1}"))?;
-        ensure!(price_is(a, "$12.34")(&page), "{instance}: {page}");
-    }
-    // Through the proxy too, whichever instance answers.
-    for _ in 0..3 {
-        ensure!(price_is(a, "$12.34")(
-            &browser.load(&format!("{proxy}{store1}"))?
-        ));
-    }
-
-    // Store-2 was not revalidated on any instance.
-    for (instance, before) in instances.iter().zip(&b_cached) {
-        let now = card(&browser.load(&format!("{instance}{store2}"))?, b)?.clone();
+    a_price_change_reaches_every_instance(&fleet, &editor, &mut browser).await?;
+    for (instance, before) in fleet.instances.iter().zip(&b_cached) {
+        let now = card(&browser.load(&format!("{instance}{STORE2}"))?, B)?.clone();
         ensure!(
             &now == before,
             "{instance}: store-2 was revalidated by a store-1 change"
         );
     }
+    a_restarted_instance_serves_the_change_at_once(&fleet, &editor, &mut browser).await?;
+    one_instances_revalidate_reaches_every_instance(&fleet, &mut browser).await?;
+    nothing_waits_on_a_storefront_that_is_down(&stack, &fleet, &editor, &mut browser).await?;
+    drop(browser);
+    stack.stop().await
+}
 
-    // An instance restarted after a change (which every instance shows) serves it at once.
-    editor.set_price(&a_id, MinorUnits::new(2345)?).await?;
-    until_everywhere(&instances, store1, a, "$23.45").await?;
-    fleet.restart(1)?;
-    let restarted = browser.load(&format!("{}{store1}", instances[1]))?;
+/// p-00000 is in store-1, p-00001 in store-2 (product i is in store i % 2).
+const A: &str = "p-00000";
+const B: &str = "p-00001";
+const STORE1: &str = "/stores/store-1?limit=100";
+const STORE2: &str = "/stores/store-2?limit=100";
+
+/// The three instances, each by its URL, and the proxy in front of them.
+struct Fleet {
+    storefront: std::sync::Arc<catalog_local::storefront::Fleet>,
+    instances: Vec<String>,
+    proxy: String,
+}
+
+impl Fleet {
+    fn of(stack: &Stack) -> Result<Self> {
+        let instances = stack.endpoints.storefront_instances.clone();
+        ensure!(instances.len() == 3, "{instances:?}");
+        Ok(Self {
+            storefront: stack.storefront.clone().context("storefront")?,
+            instances,
+            proxy: stack.endpoints.storefront.clone().context("proxy")?,
+        })
+    }
+}
+
+/// A price change reaches every instance within the bound, and the proxy whichever instance
+/// answers.
+async fn a_price_change_reaches_every_instance(
+    fleet: &Fleet,
+    editor: &Editor,
+    browser: &mut Browser,
+) -> Result<()> {
+    editor
+        .set_price(&ProductId::parse(A)?, MinorUnits::new(1234)?)
+        .await?;
+    let took = until_everywhere(&fleet.instances, STORE1, A, "$12.34").await?;
+    println!("price change fresh on the 3 instances after {took:?}");
+    ensure!(took.iter().all(|t| *t < BOUND), "{took:?}");
+    for instance in &fleet.instances {
+        let page = browser.load(&format!("{instance}{STORE1}"))?;
+        ensure!(price_is(A, "$12.34")(&page), "{instance}: {page}");
+    }
+    for _ in 0..3 {
+        let page = browser.load(&format!("{}{STORE1}", fleet.proxy))?;
+        ensure!(price_is(A, "$12.34")(&page), "through the proxy: {page}");
+    }
+    Ok(())
+}
+
+/// An instance restarted after a change (which every instance shows) serves it at once.
+async fn a_restarted_instance_serves_the_change_at_once(
+    fleet: &Fleet,
+    editor: &Editor,
+    browser: &mut Browser,
+) -> Result<()> {
+    editor
+        .set_price(&ProductId::parse(A)?, MinorUnits::new(2345)?)
+        .await?;
+    until_everywhere(&fleet.instances, STORE1, A, "$23.45").await?;
+    fleet.storefront.restart(1)?;
+    let restarted = browser.load(&format!("{}{STORE1}", fleet.instances[1]))?;
     ensure!(
-        price_is(a, "$23.45")(&restarted),
+        price_is(A, "$23.45")(&restarted),
         "restarted instance: {restarted}"
     );
+    Ok(())
+}
 
-    // revalidateTag on instance 0 (its signed revalidate route, as an admin tool may call it)
-    // reaches every instance: store-2 shows the hidden title everywhere.
-    let route = &fleet.revalidate_routes()[0];
-    let body = format!(r#"{{"tags":["product:{b}","store:store-2:products"]}}"#);
+/// revalidateTag on instance 0 (its signed revalidate route, as an admin tool may call it)
+/// reaches every instance: store-2 shows the hidden title everywhere.
+async fn one_instances_revalidate_reaches_every_instance(
+    fleet: &Fleet,
+    browser: &mut Browser,
+) -> Result<()> {
+    let route = &fleet.storefront.revalidate_routes()[0];
+    let body = format!(r#"{{"tags":["product:{B}","store:store-2:products"]}}"#);
     let secret = Options::default().revalidate_secret;
     let now = chrono::Utc::now().timestamp();
     let signed = signed_headers(&secret, route, now, "fleet-admin-1", &body);
@@ -218,22 +261,33 @@ async fn every_instance_of_a_storefront_is_revalidated_through_the_tag_table() -
         post(route, &signed, &body).await? == 200,
         "signed call refused"
     );
-    let took = until_everywhere(&instances, store2, b, "Sneaky Title").await?;
-    for instance in &instances {
-        let page = browser.load(&format!("{instance}{store2}"))?;
+    let took = until_everywhere(&fleet.instances, STORE2, B, "Sneaky Title").await?;
+    for instance in &fleet.instances {
+        let page = browser.load(&format!("{instance}{STORE2}"))?;
         ensure!(
-            card(&page, b)?["title"] == "Sneaky Title",
+            card(&page, B)?["title"] == "Sneaky Title",
             "{instance}: {page}"
         );
     }
     println!("one instance's revalidateTag fresh on the 3 instances after {took:?}");
+    Ok(())
+}
 
-    // The whole storefront is down while changes happen; nothing waits on it.
-    for i in 0..instances.len() {
-        fleet.stop(i);
+/// The whole storefront is down while a change happens: its tags drain anyway, nothing is
+/// dead-lettered or parked, and every instance shows the change once back.
+async fn nothing_waits_on_a_storefront_that_is_down(
+    stack: &Stack,
+    fleet: &Fleet,
+    editor: &Editor,
+    browser: &mut Browser,
+) -> Result<()> {
+    for i in 0..fleet.instances.len() {
+        fleet.storefront.stop(i);
     }
     let tags_before = stack.status().await?.triggers["Tags"].records;
-    editor.set_price(&a_id, MinorUnits::new(3456)?).await?;
+    editor
+        .set_price(&ProductId::parse(A)?, MinorUnits::new(3456)?)
+        .await?;
     // Listing tags wait on the listing-check queue until the index shows the write.
     within(Duration::from_secs(20))
         .every(Duration::from_millis(100))
@@ -257,18 +311,17 @@ async fn every_instance_of_a_storefront_is_revalidated_through_the_tag_table() -
     ] {
         ensure!(stack.queue_empty(dlq).await?, "{dlq} is not empty");
     }
-    for i in 0..instances.len() {
-        fleet.restart(i)?;
+    for i in 0..fleet.instances.len() {
+        fleet.storefront.restart(i)?;
     }
-    for instance in &instances {
-        let page = browser.load(&format!("{instance}{store1}"))?;
+    for instance in &fleet.instances {
+        let page = browser.load(&format!("{instance}{STORE1}"))?;
         ensure!(
-            price_is(a, "$34.56")(&page),
+            price_is(A, "$34.56")(&page),
             "{instance} after the outage: {page}"
         );
     }
-    drop(browser);
-    stack.stop().await
+    Ok(())
 }
 
 /// Issue 29: with the functions' DynamoDB as weak as AWS's (indexes and reads lagging 1 s,
