@@ -11,10 +11,11 @@ use catalog_core::ids::{LocationId, ProductId};
 use catalog_core::model::MinorUnits;
 use catalog_local::dev::demo::DemoSize;
 use catalog_local::dev::edits::Editor;
-use catalog_local::stack::{queue_depth, Delivery, Options, Stack, Storefront};
+use catalog_local::stack::{Delivery, Options, Stack, Storefront};
 use catalog_tests::browser::{card, cents, hide_title, ids, Browser};
 use catalog_tests::eventually::{demo_loaded, within};
 use catalog_tests::revalidate_route::{post, signed_headers, signed_with_key};
+use catalog_tests::Inspect;
 use tag_revalidator::signature::AudienceKey;
 
 /// A body of `bytes` bytes sent in 1 KiB chunks, without a Content-Length.
@@ -245,30 +246,76 @@ async fn the_route_takes_only_genuine_calls(route: &str, secret: &str) -> Result
 /// fill a cart; then a price change reorders the price-sorted page and shows in the cart, an
 /// archived product is marked in the cart, and another store's page stays cached throughout.
 async fn shop_in_the_browser(stack: &Stack, editor: &Editor, browser: &mut Browser) -> Result<()> {
-    let storefront = stack.endpoints.storefront.clone().context("storefront")?;
+    let shop = Shop::new(stack)?;
     let output = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("storefront");
     std::fs::create_dir_all(&output)?;
-    // Sell out p-00002 (store-1) at both locations, for the in-stock toggle.
+    sort_page_and_filter(&shop, editor, browser).await?;
+    let (x, y) = two_products_into_the_cart(&shop, browser)?;
+    // Store-2's page, cached now, then changed behind the pipeline's back: it must not move.
+    // First let every tag already queued go out (the first part of the test revalidated
+    // store-2).
+    within(Duration::from_secs(30))
+        .every(Duration::from_millis(200))
+        .holds(async || {
+            ensure!(
+                stack.queue_empty("TagQueue").await?,
+                "the tag queue never drained"
+            );
+            Ok(())
+        })
+        .await?;
+    let store2_before = browser.load(&shop.store2)?;
+    let hidden = ids(&store2_before)
+        .first()
+        .cloned()
+        .context("store-2 lists something")?;
+    hide_title(stack, &hidden, "Sneaky Two").await?;
+
+    a_price_cut_shows_in_the_cart_and_the_order(&shop, editor, browser, &y).await?;
+    browser.load(&format!(
+        "{}/stores/store-1?sort=price_asc&limit=4",
+        shop.url
+    ))?;
+    browser.act(serde_json::json!({"screenshot": output.join("store.png")}))?;
+    // X archived: the cart marks it, and the total leaves it out.
+    let archived = catalog_core::model::ProductStatus::Archived;
+    editor.set_status(&ProductId::parse(&x)?, archived).await?;
+    browser.until(
+        &format!("{}/cart", shop.url),
+        "the archived product marked",
+        |p| {
+            card(p, &x)
+                .is_ok_and(|c| c["unavailable"] == true && c["stock"] == "No longer available")
+        },
+    )?;
+    browser.act(serde_json::json!({"screenshot": output.join("cart.png")}))?;
+    println!("screenshots: {}", output.display());
+
+    let store2_after = browser.load(&shop.store2)?;
+    ensure!(
+        store2_after["products"] == store2_before["products"],
+        "store-2 was revalidated by store-1's changes: {store2_after}"
+    );
+    Ok(())
+}
+
+/// "Price low to high" from the menu, four to a page, forward and back; then the in-stock
+/// toggle keeps the sort and drops p-00002, sold out at both locations first.
+async fn sort_page_and_filter(shop: &Shop, editor: &Editor, browser: &mut Browser) -> Result<()> {
     let sold_out = ProductId::parse("p-00002")?;
     for location in ["loc-1", "loc-2"] {
-        editor
-            .set_stock(&sold_out, &LocationId::parse(location)?, 0, Some(0))
-            .await?;
+        let location = LocationId::parse(location)?;
+        editor.set_stock(&sold_out, &location, 0, Some(0)).await?;
     }
-    let all = format!("{storefront}/stores/store-1?sort=price_asc&limit=100");
+    let all = format!("{}/stores/store-1?sort=price_asc&limit=100", shop.url);
     browser.until(&all, "p-00002 sold out", |p| {
         card(p, "p-00002").is_ok_and(|c| c["stock"] == "Out of stock")
     })?;
 
-    // "Price low to high" from the menu, four to a page.
-    browser.load(&format!("{storefront}/stores/store-1?limit=4"))?;
+    browser.load(&format!("{}/stores/store-1?limit=4", shop.url))?;
     let first = browser.act(serde_json::json!({"select": ["#sort", "price_asc"]}))?;
-    ensure!(
-        first["url"]
-            .as_str()
-            .is_some_and(|u| u.contains("sort=price_asc")),
-        "{first}"
-    );
+    let url = first["url"].as_str().unwrap_or_default();
+    ensure!(url.contains("sort=price_asc"), "{first}");
     let page1 = cents(&first);
     ensure!(
         page1.len() == 4 && page1.is_sorted(),
@@ -290,7 +337,6 @@ async fn shop_in_the_browser(stack: &Stack, editor: &Editor, browser: &mut Brows
         "previous is page 1 again: {back}"
     );
 
-    // The in-stock toggle keeps the sort and drops the sold-out product.
     let in_stock = browser.act(serde_json::json!({"click": "#in-stock"}))?;
     let url = in_stock["url"].as_str().unwrap_or_default();
     ensure!(
@@ -303,77 +349,50 @@ async fn shop_in_the_browser(stack: &Stack, editor: &Editor, browser: &mut Brows
         "sold out yet listed in stock: {whole}"
     );
     ensure!(cents(&whole).is_sorted() && !ids(&whole).is_empty());
+    Ok(())
+}
 
-    // Two products into the cart, from the price-sorted page.
-    let shown = browser.load(&format!(
-        "{storefront}/stores/store-1?sort=price_asc&limit=4&inStock=true"
-    ))?;
-    let picks = ids(&shown);
+/// The first two products of the price-sorted in-stock page, added to the cart; the cart shows
+/// both.
+fn two_products_into_the_cart(shop: &Shop, browser: &mut Browser) -> Result<(String, String)> {
+    let page = format!(
+        "{}/stores/store-1?sort=price_asc&limit=4&inStock=true",
+        shop.url
+    );
+    let picks = ids(&browser.load(&page)?);
     let (x, y) = (picks[0].clone(), picks[1].clone());
     for id in [&x, &y] {
         browser.act(serde_json::json!({"submit": format!("[data-product-id=\"{id}\"] .add")}))?;
     }
-    let cart_url = format!("{storefront}/cart");
-    let cart = browser.load(&cart_url)?;
+    let cart = browser.load(&format!("{}/cart", shop.url))?;
     ensure!(
         ids(&cart) == [x.clone(), y.clone()],
         "the cart holds both: {cart}"
     );
+    Ok((x, y))
+}
 
-    // Store-2's page, cached now, then changed behind the pipeline's back: it must not move.
-    // First let every tag already queued go out (the first part of the test revalidated
-    // store-2).
-    let tag_queue = &stack.endpoints.queues.tag_queue;
-    within(Duration::from_secs(30))
-        .every(Duration::from_millis(200))
-        .holds(async || {
-            let depth = queue_depth(&stack.sqs, tag_queue).await?;
-            ensure!(depth == 0, "the tag queue never drained: {depth} left");
-            Ok(())
-        })
-        .await?;
-    let store2 = format!("{storefront}/stores/store-2");
-    let store2_before = browser.load(&store2)?;
-    let hidden = ids(&store2_before)
-        .first()
-        .cloned()
-        .context("store-2 lists something")?;
-    hide_title(stack, &hidden, "Sneaky Two").await?;
-
-    // Y drops to 1 cent: the cart shows it and the price-sorted page puts Y first.
+/// `y` drops to 1 cent: the cart shows it and the price-sorted page puts it first.
+async fn a_price_cut_shows_in_the_cart_and_the_order(
+    shop: &Shop,
+    editor: &Editor,
+    browser: &mut Browser,
+    y: &str,
+) -> Result<()> {
     editor
-        .set_price(&ProductId::parse(&y)?, MinorUnits::new(1)?)
+        .set_price(&ProductId::parse(y)?, MinorUnits::new(1)?)
         .await?;
-    let in_cart = browser.until(&cart_url, "the new price in the cart", |p| {
-        card(p, &y).is_ok_and(|c| c["price"] == "$0.01")
-    })?;
-    let sorted = format!("{storefront}/stores/store-1?sort=price_asc&limit=4");
+    let in_cart = browser.until(
+        &format!("{}/cart", shop.url),
+        "the new price in the cart",
+        |p| card(p, y).is_ok_and(|c| c["price"] == "$0.01"),
+    )?;
+    let sorted = format!("{}/stores/store-1?sort=price_asc&limit=4", shop.url);
     let reordered = browser.until(&sorted, "the reordered price page", |p| {
-        ids(p).first() == Some(&y) && cents(p).is_sorted()
+        ids(p).first().map(String::as_str) == Some(y) && cents(p).is_sorted()
     })?;
     println!(
         "price change: cart fresh after {in_cart:?}, price page reordered {reordered:?} later"
-    );
-    browser.load(&sorted)?;
-    browser.act(serde_json::json!({"screenshot": output.join("store.png")}))?;
-
-    // X archived: the cart marks it, and the total leaves it out.
-    editor
-        .set_status(
-            &ProductId::parse(&x)?,
-            catalog_core::model::ProductStatus::Archived,
-        )
-        .await?;
-    browser.until(&cart_url, "the archived product marked", |p| {
-        card(p, &x).is_ok_and(|c| c["unavailable"] == true && c["stock"] == "No longer available")
-    })?;
-    browser.act(serde_json::json!({"screenshot": output.join("cart.png")}))?;
-    println!("screenshots: {}", output.display());
-
-    let store2_after = browser.load(&store2)?;
-    ensure!(
-        store2_after["products"] == store2_before["products"],
-        "store-2 was revalidated by store-1's changes: {store2_after}"
     );
     Ok(())
 }
