@@ -254,91 +254,23 @@ async fn every_route_answers_a_hostile_request_without_a_5xx() -> Result<()> {
     env.put_product(&catalog_core::testing::product("p1", "s1"))
         .await?;
     env.project_pending().await?;
-    let api = env.listing_api();
-    let admin = env.reconciler();
+    let routes = Routes {
+        api: env.listing_api(),
+        admin: env.reconciler(),
+    };
     let n = cases();
-    let segment = prop_oneof![
-        nasty_string(),
-        Just("p1".to_owned()),
-        Just("s1".to_owned()),
-        Just("%ZZ".to_owned()),
-        Just("%2F".to_owned()),
-        Just("products:batchGet".to_owned()),
-    ];
-    let strategy = (
-        prop_oneof![3 => Just("GET"), 2 => Just("POST"), 1 => Just("DELETE"), 1 => Just("PUT")],
-        // Each route's shape with a hostile hole, and some shapes of no route.
-        prop_oneof![
-            Just("/stores/{}/products"),
-            Just("/products/{}"),
-            Just("/products:batchGet"),
-            Just("/admin/products/{}/revalidate"),
-            Just("/{}"),
-            Just("/stores/{}/products/{}"),
-        ],
-        proptest::collection::vec(segment, 1..3),
-        proptest::collection::vec(
-            (
-                prop_oneof![
-                    Just("limit".to_owned()),
-                    Just("cursor".to_owned()),
-                    Just("includeInactive".to_owned()),
-                    "[a-z]{1,5}"
-                ],
-                prop_oneof![
-                    nasty_string(),
-                    Just("24".to_owned()),
-                    Just("0".to_owned()),
-                    Just("101".to_owned()),
-                    Just("true".to_owned()),
-                    Just("-1".to_owned()),
-                ],
-            ),
-            0..4,
-        ),
-        proptest::option::of(prop_oneof![
-            nasty_string(),
-            Just(r#"{"ids":["p1","p2"]}"#.to_owned()),
-            Just(format!(r#"{{"ids":[{}]}}"#, vec!["\"p\""; 500].join(","))),
-            Just(r#"{"ids":"p1"}"#.to_owned()),
-        ]),
-    );
     let mut statuses: std::collections::BTreeMap<i64, usize> = Default::default();
-    let mut generated = Vec::new();
     let mut runner = TestRunner::new(Config::with_cases(n));
+    let strategy = hostile_request();
     for _ in 0..n {
         let tree = strategy
             .new_tree(&mut runner)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        generated.push(proptest::strategy::ValueTree::current(&tree));
-    }
-    for (method, root, segments, query, body) in generated {
-        let mut path = root.to_owned();
-        for s in &segments {
-            path = path.replacen("{}", &s.replace(['?', '#', ' ', '/'], "_"), 1);
-        }
-        let path = path.replace("{}", "x");
-        let query: Vec<String> = query
-            .iter()
-            .map(|(k, v)| format!("{k}={}", v.replace(['&', '#', ' '], "_")))
-            .collect();
-        let target = if query.is_empty() {
-            path.clone()
-        } else {
-            format!("{path}?{}", query.join("&"))
-        };
-        let mut event =
-            catalog_local::emulator::apigw::http_request(method, &target, &[], body.as_deref());
-        let (status, answer) = if root.starts_with("/admin") {
-            // As API Gateway passes it: signed, so the hostile part is the path.
-            catalog_local::emulator::apigw::authorize_iam(&mut event);
-            let answer = admin.handle(event, std::time::Instant::now()).await?;
-            (answer["statusCode"].as_i64().unwrap_or(0), answer)
-        } else {
-            let request = serde_json::from_value(event)?;
-            let answer = serde_json::to_value(api.handle(request).await)?;
-            (answer["statusCode"].as_i64().unwrap_or(0), answer)
-        };
+        let (method, root, segments, query, body) = proptest::strategy::ValueTree::current(&tree);
+        let target = target(root, &segments, &query);
+        let (status, answer) = routes
+            .answer(method, root, &target, body.as_deref())
+            .await?;
         *statuses.entry(status).or_default() += 1;
         anyhow::ensure!(
             (200..500).contains(&status),
@@ -358,4 +290,106 @@ async fn every_route_answers_a_hostile_request_without_a_5xx() -> Result<()> {
         &format!("statuses {statuses:?}"),
     );
     Ok(())
+}
+
+/// A request: method, a route's shape with holes (or of no route), what fills the holes,
+/// query pairs and maybe a body, all of them hostile some of the time.
+type Request = (
+    &'static str,
+    &'static str,
+    Vec<String>,
+    Vec<(String, String)>,
+    Option<String>,
+);
+
+fn hostile_request() -> impl Strategy<Value = Request> {
+    let segment = prop_oneof![
+        nasty_string(),
+        Just("p1".to_owned()),
+        Just("s1".to_owned()),
+        Just("%ZZ".to_owned()),
+        Just("%2F".to_owned()),
+        Just("products:batchGet".to_owned()),
+    ];
+    let pair = (
+        prop_oneof![
+            Just("limit".to_owned()),
+            Just("cursor".to_owned()),
+            Just("includeInactive".to_owned()),
+            "[a-z]{1,5}"
+        ],
+        prop_oneof![
+            nasty_string(),
+            Just("24".to_owned()),
+            Just("0".to_owned()),
+            Just("101".to_owned()),
+            Just("true".to_owned()),
+            Just("-1".to_owned()),
+        ],
+    );
+    (
+        prop_oneof![3 => Just("GET"), 2 => Just("POST"), 1 => Just("DELETE"), 1 => Just("PUT")],
+        prop_oneof![
+            Just("/stores/{}/products"),
+            Just("/products/{}"),
+            Just("/products:batchGet"),
+            Just("/admin/products/{}/revalidate"),
+            Just("/{}"),
+            Just("/stores/{}/products/{}"),
+        ],
+        proptest::collection::vec(segment, 1..3),
+        proptest::collection::vec(pair, 0..4),
+        proptest::option::of(prop_oneof![
+            nasty_string(),
+            Just(r#"{"ids":["p1","p2"]}"#.to_owned()),
+            Just(format!(r#"{{"ids":[{}]}}"#, vec!["\"p\""; 500].join(","))),
+            Just(r#"{"ids":"p1"}"#.to_owned()),
+        ]),
+    )
+}
+
+/// The path and query a request's parts make, with what would split them replaced.
+fn target(root: &str, segments: &[String], query: &[(String, String)]) -> String {
+    let mut path = root.to_owned();
+    for s in segments {
+        path = path.replacen("{}", &s.replace(['?', '#', ' ', '/'], "_"), 1);
+    }
+    let path = path.replace("{}", "x");
+    let query: Vec<String> = query
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.replace(['&', '#', ' '], "_")))
+        .collect();
+    if query.is_empty() {
+        path
+    } else {
+        format!("{path}?{}", query.join("&"))
+    }
+}
+
+/// The handlers behind the HTTP API.
+struct Routes {
+    api: listing_api::ListingApi,
+    admin: reconciler::Reconciler,
+}
+
+impl Routes {
+    /// The status and response of the handler API Gateway would call.
+    async fn answer(
+        &self,
+        method: &str,
+        root: &str,
+        target: &str,
+        body: Option<&str>,
+    ) -> Result<(i64, Value)> {
+        let mut event = catalog_local::emulator::apigw::http_request(method, target, &[], body);
+        let answer = if root.starts_with("/admin") {
+            // As API Gateway passes it: signed, so the hostile part is the path.
+            catalog_local::emulator::apigw::authorize_iam(&mut event);
+            self.admin.handle(event, std::time::Instant::now()).await?
+        } else {
+            let request = serde_json::from_value(event)?;
+            serde_json::to_value(self.api.handle(request).await)?
+        };
+        Ok((answer["statusCode"].as_i64().unwrap_or(0), answer))
+    }
 }
