@@ -26,7 +26,7 @@ use crate::Flags;
 const GOAL_MS: f64 = 600.0;
 
 /// What the storefront's product page shows for `summary` (examples/storefront/lib/catalog.ts).
-fn shown(summary: &ProductSummary) -> (String, String) {
+pub fn shown(summary: &ProductSummary) -> (String, String) {
     let price = format!(
         "${}.{:02}",
         summary.price.get() / 100,
@@ -58,7 +58,7 @@ pub async fn get(url: &str) -> Result<String> {
     Ok(text)
 }
 
-fn page_shows(html: &str, (price, stock): &(String, String)) -> bool {
+pub fn page_shows(html: &str, (price, stock): &(String, String)) -> bool {
     html.contains(&format!("class=\"price\">{price}<"))
         && html.contains(&format!("class=\"stock\">{stock}<"))
 }
