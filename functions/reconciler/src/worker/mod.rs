@@ -211,7 +211,7 @@ impl Worker {
     }
 
     /// A whole-segment run starting its products phase reads the segment's stock rows and
-    /// summaries once, to join in memory; otherwise (a store run, or a continuation, which
+    /// summaries once (both Scans at once), to join in memory; otherwise (a store run, or a continuation, which
     /// would otherwise scan the whole segment again for what is left of it) both stay empty
     /// and each page reads its own.
     async fn segment_maps(
@@ -224,17 +224,14 @@ impl Worker {
             return Ok((StockMap::default(), None));
         }
         let (segment, total) = (share.segment, share.total_segments);
-        let stock = self
-            .sources
-            .scan_stock(segment, total, self.max_joined_rows)
-            .await?
-            .unwrap_or_default();
-        let summaries = self
-            .refresher
-            .summaries()
-            .scan_segment(segment, total, self.max_joined_rows)
-            .await?;
-        Ok((stock, summaries))
+        let (stock, summaries) = tokio::try_join!(
+            self.sources
+                .scan_stock(segment, total, self.max_joined_rows),
+            self.refresher
+                .summaries()
+                .scan_segment(segment, total, self.max_joined_rows),
+        )?;
+        Ok((stock.unwrap_or_default(), summaries))
     }
 
     async fn products_page(
