@@ -211,9 +211,9 @@ impl Worker {
     }
 
     /// A whole-segment run starting its products phase reads the segment's stock rows and
-    /// summaries once (both Scans at once), to join in memory; otherwise (a store run, or a continuation, which
-    /// would otherwise scan the whole segment again for what is left of it) both stay empty
-    /// and each page reads its own.
+    /// summaries once (both Scans at once), to join in memory; otherwise (a store run, or a
+    /// continuation, which would otherwise scan the whole segment again for what is left of
+    /// it) both stay empty and each page reads its own.
     async fn segment_maps(
         &self,
         share: &Share,
@@ -224,12 +224,12 @@ impl Worker {
             return Ok((StockMap::default(), None));
         }
         let (segment, total) = (share.segment, share.total_segments);
+        let rows = self.max_joined_rows;
         let (stock, summaries) = tokio::try_join!(
-            self.sources
-                .scan_stock(segment, total, self.max_joined_rows),
+            self.sources.scan_stock(segment, total, rows),
             self.refresher
                 .summaries()
-                .scan_segment(segment, total, self.max_joined_rows),
+                .scan_segment(segment, total, rows),
         )?;
         Ok((stock.unwrap_or_default(), summaries))
     }
