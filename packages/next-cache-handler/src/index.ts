@@ -8,3 +8,4 @@ export { TagSync, processSync, type SyncOptions, type SyncStats } from "./sync.j
 export { TagTable, seqPk, logPk, logSk, validStorefront, LOG_SPAN, type LogEntry } from "./table.js";
 export { LogCursor } from "./log-cursor.js";
 export { TagTimes } from "./tag-times.js";
+export { LogPositions } from "./log-positions.js";

@@ -8,6 +8,7 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 
 import { LogCursor } from "./log-cursor.js";
+import { LogPositions } from "./log-positions.js";
 import { TagTable, type LogEntry } from "./table.js";
 import { TagTimes } from "./tag-times.js";
 
@@ -20,6 +21,11 @@ const MAX_BEHIND = 10_000;
 const MAX_SILENCE_MS = 60 * 60_000;
 /** Positions voided in one poll at most. */
 const VOIDS_PER_POLL = 25;
+/**
+ * The most positions read back for one entry's stamp: an entry stamped further back counts as
+ * stale and re-renders (at 100 tags an item, 10,000 positions could be 60 MB of reads).
+ */
+export const MAX_READ_BACK = 10_000;
 
 export interface SyncOptions {
   /** How often the table is read (default 200 ms: see docs/data-model.md for the cost). */
@@ -60,6 +66,8 @@ export interface SyncStats {
 
 export class TagSync {
   readonly times = new TagTimes();
+  /** The same knowledge by log position, for caches shared between instances (`opennext.ts`). */
+  readonly positions = new LogPositions(Number.POSITIVE_INFINITY);
   readonly stats: SyncStats = {
     loads: 0, polls: 0, failures: 0, tagsApplied: 0, voided: 0, lastSuccessAt: 0, behind: 0,
   };
@@ -72,6 +80,13 @@ export class TagSync {
   private metricsTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private firstLoad: Promise<void> | undefined;
+  /** When the latest successful read began, and when `revalidate` last wrote (`now`). */
+  private readBegan = Number.NEGATIVE_INFINITY;
+  private wroteAt = Number.NEGATIVE_INFINITY;
+  /** The read `readWithin` is waiting on, shared by the requests that ask meanwhile. */
+  private reading: Promise<void> | undefined;
+  /** Read backs one after another: each lowers the floor the next one starts from. */
+  private readingBack: Promise<unknown> = Promise.resolve();
   /** Counts since the last metrics line (`requests`: the table's count then). */
   private sinceMetrics = { polls: 0, failures: 0, requests: 0 };
 
@@ -110,8 +125,8 @@ export class TagSync {
     clearInterval(this.metricsTimer);
   }
 
-  /** One read of the table now. */
-  async refresh(): Promise<void> {
+  /** One read of the table now; whether it succeeded. */
+  async refresh(): Promise<boolean> {
     try {
       const silent = this.stats.lastSuccessAt > 0 && this.now() - this.stats.lastSuccessAt > MAX_SILENCE_MS;
       const last = await this.table.last();
@@ -122,13 +137,69 @@ export class TagSync {
       this.stats.behind = this.cursor!.behind(last);
       this.sinceMetrics.polls++;
       this.stats.lastSuccessAt = this.now();
+      return true;
     } catch (error) {
       this.failed(error, {
         level: "WARN",
         message: "tag table read failed; serving with the revalidations already known",
         knownSince: this.stats.lastSuccessAt || null,
       });
+      return false;
     }
+  }
+
+  /**
+   * Reads the table unless it was read successfully within `maxAgeMs` (for a process that is
+   * frozen between requests, as on Lambda, instead of `start`'s polling); concurrent callers
+   * share one read. Failures are logged and counted as `refresh` does.
+   */
+  async readWithin(maxAgeMs: number): Promise<void> {
+    // A read counts if it began after both: one begun earlier may have missed this
+    // process's own latest write.
+    const need = Math.max(this.now() - maxAgeMs, this.wroteAt);
+    const satisfied = () => this.cursor !== undefined && this.readBegan >= need;
+    if (satisfied()) return;
+    await this.reading;
+    if (satisfied()) return;
+    this.reading ??= this.timedRefresh().finally(() => (this.reading = undefined));
+    await this.reading;
+  }
+
+  private async timedRefresh(): Promise<void> {
+    const began = this.now();
+    if (await this.refresh()) this.readBegan = began;
+  }
+
+  /**
+   * A stamp for a render beginning now (see `log-positions.ts`): no higher than the counter
+   * was when last read, so every data change the render may miss is logged past it.
+   * `undefined` until the table has been read.
+   */
+  stamp(): number | undefined {
+    return this.cursor ? this.cursor.next - 1 : undefined;
+  }
+
+  /**
+   * Whether an entry stamped `stamp` under `tags` is stale, reading back the positions
+   * between its stamp and where this process began following the log when needed. Without a
+   * successful read every entry is stale.
+   */
+  async isStaleAt(tags: string[], stamp: number): Promise<boolean> {
+    if (!this.cursor) return true;
+    const unread = this.positions.unread(stamp);
+    if (unread && unread.to - unread.from < MAX_READ_BACK) {
+      this.readingBack = this.readingBack.then(() => this.readBack(stamp)).catch((error) =>
+        this.failed(error, { level: "WARN", message: "tag table read back failed; the entry re-renders" }),
+      );
+      await this.readingBack;
+    }
+    return this.positions.isStale(tags, stamp);
+  }
+
+  private async readBack(stamp: number): Promise<void> {
+    const unread = this.positions.unread(stamp);
+    if (!unread) return;
+    this.positions.readBack(await this.table.readLog(unread.from, unread.to), unread.from);
   }
 
   /** Marks `tags` revalidated, here at once and in the table for every instance. */
@@ -136,6 +207,7 @@ export class TagSync {
     this.times.learn(tags, this.now());
     try {
       await this.table.revalidate(tags, Date.now());
+      this.wroteAt = this.now();
     } catch (error) {
       this.failed(error, {
         level: "ERROR",
@@ -149,6 +221,7 @@ export class TagSync {
   private restartAt(last: number): void {
     this.times.flush(this.now());
     this.cursor = new LogCursor(last + 1);
+    this.positions.restart(last + 1);
     this.stats.loads++;
   }
 
@@ -179,6 +252,7 @@ export class TagSync {
         });
       }
       this.times.learn(entry.tags, at);
+      this.positions.learn(entry.tags, entry.position);
       this.stats.tagsApplied += entry.tags.length;
     }
   }
@@ -237,11 +311,12 @@ const GLOBAL = Symbol.for("@catalog-sync/next-cache-handler.sync");
 /**
  * The process's one sync, configured from the environment: `CATALOG_TAG_TABLE`,
  * `CATALOG_STOREFRONT`, and optionally `CATALOG_TAG_POLL_MS`, `CATALOG_TAG_VOID_AFTER_MS`,
- * `CATALOG_TAG_METRICS_MS`. The AWS SDK reads the region,
+ * `CATALOG_TAG_METRICS_MS`. `poll: false` (OpenNext on Lambda) reads only when asked
+ * (`readWithin`). The AWS SDK reads the region,
  * credentials and endpoint (`AWS_ENDPOINT_URL_DYNAMODB`) as usual. Kept on `globalThis`
  * because Next.js may load the two handler modules separately.
  */
-export function processSync(): TagSync {
+export function processSync(poll = true): TagSync {
   const holder = globalThis as unknown as Record<symbol, TagSync | undefined>;
   if (!holder[GLOBAL]) {
     const env = process.env;
@@ -267,7 +342,7 @@ export function processSync(): TagSync {
       voidAfterMs: number("CATALOG_TAG_VOID_AFTER_MS"),
       metricsMs: number("CATALOG_TAG_METRICS_MS"),
     });
-    void holder[GLOBAL].start();
+    if (poll) void holder[GLOBAL].start();
   }
   return holder[GLOBAL];
 }

@@ -60,6 +60,16 @@ export class TagTimes {
     return latest;
   }
 
+  /**
+   * The latest time any of `tags` was learned (0: none), without the floor: for a caller that
+   * judges entries rendered before this instance began (`opennext.ts`, `getLastRevalidated`).
+   */
+  latestLearned(tags: Iterable<string>): number {
+    let latest = this.forgotten;
+    for (const tag of tags) latest = Math.max(latest, this.learned.get(tag) ?? 0);
+    return latest;
+  }
+
   /** Whether an entry whose render began at `startedAt` under `tags` is stale. */
   isStale(tags: Iterable<string>, startedAt: number): boolean {
     return startedAt <= this.expiration(tags);

@@ -1,0 +1,190 @@
+// The OpenNext overrides against a real DynamoDB (test/dynamodb-local.ts): instances sharing
+// one incremental cache (S3's part, here a map), each with its own sync, as Lambda instances
+// of one storefront are; revalidations written by the tag-revalidator's protocol.
+import { after, test } from "node:test";
+import assert from "node:assert/strict";
+
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import type { CacheEntryType, CacheValue, IncrementalCache } from "@opennextjs/aws/types/overrides";
+
+import { catalogTagCache, withLogPositions, STAMP_FIELD } from "../dist/opennext.js";
+import { TagSync } from "../dist/sync.js";
+import { TagTable, type WriteHooks } from "../dist/table.js";
+import { tagTableUnderTest } from "./dynamodb-local.ts";
+
+const { endpoint, tableName, stop } = await tagTableUnderTest();
+after(stop);
+
+const client = (url = endpoint) =>
+  new DynamoDBClient({
+    endpoint: url,
+    region: "us-east-1",
+    credentials: { accessKeyId: "local", secretAccessKey: "local" },
+    maxAttempts: 1,
+    requestHandler: { connectionTimeout: 2000, requestTimeout: 3000 },
+  });
+let storefronts = 0;
+const fresh = () => `on-${process.pid}-${storefronts++}`;
+const table = (storefront: string, url?: string) => new TagTable(client(url), tableName, storefront);
+
+/** The shared incremental cache: what S3 holds, with S3's `lastModified`. */
+function sharedCache(): IncrementalCache & { stored: Map<string, unknown> } {
+  const stored = new Map<string, unknown>();
+  return {
+    name: "memory",
+    stored,
+    async get<T extends CacheEntryType = "cache">(key: string, type?: T) {
+      const value = stored.get(`${type ?? "cache"}:${key}`) as CacheValue<T> | undefined;
+      return value ? { value: structuredClone(value), lastModified: Date.now() } : null;
+    },
+    async set<T extends CacheEntryType = "cache">(key: string, value: CacheValue<T>, type?: T) {
+      stored.set(`${type ?? "cache"}:${key}`, structuredClone(value));
+    },
+    async delete(key: string) {
+      stored.delete(`cache:${key}`);
+    },
+  };
+}
+
+/** One Lambda instance of the storefront: its own sync, OpenNext's two overrides. */
+function instance(storefront: string, shared: IncrementalCache, opts: { maxAgeMs?: number; url?: string } = {}) {
+  const lines: Record<string, unknown>[] = [];
+  const sync = new TagSync(table(storefront, opts.url), { emit: (l) => lines.push(l) });
+  let scope = new Map<string, unknown>();
+  const options = { sync: () => sync, maxAgeMs: opts.maxAgeMs ?? 0, requestScope: () => scope };
+  return {
+    sync,
+    lines,
+    cache: withLogPositions(shared, options),
+    tags: catalogTagCache(options),
+    /** Begins a request: the stamps of what it stores come from its first cache read. */
+    request() {
+      scope = new Map();
+    },
+  };
+}
+
+/** A page as OpenNext stores it: its tags in the `x-next-cache-tags` header. */
+const page = (html: string, tags: string[]): CacheValue<"cache"> => ({
+  type: "app",
+  html,
+  meta: { headers: { "x-next-cache-tags": tags.join(",") } },
+});
+
+/** One request that misses `key`, renders `html` and stores it (OpenNext's order). */
+async function render(on: ReturnType<typeof instance>, key: string, html: string, tags: string[]) {
+  on.request();
+  assert.equal(await on.cache.get(key), null, `${key} should miss before rendering`);
+  await on.cache.set(key, page(html, tags));
+}
+
+async function served(on: ReturnType<typeof instance>, key: string): Promise<string | undefined> {
+  on.request();
+  const found = await on.cache.get(key);
+  return (found?.value as { html?: string } | undefined)?.html;
+}
+
+test("a revalidation reaches every instance and every cold start; other pages stay cached", async () => {
+  const storefront = fresh();
+  const shared = sharedCache();
+  const revalidator = table(storefront);
+  await revalidator.revalidate(["product:p0"], Date.now());
+  const a = instance(storefront, shared);
+  await render(a, "/products/p1", "old price", ["product:p1", "store:s1:products"]);
+  await render(a, "/stores/s2", "s2 list", ["store:s2:products"]);
+  const b = instance(storefront, shared);
+  assert.equal(await served(b, "/products/p1"), "old price", "another instance serves what a stored");
+
+  await revalidator.revalidate(["product:p1", "store:s1:products"], Date.now());
+
+  assert.equal(await served(a, "/products/p1"), undefined, "the rendering instance");
+  assert.equal(await served(b, "/products/p1"), undefined, "a warm instance");
+  assert.equal(await served(instance(storefront, shared), "/products/p1"), undefined, "a cold start");
+  assert.equal(await served(instance(storefront, shared), "/stores/s2"), "s2 list", "another store's page");
+  await render(b, "/products/p1", "new price", ["product:p1", "store:s1:products"]);
+  assert.equal(await served(instance(storefront, shared), "/products/p1"), "new price");
+  assert.equal(await served(a, "/products/p1"), "new price");
+});
+
+test("a render that began before a revalidation and was stored after it is stale, whatever lastModified says", async () => {
+  const storefront = fresh();
+  const shared = sharedCache();
+  const a = instance(storefront, shared);
+  a.request();
+  assert.equal(await a.cache.get("/products/p1"), null);
+  // The render reads the old data, the change and its revalidation land, then it is stored.
+  await table(storefront).revalidate(["product:p1"], Date.now());
+  await a.cache.set("/products/p1", page("old price", ["product:p1"]));
+
+  const stored = shared.stored.get("cache:/products/p1") as Record<string, unknown>;
+  assert.equal(typeof stored[STAMP_FIELD], "number", "the entry carries its stamp");
+  assert.equal(await served(a, "/products/p1"), undefined);
+  assert.equal(await served(instance(storefront, shared), "/products/p1"), undefined);
+});
+
+test("fetch and 'use cache' entries are judged by their own tags", async () => {
+  const storefront = fresh();
+  const shared = sharedCache();
+  const a = instance(storefront, shared);
+  a.request();
+  await a.cache.get("fetch-key", "fetch");
+  const fetched = { kind: "FETCH", data: { headers: {}, body: "{}", url: "/x", tags: ["product:p1"] } };
+  await a.cache.set("fetch-key", fetched as CacheValue<"fetch">, "fetch");
+  const composed = { value: "v", tags: ["product:p2"], stale: 0, timestamp: 0, expire: 1e9, revalidate: 1e9 };
+  await a.cache.set("use-cache-key", composed as CacheValue<"composable">, "composable");
+  await table(storefront).revalidate(["product:p1"], Date.now());
+
+  a.request();
+  assert.equal(await a.cache.get("fetch-key", "fetch"), null);
+  const kept = await a.cache.get("use-cache-key", "composable");
+  assert.deepEqual(kept?.value?.tags, ["product:p2"]);
+  assert.equal(kept?.shouldBypassTagCache, true, "OpenNext asks the tag cache nothing more");
+  assert.equal(STAMP_FIELD in (kept?.value ?? {}), false, "the stamp is not handed to Next");
+});
+
+test("a storefront's own revalidateTag shows on its next request, whatever the read memo", async () => {
+  const storefront = fresh();
+  const shared = sharedCache();
+  const a = instance(storefront, shared, { maxAgeMs: 60_000 });
+  await render(a, "/products/p1", "old price", ["product:p1"]);
+  await a.tags.writeTags(["product:p1", { tag: "store:s1:products" }]);
+  assert.equal(await served(a, "/products/p1"), undefined);
+  assert.equal(await served(instance(storefront, shared), "/products/p1"), undefined);
+  assert.ok((await a.tags.getLastRevalidated(["store:s1:products"])) > 0);
+});
+
+test("an entry whose read back finds a write still in flight re-renders until it lands", async () => {
+  const storefront = fresh();
+  const shared = sharedCache();
+  await table(storefront).revalidate(["x:first"], Date.now());
+  await render(instance(storefront, shared), "/products/p1", "price", ["product:p1"]);
+  // A writer takes position 2 and stalls before putting its item; position 3 lands.
+  let reserved = () => {};
+  const taken = new Promise<void>((r) => (reserved = r));
+  let release = () => {};
+  const gate = new Promise<void>((r) => (release = r));
+  const hooks: WriteHooks = { afterReserve: async () => (reserved(), gate) };
+  const slow = table(storefront).revalidate(["x:unrelated"], Date.now(), hooks);
+  await taken;
+  await table(storefront).revalidate(["x:other"], Date.now());
+
+  assert.equal(await served(instance(storefront, shared), "/products/p1"), undefined, "position 2 is unknown");
+  release();
+  await slow;
+  assert.equal(await served(instance(storefront, shared), "/products/p1"), "price", "once it landed");
+});
+
+test("without the wrapper every entry counts as revalidated, with a warning", async () => {
+  const on = instance(fresh(), sharedCache());
+  assert.equal(await on.tags.hasBeenRevalidated(["product:p1"], Date.now()), true);
+});
+
+test("a cold start that cannot read the table serves nothing cached, and says so", async () => {
+  const storefront = fresh();
+  const shared = sharedCache();
+  await render(instance(storefront, shared), "/products/p1", "price", ["product:p1"]);
+  const down = instance(storefront, shared, { url: "http://127.0.0.1:9" });
+  assert.equal(await served(down, "/products/p1"), undefined);
+  assert.equal(down.sync.stats.failures, 1);
+  assert.match(String(down.lines[0]?.message), /tag table read failed/);
+});
