@@ -100,6 +100,12 @@ impl Stack {
                     dynamodb: services[0].endpoint.clone(),
                     storefront: crate::storefront::LOCAL_STOREFRONT.to_owned(),
                 }),
+            opennext: match options.storefront {
+                Some(s) if s.delivery == Delivery::OpenNext => {
+                    Some(crate::storefront::opennext::prepare(root, &options.prefix)?)
+                }
+                _ => None,
+            },
         };
         let fleet = start_storefront(root, settings, &options).await?;
         let (storefront, instances) = match &fleet {

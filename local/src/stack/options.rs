@@ -70,6 +70,9 @@ pub enum Delivery {
     Http,
     /// Writes to the tag table, which every instance reads (packages/next-cache-handler).
     TagTable,
+    /// Writes to the tag table, which OpenNext's build of the storefront reads through its tag
+    /// cache (packages/next-cache-handler/src/opennext.ts), as on Lambda: no revalidate route.
+    OpenNext,
 }
 
 /// A layer between the functions and DynamoDB.
@@ -86,7 +89,7 @@ impl Options {
     /// Whether the revalidator writes the tag table for the storefront.
     pub fn tag_table(&self) -> bool {
         self.storefront
-            .is_some_and(|s| s.delivery == Delivery::TagTable)
+            .is_some_and(|s| matches!(s.delivery, Delivery::TagTable | Delivery::OpenNext))
     }
 }
 

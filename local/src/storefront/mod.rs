@@ -2,6 +2,7 @@
 //! `next start` instances on free ports, reading the local listing API and either accepting
 //! revalidate calls signed with its own key (derived from the local secret) or reading their tags from the tag table.
 
+pub mod opennext;
 pub mod proxy;
 
 use std::path::{Path, PathBuf};
@@ -29,6 +30,8 @@ pub struct Settings {
     /// Read tags from the tag table (packages/next-cache-handler) instead of only hearing
     /// revalidate calls.
     pub tag_table: Option<TagTableSettings>,
+    /// Run OpenNext's build from this folder (`opennext::prepare`) instead of `next start`.
+    pub opennext: Option<PathBuf>,
 }
 
 /// Where the instances find the tag table.
@@ -60,6 +63,9 @@ pub fn revalidate_key(secret: &str, port: u16) -> String {
 /// Next's default handlers (of any number of instances) runs per checkout at a time; tag-table
 /// ones may run beside it.
 pub fn start(root: &Path, settings: &Settings, port: u16) -> Result<Service> {
+    if let Some(server) = &settings.opennext {
+        return opennext::start(root, settings, server, port);
+    }
     let dir = dir(root);
     let next = dir.join("node_modules/.bin/next");
     if !next.exists() || !dir.join(".next/BUILD_ID").exists() {
@@ -79,6 +85,12 @@ pub fn start(root: &Path, settings: &Settings, port: u16) -> Result<Service> {
         "-p".to_owned(),
         port.to_string(),
     ];
+    let envs = envs(root, settings, port);
+    services::start(&next, &args, &envs, port, &log, Duration::from_secs(60))
+}
+
+/// What an instance on `port` is started with, either way it runs.
+fn envs(root: &Path, settings: &Settings, port: u16) -> Vec<(String, String)> {
     let mut envs = vec![
         ("LISTING_API_URL", settings.listing_api.clone()),
         ("REVALIDATE_KEY", revalidate_key(&settings.secret, port)),
@@ -97,8 +109,7 @@ pub fn start(root: &Path, settings: &Settings, port: u16) -> Result<Service> {
             ("AWS_SECRET_ACCESS_KEY", "local".to_owned()),
         ]);
     }
-    let envs: Vec<(String, String)> = envs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
-    services::start(&next, &args, &envs, port, &log, Duration::from_secs(60))
+    envs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
 
 /// The running instances of the storefront, each on a fixed port so that the proxy in front

@@ -80,7 +80,10 @@ export class TagSync {
   private metricsTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private firstLoad: Promise<void> | undefined;
-  /** When the latest successful read began, and when `revalidate` last wrote (`now`). */
+  /**
+   * When the latest read began, successful or not (a failing table is tried once per
+   * `readWithin` period, not once per call), and when `revalidate` last wrote (`now`).
+   */
   private readBegan = Number.NEGATIVE_INFINITY;
   private wroteAt = Number.NEGATIVE_INFINITY;
   /** The read `readWithin` is waiting on, shared by the requests that ask meanwhile. */
@@ -149,15 +152,15 @@ export class TagSync {
   }
 
   /**
-   * Reads the table unless it was read successfully within `maxAgeMs` (for a process that is
-   * frozen between requests, as on Lambda, instead of `start`'s polling); concurrent callers
-   * share one read. Failures are logged and counted as `refresh` does.
+   * Reads the table unless a read began within `maxAgeMs` (for a process that is frozen
+   * between requests, as on Lambda, instead of `start`'s polling); concurrent callers share
+   * one read. Failures are logged and counted as `refresh` does.
    */
   async readWithin(maxAgeMs: number): Promise<void> {
     // A read counts if it began after both: one begun earlier may have missed this
     // process's own latest write.
     const need = Math.max(this.now() - maxAgeMs, this.wroteAt);
-    const satisfied = () => this.cursor !== undefined && this.readBegan >= need;
+    const satisfied = () => this.readBegan >= need;
     if (satisfied()) return;
     await this.reading;
     if (satisfied()) return;
@@ -167,7 +170,8 @@ export class TagSync {
 
   private async timedRefresh(): Promise<void> {
     const began = this.now();
-    if (await this.refresh()) this.readBegan = began;
+    await this.refresh();
+    this.readBegan = began;
   }
 
   /**

@@ -7,13 +7,16 @@ catalog-local: catalog-sync on this machine (DynamoDB Local, an SQS emulator, ev
 
 Run the stack (Ctrl-C stops it):
   up [--products N] [--stores S] [--locations L] [--seed X] [--poll-ms MS] [--port P]
-     [--storefront [--instances N] [--tag-table | --http]] [--revalidate-endpoint URL]...
+     [--storefront [--instances N] [--tag-table | --http | --opennext]]
+     [--revalidate-endpoint URL]...
      [--aws-consistency [--lag-ms MS] [--hold-ms MS]]
      demo data defaults: 200 products, 5 stores, 3 locations, seed 1; --products 0 for none
      --storefront also runs examples/storefront (Next.js) and revalidates it
      --instances N runs N storefront instances behind a round-robin proxy; they read their
        tags from the tag table (packages/next-cache-handler), which the revalidator writes
        (--tag-table does so for one instance too; --http calls each instance's route instead)
+     --opennext runs OpenNext's build of the storefront (as on Lambda) instead of next start,
+       its tag cache reading the tag table; scripts/setup builds it
      --aws-consistency makes DynamoDB as weak as AWS's: the listing index and eventually
        consistent reads lag writes by up to --lag-ms (1000), summary writes are held up to
        --hold-ms (100); docs/local-stack.md says what it models

@@ -96,18 +96,20 @@ fn options(args: &mut Args) -> Result<(DemoSize, Options)> {
     Ok((size, options))
 }
 
-/// `--storefront [--instances N] [--tag-table | --http]`: several instances read the tag
-/// table unless `--http` says otherwise; one calls its revalidate route unless `--tag-table`.
+/// `--storefront [--instances N] [--tag-table | --http | --opennext]`: several instances
+/// read the tag table unless `--http` says otherwise; one calls its revalidate route unless
+/// `--tag-table`; `--opennext` runs OpenNext's build, which reads the tag table.
 fn storefront(args: &mut Args) -> Result<Option<Storefront>> {
-    let (on, table, http) = (
+    let (on, table, http, opennext) = (
         args.flag("--storefront"),
         args.flag("--tag-table"),
         args.flag("--http"),
+        args.flag("--opennext"),
     );
     let instances: usize = args.parsed("--instances", 1)?;
     if !on {
-        if table || http || instances != 1 {
-            bail!("--instances, --tag-table and --http are options of --storefront");
+        if table || http || opennext || instances != 1 {
+            bail!("--instances, --tag-table, --http and --opennext are options of --storefront");
         }
         return Ok(None);
     }
@@ -115,6 +117,10 @@ fn storefront(args: &mut Args) -> Result<Option<Storefront>> {
         .filter(|n| n.get() <= 16)
         .ok_or_else(|| anyhow::anyhow!("--instances must be 1 to 16"))?;
     let delivery = match (table, http) {
+        _ if opennext && (table || http) => {
+            bail!("--opennext reads the tag table: no --tag-table or --http")
+        }
+        _ if opennext => Delivery::OpenNext,
         (true, true) => bail!("--tag-table and --http exclude each other"),
         (true, false) => Delivery::TagTable,
         (false, true) => Delivery::Http,
@@ -307,6 +313,10 @@ mod tests {
         );
         let over_http = parse("--storefront --instances 3 --http").unwrap().unwrap();
         assert_eq!(over_http.delivery, Delivery::Http);
+        assert_eq!(
+            parse("--storefront --opennext").ok(),
+            one(Delivery::OpenNext)
+        );
         for nonsense in [
             "--tag-table",
             "--instances 3",
@@ -314,6 +324,9 @@ mod tests {
             "--storefront --instances 0",
             "--storefront --instances 17",
             "--storefront --tag-table --http",
+            "--opennext",
+            "--storefront --opennext --http",
+            "--storefront --opennext --tag-table",
         ] {
             assert!(parse(nonsense).is_err(), "{nonsense} was accepted");
         }
