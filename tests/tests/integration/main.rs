@@ -29,5 +29,6 @@ mod sam_local;
 mod security;
 mod storefront;
 mod storefront_fleet;
+mod storefront_opennext;
 mod telemetry;
 mod template;

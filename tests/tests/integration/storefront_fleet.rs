@@ -62,7 +62,7 @@ async fn fleet_stack(name: &str, aws_consistency: Option<AwsConsistency>) -> Res
 
 /// Polls `page` on every instance at once, every 20 ms over plain HTTP, until `id`'s card
 /// holds `text` on each; how long each took. (The browser then confirms what a shopper sees.)
-async fn until_everywhere(
+pub(crate) async fn until_everywhere(
     instances: &[String],
     page: &str,
     id: &str,
@@ -97,7 +97,7 @@ fn card_html<'a>(html: &'a str, id: &str) -> Option<&'a str> {
 
 /// The last position handed out in the local storefront's tag log: it moves with every
 /// revalidation any instance or the revalidator writes.
-async fn log_position(stack: &Stack) -> Result<u64> {
+pub(crate) async fn log_position(stack: &Stack) -> Result<u64> {
     let item = stack
         .dynamodb
         .get_item()
@@ -137,7 +137,7 @@ async fn public_buttons_revalidate_nothing(
     Ok(())
 }
 
-fn price_is(id: &'static str, price: &'static str) -> impl Fn(&Value) -> bool {
+pub(crate) fn price_is(id: &'static str, price: &'static str) -> impl Fn(&Value) -> bool {
     move |page| card(page, id).is_ok_and(|c| c["price"] == price)
 }
 

@@ -1,0 +1,119 @@
+//! The storefront as OpenNext builds it for Lambda (examples/storefront/open-next.config.ts),
+//! two instances sharing one file-system incremental cache as Lambda instances share S3, its
+//! tag cache on the tag table, in a real browser: a price change shows on the product and
+//! store pages of both, another store's pages stay cached, and an instance started after a
+//! change was made while every instance was down (a cold start, with only stale entries in the
+//! shared cache) serves the change at once. No revalidate route is called: the revalidator
+//! has none.
+
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use catalog_core::ids::ProductId;
+use catalog_core::model::MinorUnits;
+use catalog_local::dev::demo::DemoSize;
+use catalog_local::dev::edits::Editor;
+use catalog_local::stack::{Delivery, Options, Stack, Storefront};
+use catalog_tests::browser::{card, hide_title, Browser};
+use catalog_tests::eventually::{demo_loaded, within};
+
+use super::storefront_fleet::{log_position, price_is, until_everywhere};
+
+/// The freshness bound: a change shows on every instance within this (the brief's 5 s).
+const BOUND: Duration = Duration::from_secs(5);
+/// p-00000 is in store-1, p-00001 in store-2 (product i is in store i % 2).
+const A: &str = "p-00000";
+const B: &str = "p-00001";
+const STORE1: &str = "/stores/store-1?limit=100";
+const STORE2: &str = "/stores/store-2?limit=100";
+
+async fn opennext_stack() -> Result<Stack> {
+    let (dynamodb, sqs) = catalog_tests::endpoints();
+    let options = Options {
+        prefix: format!("opennext{}-", std::process::id()),
+        endpoints: Some((dynamodb, sqs)),
+        storefront: Some(Storefront {
+            instances: NonZeroUsize::new(2).expect("2 is not 0"),
+            delivery: Delivery::OpenNext,
+        }),
+        ..Options::default()
+    };
+    let stack = Stack::start(&catalog_local::workspace_root(), options).await?;
+    let size = DemoSize {
+        products: 20,
+        stores: 2,
+        locations: 2,
+        seed: 5,
+    };
+    demo_loaded(&stack, size).await?;
+    Ok(stack)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a browser test: scripts/test runs it, or --ignored storefront_opennext::"]
+async fn the_opennext_build_is_fresh_through_its_tag_cache_alone() -> Result<()> {
+    let stack = opennext_stack().await?;
+    ensure!(
+        stack.endpoints.revalidate_endpoints.is_empty(),
+        "the revalidator calls {:?}",
+        stack.endpoints.revalidate_endpoints
+    );
+    let instances = stack.endpoints.storefront_instances.clone();
+    let fleet = stack.storefront.clone().context("storefront")?;
+    let mut browser = Browser::start()?;
+    let store2_cached = card(&browser.load(&format!("{}{STORE2}", instances[0]))?, B)?.clone();
+    for instance in &instances {
+        browser.load(&format!("{instance}{STORE1}"))?;
+        browser.load(&format!("{instance}/products/{A}"))?;
+    }
+    hide_title(&stack, B, "Sneaky Title").await?;
+    let editor = Editor::new(
+        stack.dynamodb.clone(),
+        stack.endpoints.tables.catalog.clone(),
+    );
+
+    // A price change: the store page and the product page, on both instances.
+    editor
+        .set_price(&ProductId::parse(A)?, MinorUnits::new(1234)?)
+        .await?;
+    let store = until_everywhere(&instances, STORE1, A, "$12.34").await?;
+    let product = until_everywhere(&instances, &format!("/products/{A}"), A, "$12.34").await?;
+    println!("price change fresh after {store:?} (store page), {product:?} (product page)");
+    ensure!(
+        store.iter().chain(&product).all(|t| *t < BOUND),
+        "{store:?} {product:?}"
+    );
+    for instance in &instances {
+        let page = browser.load(&format!("{instance}{STORE1}"))?;
+        ensure!(price_is(A, "$12.34")(&page), "{instance}: {page}");
+        let other = card(&browser.load(&format!("{instance}{STORE2}"))?, B)?.clone();
+        ensure!(
+            other == store2_cached,
+            "{instance}: store-2 was revalidated by a store-1 change"
+        );
+    }
+
+    // Every instance down while a change is written: the first cold start finds only entries
+    // stamped before it in the shared cache, and must read the log back past their stamps.
+    fleet.stop(0);
+    fleet.stop(1);
+    let before = log_position(&stack).await?;
+    editor
+        .set_price(&ProductId::parse(A)?, MinorUnits::new(2345)?)
+        .await?;
+    within(Duration::from_secs(15))
+        .holds(async || {
+            let now = log_position(&stack).await?;
+            ensure!(now > before, "the change's tags never reached the log");
+            Ok(())
+        })
+        .await?;
+    fleet.restart(1)?;
+    let restarted = browser.load(&format!("{}{STORE1}", instances[1]))?;
+    ensure!(price_is(A, "$23.45")(&restarted), "cold start: {restarted}");
+    let other = card(&browser.load(&format!("{}{STORE2}", instances[1]))?, B)?.clone();
+    ensure!(other == store2_cached, "the cold start re-rendered store-2");
+    drop(browser);
+    stack.stop().await
+}
