@@ -428,6 +428,13 @@ async fn refresh(state: Arc<Mutex<State>>, tags: Vec<String>) {
 
 /// A plain HTTP/1.1 GET on the listing API: the status line, a newline, and the body.
 pub async fn get(base: &str, path: &str) -> Result<String> {
+    let (head, body) = response(base, path).await?;
+    let status = head.lines().next().unwrap_or_default();
+    Ok(format!("{status}\n{body}"))
+}
+
+/// A GET of `path` from `base`: the response's status line and headers, and its body.
+pub async fn response(base: &str, path: &str) -> Result<(String, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let host = base.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(host).await?;
@@ -435,10 +442,6 @@ pub async fn get(base: &str, path: &str) -> Result<String> {
     stream.write_all(request.as_bytes()).await?;
     let mut response = String::new();
     stream.read_to_string(&mut response).await?;
-    let status = response.lines().next().unwrap_or_default().to_owned();
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Ok(format!("{status}\n{body}"))
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    Ok((head.to_owned(), body.to_owned()))
 }

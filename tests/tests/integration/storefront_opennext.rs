@@ -4,7 +4,8 @@
 //! store pages of both, another store's pages stay cached, and an instance started after a
 //! change was made while every instance was down (a cold start, with only stale entries in the
 //! shared cache) serves the change at once. No revalidate route is called: the revalidator
-//! has none.
+//! has none. And no catalog page may be held by CloudFront in front (docs/opennext.md, "CDN"):
+//! each is sent `private, no-store`.
 
 use std::num::NonZeroUsize;
 use std::time::Duration;
@@ -17,6 +18,7 @@ use catalog_local::dev::edits::Editor;
 use catalog_local::stack::{Delivery, Options, Stack, Storefront};
 use catalog_tests::browser::{card, hide_title, Browser};
 use catalog_tests::eventually::{demo_loaded, within};
+use catalog_tests::storefront_stub::response;
 
 use super::storefront_fleet::{log_position, price_is, until_everywhere};
 
@@ -61,6 +63,7 @@ async fn the_opennext_build_is_fresh_through_its_tag_cache_alone() -> Result<()>
     );
     let instances = stack.endpoints.storefront_instances.clone();
     let fleet = stack.storefront.clone().context("storefront")?;
+    no_catalog_page_may_be_held_at_the_edge(&instances[0]).await?;
     let mut browser = Browser::start()?;
     let store2_cached = card(&browser.load(&format!("{}{STORE2}", instances[0]))?, B)?.clone();
     for instance in &instances {
@@ -116,4 +119,32 @@ async fn the_opennext_build_is_fresh_through_its_tag_cache_alone() -> Result<()>
     ensure!(other == store2_cached, "the cold start re-rendered store-2");
     drop(browser);
     stack.stop().await
+}
+
+/// Every page that shows catalog data is sent `private, no-store`: CloudFront (with a cache
+/// policy of minimum TTL 0, as docs/opennext.md requires) keeps none, so no invalidation is
+/// needed. A page made static or ISR would fail here, before an edge could serve it stale.
+async fn no_catalog_page_may_be_held_at_the_edge(instance: &str) -> Result<()> {
+    for page in [
+        STORE1,
+        STORE2,
+        "/stores/store-1",
+        &format!("/products/{A}"),
+        "/cart",
+    ] {
+        let (head, _) = response(instance, page).await?;
+        let control = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("cache-control:")
+                    .map(str::to_owned)
+            })
+            .unwrap_or_default();
+        ensure!(
+            control.contains("private") && control.contains("no-store"),
+            "{page} is sent cache-control {control:?}: an edge cache would hold it"
+        );
+    }
+    Ok(())
 }
