@@ -10,6 +10,7 @@
 //! cargo run --profile bench-fast -p bench -- backlog [--writes 10000] [--products 200]
 //! cargo run --profile bench-fast -p bench -- pipeline [--updates 150]
 //! cargo run --profile bench-fast -p bench -- fleet [--updates 60] [--requests 1000]
+//! cargo run --profile bench-fast -p bench -- opennext [--updates 40] [--requests 1000]
 //! cargo run --profile bench-fast -p bench -- cost [--day-changes 1000000] [--day-views 1000000]
 //! ```
 
@@ -21,6 +22,7 @@ mod init;
 mod latency;
 mod listing;
 mod merchandising;
+mod opennext;
 mod pipeline;
 mod projector;
 mod reconciler;
@@ -29,7 +31,7 @@ mod seed;
 use anyhow::{bail, Result};
 
 fn usage() -> &'static str {
-    "usage: bench projector [--records N] [--products P] [--seed S]\n       bench listing [--stores S] [--per-store N] [--rounds R]\n       bench merchandising [--sizes 100,1000,10000] [--rounds R]\n       bench reconciler [--products N] [--locations L] [--page P]\n       bench init [--runs R] [--against DIR]\n       bench freshness [--writes M] [--products P] [--poll-ms MS]\n       bench backlog [--writes M] [--products P]\n       bench pipeline [--updates N] [--products P]\n       bench fleet [--updates N] [--requests R]\n       bench cost [--day-changes N] [--day-views V] [--catalog C] [--products P] [--changes N] [--views V] [--batch B]"
+    "usage: bench projector [--records N] [--products P] [--seed S]\n       bench listing [--stores S] [--per-store N] [--rounds R]\n       bench merchandising [--sizes 100,1000,10000] [--rounds R]\n       bench reconciler [--products N] [--locations L] [--page P]\n       bench init [--runs R] [--against DIR]\n       bench freshness [--writes M] [--products P] [--poll-ms MS]\n       bench backlog [--writes M] [--products P]\n       bench pipeline [--updates N] [--products P]\n       bench fleet [--updates N] [--requests R]\n       bench opennext [--updates N] [--requests R]\n       bench cost [--day-changes N] [--day-views V] [--catalog C] [--products P] [--changes N] [--views V] [--batch B]"
 }
 
 /// `--name value` flags into a lookup.
@@ -85,6 +87,7 @@ async fn dispatch() -> Result<()> {
         Some("backlog") => backlog::run(&flags).await,
         Some("pipeline") => pipeline::run(&flags).await,
         Some("fleet") => fleet::run(&flags).await,
+        Some("opennext") => opennext::run(&flags).await,
         Some("cost") => cost::run(&flags).await,
         _ => bail!("{}", usage()),
     }

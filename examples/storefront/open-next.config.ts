@@ -11,6 +11,12 @@
 import type { OpenNextConfig } from "@opennextjs/aws/types/open-next.js";
 
 const local = process.env.CATALOG_OPENNEXT_LOCAL === "1";
+// Read when the server starts (this file is bundled into it), not at build time.
+const fsCache = () => process.env.CATALOG_OPENNEXT_CACHE === "fs";
+// The benchmark's baseline (docs/BENCHMARKS.md): OpenNext's file-system cache with no tag cache
+// at all, so nothing it caches is ever revalidated. Honoured only with the local cache.
+const benchBaseline = () =>
+  fsCache() && process.env.CATALOG_OPENNEXT_BENCH_BASELINE === "no-tag-cache";
 
 const config = {
   default: {
@@ -19,15 +25,14 @@ const config = {
       converter: local ? "node" : "aws-apigw-v2",
       incrementalCache: async () => {
         const { withLogPositions } = await import("@catalog-sync/next-cache-handler/opennext");
-        // Read when the server starts (this file is bundled into it), not at build time.
-        const fsCache = process.env.CATALOG_OPENNEXT_CACHE === "fs";
-        return withLogPositions(async () =>
-          fsCache
+        const inner = async () =>
+          fsCache()
             ? (await import("@opennextjs/aws/overrides/incrementalCache/fs-dev.js")).default
-            : (await import("@opennextjs/aws/overrides/incrementalCache/s3-lite.js")).default,
-        );
+            : (await import("@opennextjs/aws/overrides/incrementalCache/s3-lite.js")).default;
+        return benchBaseline() ? inner() : withLogPositions(inner);
       },
       tagCache: async () => {
+        if (benchBaseline()) return (await import("@opennextjs/aws/overrides/tagCache/dummy.js")).default;
         const { catalogTagCache } = await import("@catalog-sync/next-cache-handler/opennext");
         return catalogTagCache();
       },

@@ -100,6 +100,7 @@ impl Stack {
                     dynamodb: services[0].endpoint.clone(),
                     storefront: crate::storefront::LOCAL_STOREFRONT.to_owned(),
                 }),
+            env: options.storefront_env.clone(),
             opennext: match options.storefront {
                 Some(s) if s.delivery == Delivery::OpenNext => {
                     Some(crate::storefront::opennext::prepare(root, &options.prefix)?)

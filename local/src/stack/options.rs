@@ -36,6 +36,8 @@ pub struct Options {
     pub revalidate_endpoints: Vec<String>,
     /// Start examples/storefront (Next.js) against the local listing API.
     pub storefront: Option<Storefront>,
+    /// More environment for every storefront instance (a benchmark's baseline switch).
+    pub storefront_env: Vec<(String, String)>,
     /// The secret revalidate calls are signed with (`REVALIDATE_SECRET` locally).
     pub revalidate_secret: String,
     /// Per-call timeout of the tag-revalidator.
@@ -106,6 +108,7 @@ impl Default for Options {
             listen: services::Listen::Loopback,
             revalidate_endpoints: Vec::new(),
             storefront: None,
+            storefront_env: Vec::new(),
             revalidate_secret: "local-revalidate-secret-not-for-production".into(),
             revalidate_timeout: Duration::from_secs(5),
             layers: Vec::new(),

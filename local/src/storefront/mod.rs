@@ -32,6 +32,8 @@ pub struct Settings {
     pub tag_table: Option<TagTableSettings>,
     /// Run OpenNext's build from this folder (`opennext::prepare`) instead of `next start`.
     pub opennext: Option<PathBuf>,
+    /// More environment for every instance.
+    pub env: Vec<(String, String)>,
 }
 
 /// Where the instances find the tag table.
@@ -109,7 +111,10 @@ fn envs(root: &Path, settings: &Settings, port: u16) -> Vec<(String, String)> {
             ("AWS_SECRET_ACCESS_KEY", "local".to_owned()),
         ]);
     }
-    envs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+    envs.into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .chain(settings.env.iter().cloned())
+        .collect()
 }
 
 /// The running instances of the storefront, each on a fixed port so that the proxy in front
