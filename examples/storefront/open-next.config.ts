@@ -21,8 +21,8 @@ const benchBaseline = () =>
 const config = {
   default: {
     override: {
-      wrapper: local ? "node" : "aws-lambda-streaming",
-      converter: local ? "node" : "aws-apigw-v2",
+      // Locally a plain HTTP server; for Lambda, OpenNext's defaults.
+      ...(local ? { wrapper: "node", converter: "node", queue: "direct" } : {}),
       incrementalCache: async () => {
         const { withLogPositions } = await import("@catalog-sync/next-cache-handler/opennext");
         const inner = async () =>
@@ -36,7 +36,6 @@ const config = {
         const { catalogTagCache } = await import("@catalog-sync/next-cache-handler/opennext");
         return catalogTagCache();
       },
-      queue: local ? "direct" : "sqs-lite",
     },
   },
   buildCommand: "npx --no-install next build",
