@@ -26,7 +26,7 @@ import type {
   WithLastModified,
 } from "@opennextjs/aws/types/overrides";
 
-import { processSync, type TagSync } from "./sync.js";
+import { envMs, processSync, type TagSync } from "./sync.js";
 
 /** The field of a stored entry that holds its stamp. */
 export const STAMP_FIELD = "catalogSyncStamp";
@@ -59,14 +59,6 @@ function resolve(options: OpenNextOptions): Resolved {
     maxAgeMs: options.maxAgeMs ?? envMs("CATALOG_TAG_MAX_AGE_MS") ?? 200,
     requestScope: options.requestScope ?? openNextRequestScope,
   };
-}
-
-function envMs(name: string): number | undefined {
-  const value = process.env[name];
-  if (value === undefined || value === "") return undefined;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`${name}=${value} is not a number of milliseconds`);
-  return n;
 }
 
 /** OpenNext's per-request cache, documented for overrides (`OpenNextRequestContext`). */

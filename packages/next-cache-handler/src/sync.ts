@@ -310,6 +310,15 @@ export class TagSync {
   }
 }
 
+/** The environment variable `name` as milliseconds; `undefined` when unset or empty. */
+export function envMs(name: string): number | undefined {
+  const value = process.env[name];
+  if (value === undefined || value === "") return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`${name}=${value} is not a number of milliseconds`);
+  return n;
+}
+
 const GLOBAL = Symbol.for("@catalog-sync/next-cache-handler.sync");
 
 /**
@@ -329,22 +338,15 @@ export function processSync(poll = true): TagSync {
     if (!table || !storefront) {
       throw new Error("@catalog-sync/next-cache-handler needs CATALOG_TAG_TABLE and CATALOG_STOREFRONT");
     }
-    const number = (name: string) => {
-      const value = env[name];
-      if (value === undefined || value === "") return undefined;
-      const n = Number(value);
-      if (!Number.isFinite(n) || n < 0) throw new Error(`${name}=${value} is not a number of milliseconds`);
-      return n;
-    };
     // A dead endpoint must not hold a poll for long: one retry, 2 s each.
     const client = new DynamoDBClient({
       maxAttempts: 2,
       requestHandler: { connectionTimeout: 1000, requestTimeout: 2000 },
     });
     holder[GLOBAL] = new TagSync(new TagTable(client, table, storefront), {
-      pollMs: number("CATALOG_TAG_POLL_MS"),
-      voidAfterMs: number("CATALOG_TAG_VOID_AFTER_MS"),
-      metricsMs: number("CATALOG_TAG_METRICS_MS"),
+      pollMs: envMs("CATALOG_TAG_POLL_MS"),
+      voidAfterMs: envMs("CATALOG_TAG_VOID_AFTER_MS"),
+      metricsMs: envMs("CATALOG_TAG_METRICS_MS"),
     });
     if (poll) void holder[GLOBAL].start();
   }
