@@ -106,12 +106,7 @@ pub async fn run(flags: &Flags) -> Result<()> {
         crate::latency::load_and_settle(&way.stack, size).await?;
     }
     let started = Instant::now();
-    let (products, _) = demo::generate(size)?;
-    let ids: Vec<ProductId> = products
-        .iter()
-        .filter(|p| p.status == ProductStatus::Active && p.deleted_at.is_none())
-        .map(|p| p.product_id.clone())
-        .collect();
+    let ids = shown_ids(size)?;
 
     // The handler's overhead: the same cached page, one request each way in turn.
     let page = format!("/products/{}", ids[0]);
@@ -170,6 +165,16 @@ pub async fn run(flags: &Flags) -> Result<()> {
     }
     http.stack.stop().await?;
     table.stack.stop().await
+}
+
+/// The demo products of `size` a storefront shows (active, not deleted).
+pub(crate) fn shown_ids(size: DemoSize) -> Result<Vec<ProductId>> {
+    let (products, _) = demo::generate(size)?;
+    Ok(products
+        .iter()
+        .filter(|p| p.status == ProductStatus::Active && p.deleted_at.is_none())
+        .map(|p| p.product_id.clone())
+        .collect())
 }
 
 /// The `TagTableRequests` an instance reported in its metric lines (one a minute), and how many

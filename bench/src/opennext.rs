@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use catalog_core::ids::ProductId;
-use catalog_core::model::{MinorUnits, ProductStatus};
-use catalog_local::dev::demo::{self, DemoSize};
+use catalog_core::model::MinorUnits;
+use catalog_local::dev::demo::DemoSize;
 use catalog_local::dev::edits::Editor;
 use catalog_local::rng::Rng;
 use catalog_local::stack::{Delivery, Options, Stack, Storefront};
@@ -87,12 +87,7 @@ pub async fn run(flags: &Flags) -> Result<()> {
     for stack in [&tagged, &baseline] {
         crate::latency::load_and_settle(stack, size).await?;
     }
-    let (products, _) = demo::generate(size)?;
-    let ids: Vec<ProductId> = products
-        .iter()
-        .filter(|p| p.status == ProductStatus::Active && p.deleted_at.is_none())
-        .map(|p| p.product_id.clone())
-        .collect();
+    let ids = crate::fleet::shown_ids(size)?;
 
     // A cached page, one request each way in turn, after 50 warm-up rounds.
     let page = format!("/products/{}", ids[0]);

