@@ -25,7 +25,7 @@ const VOIDS_PER_POLL = 25;
  * The most positions read back for one entry's stamp: an entry stamped further back counts as
  * stale and re-renders (at 100 tags an item, 10,000 positions could be 60 MB of reads).
  */
-export const MAX_READ_BACK = 10_000;
+const MAX_READ_BACK = 10_000;
 
 export interface SyncOptions {
   /** How often the table is read (default 200 ms: see docs/data-model.md for the cost). */
@@ -128,8 +128,8 @@ export class TagSync {
     clearInterval(this.metricsTimer);
   }
 
-  /** One read of the table now; whether it succeeded. */
-  async refresh(): Promise<boolean> {
+  /** One read of the table now. */
+  async refresh(): Promise<void> {
     try {
       const silent = this.stats.lastSuccessAt > 0 && this.now() - this.stats.lastSuccessAt > MAX_SILENCE_MS;
       const last = await this.table.last();
@@ -140,14 +140,12 @@ export class TagSync {
       this.stats.behind = this.cursor!.behind(last);
       this.sinceMetrics.polls++;
       this.stats.lastSuccessAt = this.now();
-      return true;
     } catch (error) {
       this.failed(error, {
         level: "WARN",
         message: "tag table read failed; serving with the revalidations already known",
         knownSince: this.stats.lastSuccessAt || null,
       });
-      return false;
     }
   }
 
@@ -190,8 +188,7 @@ export class TagSync {
    */
   async isStaleAt(tags: string[], stamp: number): Promise<boolean> {
     if (!this.cursor) return true;
-    const unread = this.positions.unread(stamp);
-    if (unread && unread.to - unread.from < MAX_READ_BACK) {
+    if (this.positions.unread(stamp)) {
       this.readingBack = this.readingBack.then(() => this.readBack(stamp)).catch((error) =>
         this.failed(error, { level: "WARN", message: "tag table read back failed; the entry re-renders" }),
       );
@@ -200,9 +197,11 @@ export class TagSync {
     return this.positions.isStale(tags, stamp);
   }
 
+  /** Reads back what `stamp` needs, unless that is more than `MAX_READ_BACK` positions. */
   private async readBack(stamp: number): Promise<void> {
+    // Asked again here: an earlier read back may have lowered the floor, a restart raised it.
     const unread = this.positions.unread(stamp);
-    if (!unread) return;
+    if (!unread || unread.to - unread.from >= MAX_READ_BACK) return;
     this.positions.readBack(await this.table.readLog(unread.from, unread.to), unread.from);
   }
 

@@ -6,11 +6,12 @@
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 
+import { UpdateItemCommand } from "@aws-sdk/client-dynamodb";
 import type { CacheEntryType, CacheValue, IncrementalCache } from "@opennextjs/aws/types/overrides";
 
 import { catalogTagCache, withLogPositions, STAMP_FIELD } from "../dist/opennext.js";
 import { TagSync } from "../dist/sync.js";
-import { TagTable, type WriteHooks } from "../dist/table.js";
+import { SEQ_SK, TagTable, seqPk, type WriteHooks } from "../dist/table.js";
 import { localClient, tagTableUnderTest } from "./dynamodb-local.ts";
 
 const { endpoint, tableName, stop } = await tagTableUnderTest();
@@ -190,6 +191,24 @@ test("an entry whose read back finds a write still in flight re-renders until it
   release();
   await slow;
   assert.equal(await served(instance(storefront, shared), "/products/p1"), "price", "once it landed");
+});
+
+test("an entry stamped more than 10,000 positions back re-renders without a read back", async () => {
+  const storefront = fresh();
+  const shared = sharedCache();
+  await shared.set("/products/p1", page("prerendered", ["product:p1"])); // no stamp: 0
+  await client().send(
+    new UpdateItemCommand({
+      TableName: tableName,
+      Key: { pk: { S: seqPk(storefront) }, sk: { S: SEQ_SK } },
+      UpdateExpression: "SET #last = :last",
+      ExpressionAttributeNames: { "#last": "last" },
+      ExpressionAttributeValues: { ":last": { N: "20000" } },
+    }),
+  );
+  const cold = instance(storefront, shared, { maxAgeMs: 60_000 });
+  assert.equal(await served(cold, "/products/p1"), undefined);
+  assert.equal(cold.sync.table.requests, 1, "the counter once, not 20 partitions of log");
 });
 
 test("an entry the wrapper did not read counts as revalidated", async () => {
