@@ -90,12 +90,7 @@ impl Way {
 pub async fn run(flags: &Flags) -> Result<()> {
     let updates: usize = flags.get("updates", 60)?;
     let requests: usize = flags.get("requests", 1000)?;
-    let size = DemoSize {
-        products: 30,
-        stores: 3,
-        locations: 2,
-        seed: flags.get("seed", 1)?,
-    };
+    let size = demo_size(flags)?;
     let mut table = Way::start("table", true, None).await?;
     let shared = Some((
         table.stack.endpoints.dynamodb.clone(),
@@ -165,6 +160,16 @@ pub async fn run(flags: &Flags) -> Result<()> {
     }
     http.stack.stop().await?;
     table.stack.stop().await
+}
+
+/// The catalog the storefront benches load: 30 products in 3 stores, `--seed` (default 1).
+pub(crate) fn demo_size(flags: &Flags) -> Result<DemoSize> {
+    Ok(DemoSize {
+        products: 30,
+        stores: 3,
+        locations: 2,
+        seed: flags.get("seed", 1)?,
+    })
 }
 
 /// The demo products of `size` a storefront shows (active, not deleted).

@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use catalog_core::ids::ProductId;
 use catalog_core::model::MinorUnits;
-use catalog_local::dev::demo::DemoSize;
 use catalog_local::dev::edits::Editor;
 use catalog_local::rng::Rng;
 use catalog_local::stack::{Delivery, Options, Stack, Storefront};
@@ -72,12 +71,7 @@ async fn write_to_fresh(
 pub async fn run(flags: &Flags) -> Result<()> {
     let updates: usize = flags.get("updates", 40)?;
     let requests: usize = flags.get("requests", 1000)?;
-    let size = DemoSize {
-        products: 30,
-        stores: 3,
-        locations: 2,
-        seed: flags.get("seed", 1)?,
-    };
+    let size = crate::fleet::demo_size(flags)?;
     let tagged = start("tagged", false, None).await?;
     let shared = Some((
         tagged.endpoints.dynamodb.clone(),
