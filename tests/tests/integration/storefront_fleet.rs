@@ -126,7 +126,10 @@ pub(crate) async fn log_position(stack: &Stack) -> Result<u64> {
 }
 
 /// The tags of the local storefront's log items past position `after`.
-async fn logged_tags_since(stack: &Stack, after: u64) -> Result<std::collections::HashSet<String>> {
+pub(crate) async fn logged_tags_since(
+    stack: &Stack,
+    after: u64,
+) -> Result<std::collections::HashSet<String>> {
     let last = log_position(stack).await?;
     let mut tags = std::collections::HashSet::new();
     for partition in (after + 1) / LOG_SPAN..=last / LOG_SPAN {

@@ -14,12 +14,15 @@ use anyhow::{ensure, Context, Result};
 use catalog_core::ids::ProductId;
 use catalog_core::model::MinorUnits;
 use catalog_local::dev::edits::Editor;
-use catalog_local::stack::{Delivery, Storefront};
+use catalog_local::stack::{Delivery, Stack, Storefront};
 use catalog_tests::browser::{card, hide_title, Browser};
 use catalog_tests::eventually::within;
 use catalog_tests::storefront_stub::response;
+use serde_json::Value;
 
-use super::storefront_fleet::{log_position, price_is, stack_with, until_everywhere};
+use super::storefront_fleet::{
+    log_position, logged_tags_since, price_is, stack_with, until_everywhere,
+};
 
 /// The freshness bound: a change shows on every instance within this (the brief's 5 s).
 const BOUND: Duration = Duration::from_secs(5);
@@ -43,7 +46,6 @@ async fn the_opennext_build_is_fresh_through_its_tag_cache_alone() -> Result<()>
         stack.endpoints.revalidate_endpoints
     );
     let instances = stack.endpoints.storefront_instances.clone();
-    let fleet = stack.storefront.clone().context("storefront")?;
     no_catalog_page_may_be_held_at_the_edge(&instances[0]).await?;
     let mut browser = Browser::start()?;
     let store2_cached = card(&browser.load(&format!("{}{STORE2}", instances[0]))?, B)?.clone();
@@ -56,40 +58,67 @@ async fn the_opennext_build_is_fresh_through_its_tag_cache_alone() -> Result<()>
         stack.dynamodb.clone(),
         stack.endpoints.tables.catalog.clone(),
     );
+    a_price_change_shows_on_every_instance(&instances, &editor, &mut browser, &store2_cached)
+        .await?;
+    a_cold_start_after_an_outage_serves_the_change(&stack, &editor, &mut browser, &store2_cached)
+        .await?;
+    drop(browser);
+    stack.stop().await
+}
 
-    // A price change: the store page and the product page, on both instances.
+/// A price change shows on the store page and the product page of both instances within the
+/// bound, and store-2's page stays cached.
+async fn a_price_change_shows_on_every_instance(
+    instances: &[String],
+    editor: &Editor,
+    browser: &mut Browser,
+    store2_cached: &Value,
+) -> Result<()> {
     editor
         .set_price(&ProductId::parse(A)?, MinorUnits::new(1234)?)
         .await?;
-    let store = until_everywhere(&instances, STORE1, A, "$12.34").await?;
-    let product = until_everywhere(&instances, &format!("/products/{A}"), A, "$12.34").await?;
+    let store = until_everywhere(instances, STORE1, A, "$12.34").await?;
+    let product = until_everywhere(instances, &format!("/products/{A}"), A, "$12.34").await?;
     println!("price change fresh after {store:?} (store page), {product:?} (product page)");
     ensure!(
         store.iter().chain(&product).all(|t| *t < BOUND),
         "{store:?} {product:?}"
     );
-    for instance in &instances {
+    for instance in instances {
         let page = browser.load(&format!("{instance}{STORE1}"))?;
         ensure!(price_is(A, "$12.34")(&page), "{instance}: {page}");
         let other = card(&browser.load(&format!("{instance}{STORE2}"))?, B)?.clone();
         ensure!(
-            other == store2_cached,
+            &other == store2_cached,
             "{instance}: store-2 was revalidated by a store-1 change"
         );
     }
+    Ok(())
+}
 
-    // Every instance down while a change is written: the first cold start finds only entries
-    // stamped before it in the shared cache, and must read the log back past their stamps.
+/// Every instance down while a change is written and its tags logged: the first cold start
+/// finds only entries stamped before it in the shared cache, reads the log back past their
+/// stamps, and serves the change at once (store-2 still cached).
+async fn a_cold_start_after_an_outage_serves_the_change(
+    stack: &Stack,
+    editor: &Editor,
+    browser: &mut Browser,
+    store2_cached: &Value,
+) -> Result<()> {
+    let fleet = stack.storefront.clone().context("storefront")?;
+    let instances = &stack.endpoints.storefront_instances;
     fleet.stop(0);
     fleet.stop(1);
-    let before = log_position(&stack).await?;
+    let before = log_position(stack).await?;
     editor
         .set_price(&ProductId::parse(A)?, MinorUnits::new(2345)?)
         .await?;
+    let wanted = [format!("product:{A}"), "store:store-1:products".to_owned()];
     within(Duration::from_secs(15))
         .holds(async || {
-            let now = log_position(&stack).await?;
-            ensure!(now > before, "the change's tags never reached the log");
+            let logged = logged_tags_since(stack, before).await?;
+            let missing: Vec<_> = wanted.iter().filter(|t| !logged.contains(*t)).collect();
+            ensure!(missing.is_empty(), "{missing:?} never reached the tag log");
             Ok(())
         })
         .await?;
@@ -97,9 +126,11 @@ async fn the_opennext_build_is_fresh_through_its_tag_cache_alone() -> Result<()>
     let restarted = browser.load(&format!("{}{STORE1}", instances[1]))?;
     ensure!(price_is(A, "$23.45")(&restarted), "cold start: {restarted}");
     let other = card(&browser.load(&format!("{}{STORE2}", instances[1]))?, B)?.clone();
-    ensure!(other == store2_cached, "the cold start re-rendered store-2");
-    drop(browser);
-    stack.stop().await
+    ensure!(
+        &other == store2_cached,
+        "the cold start re-rendered store-2"
+    );
+    Ok(())
 }
 
 /// Every page that shows catalog data is sent `private, no-store`: CloudFront (with a cache
