@@ -40,8 +40,11 @@ pub use catalog_core::refresh::{covered, decide, Change, Covers, Decision, RowCh
 
 pub use crate::store::summaries::TOMBSTONE_TTL_SECS;
 
-/// Tags left in an outbox for longer than this were lost, not in flight: the projector queues
-/// them within its invocation, and the stream retries a failed publish within minutes.
+/// Tags left in an outbox for longer than this were most likely lost, not in flight: the
+/// projector queues them within its invocation, and the stream retries a failed publish within
+/// minutes. Only a label (the reconciler's `stuck_outboxes`, a discrepancy): the reconciler
+/// queues every outbox that holds tags whatever its age, so a writer's clock never decides
+/// whether tags go out.
 pub const STUCK_OUTBOX_SECS: i64 = 5 * 60;
 
 /// A product whose summary now matches its sources (or, inspected, would).

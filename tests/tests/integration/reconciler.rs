@@ -330,7 +330,8 @@ async fn drift_is_counted_only_when_a_fresh_read_confirms_it() -> Result<()> {
 
 /// Issue 13, defect 3: a correct summary whose outbox was never queued (stream retries
 /// exhausted after a failed publish) keeps its pages stale until the reconciler queues and
-/// clears it. A fresh outbox (a projector about to queue it) is left alone.
+/// clears it. A fresh outbox (a projector about to queue it) is queued too, but is no
+/// discrepancy.
 #[tokio::test]
 async fn a_stuck_outbox_is_queued_cleared_and_reported() -> Result<()> {
     let env = seeded().await?;
@@ -355,7 +356,7 @@ async fn a_stuck_outbox_is_queued_cleared_and_reported() -> Result<()> {
         AttributeValue::N("1767139200".into()),
     )
     .await?;
-    // In flight: written just now, about to be queued by its projector.
+    // In flight: written just now, about to be queued by its projector; not counted.
     set_summary_attr(&env, "p8", "pendingTags", stuck(&["product:p8"])).await?;
     let reconciler = env.reconciler();
 
@@ -375,15 +376,48 @@ async fn a_stuck_outbox_is_queued_cleared_and_reported() -> Result<()> {
     for tag in ["product:p4", "store:s1:products", "product:p6"] {
         assert!(tags.iter().any(|t| t == tag), "{tag} not queued: {tags:?}");
     }
-    assert!(!tags.iter().any(|t| t == "product:p8"), "{tags:?}");
-    for id in ["p4", "p6"] {
+    for id in ["p4", "p6", "p8"] {
         let left = env.stored(id).await?.unwrap().pending_tags;
         assert!(left.is_empty(), "{id} still holds {left:?}");
     }
-    assert!(!env.stored("p8").await?.unwrap().pending_tags.is_empty());
 
     let again = env.reconcile(&reconciler, json!({}), BUDGET).await?;
     assert_eq!(again.discrepancies(), 0, "{again:?}");
+    Ok(())
+}
+
+/// An outbox is queued because it holds tags, not because a clock says it is old: one written
+/// seconds ago, one stamped an hour ahead by a writer whose clock runs fast, and a fresh
+/// tombstone's are all queued and cleared (a duplicate of their projector's send at worst).
+/// None of them counts as stuck: only an old outbox is a discrepancy.
+#[tokio::test]
+async fn every_pending_outbox_is_queued_whatever_its_clock_says() -> Result<()> {
+    let env = seeded().await?;
+    env.delete_product("p10").await?;
+    env.project_pending().await?;
+    env.drain_queue("TagQueue").await?;
+    let pending = |id: &str| AttributeValue::Ss(vec![format!("product:{id}")]);
+    let ahead = chrono::Utc::now() + chrono::Duration::hours(1);
+    let ahead = ahead.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    for id in ["p8", "p9", "p10"] {
+        set_summary_attr(&env, id, "pendingTags", pending(id)).await?;
+    }
+    set_summary_attr(&env, "p9", "updatedAt", AttributeValue::S(ahead)).await?;
+
+    let report = env.reconcile(&env.reconciler(), json!({}), BUDGET).await?;
+    assert_eq!(report.discrepancies(), 0, "{report:?}");
+    let tags = env.queued_tags().await?;
+    for id in ["p8", "p9", "p10"] {
+        let tag = format!("product:{id}");
+        assert!(tags.contains(&tag), "{tag} not queued: {tags:?}");
+        let left = env.stored(id).await?.expect("stored").pending_tags;
+        assert!(left.is_empty(), "{id} still holds {left:?}");
+    }
+    let tombstone = env.stored("p10").await?.expect("a tombstone");
+    assert!(
+        tombstone.expires_at.is_some(),
+        "its TTL starts: {tombstone:?}"
+    );
     Ok(())
 }
 

@@ -27,7 +27,7 @@ use futures::stream::{self, StreamExt};
 use backfill::Missing;
 use catalog::fault::Fault;
 use catalog::listing_gate::ListingGate;
-use catalog::refresh::{outbox_stuck, Change, Refreshed, Refresher};
+use catalog::refresh::{Change, Refreshed, Refresher};
 use catalog::store::pages::{key_from_checkpoint, key_to_checkpoint};
 use catalog::store::{Corrupt, Item, Page, SourceStore, Stored, TableNames};
 use catalog_core::ids::ProductId;
@@ -64,11 +64,11 @@ fn live(stored: &Stored) -> Option<&ProductSummary> {
 }
 
 /// Whether a Summaries item no product claims must be settled: a live summary (an orphan, if
-/// its product is gone), one that does not decode, or a tombstone whose outbox is stuck (its
-/// TTL waits for that outbox: settling queues the tags, and the TTL starts). A tombstone with
-/// an empty or fresh outbox is left alone.
-fn orphan_candidate(stored: &Result<Stored, Corrupt>, now: chrono::DateTime<chrono::Utc>) -> bool {
-    !matches!(stored, Ok(s) if s.record.is_none() && !outbox_stuck(s, now))
+/// its product is gone), one that does not decode, or a tombstone with tags in its outbox (its
+/// TTL waits for them: settling queues the tags, and the TTL starts). A tombstone with an empty
+/// outbox is left alone.
+fn orphan_candidate(stored: &Result<Stored, Corrupt>) -> bool {
+    !matches!(stored, Ok(s) if s.record.is_none() && s.pending_tags.is_empty())
 }
 
 impl Worker {
@@ -305,8 +305,11 @@ impl Worker {
             if let (Some(next), Some(Ok(s))) = (&mut projected, &scanned) {
                 inherit_created_at(next, live(s), now);
             }
+            // Any outbox with tags is settled, however young its clock says it is: queueing
+            // tags its projector is about to queue costs a duplicate, leaving a lost outbox
+            // until the next run costs a stale page. Only an old one counts (as stuck).
             let settled = matches!(&scanned, Some(Ok(s))
-                if compare(live(s), projected.as_ref()).is_none() && !outbox_stuck(s, now));
+                if compare(live(s), projected.as_ref()).is_none() && s.pending_tags.is_empty());
             if settled {
                 report.record(None);
             } else {
@@ -370,7 +373,7 @@ impl Worker {
     }
 
     /// Orphan candidates: summaries of the segment that no product of the segment claimed,
-    /// and tombstones whose outbox is stuck. Each is confirmed with a consistent read of
+    /// and tombstones with tags pending. Each is confirmed with a consistent read of
     /// Products before it goes on.
     async fn check_unclaimed(
         &self,
@@ -378,10 +381,9 @@ impl Worker {
         left: HashMap<ProductId, Result<Stored, Corrupt>>,
         report: &mut Report,
     ) -> Result<Vec<ProductId>, Fault> {
-        let now = chrono::Utc::now();
         let candidates: Vec<ProductId> = left
             .into_iter()
-            .filter(|(_, stored)| orphan_candidate(stored, now))
+            .filter(|(_, stored)| orphan_candidate(stored))
             .map(|(id, _)| id)
             .collect();
         let mut unsent = Vec::new();
@@ -407,18 +409,17 @@ impl Worker {
         self.settle(share, &orphans, report).await
     }
 
-    /// A page of the summaries phase: every [`orphan_candidate`] (stuck tombstones
-    /// included), confirmed against Products.
+    /// A page of the summaries phase: every [`orphan_candidate`] (tombstones with tags
+    /// pending included), confirmed against Products.
     async fn check_orphans(
         &self,
         share: &Share,
         items: Vec<(ProductId, Result<Stored, Corrupt>)>,
         report: &mut Report,
     ) -> Result<Vec<ProductId>, Fault> {
-        let now = chrono::Utc::now();
         let candidates: Vec<ProductId> = items
             .into_iter()
-            .filter(|(_, stored)| orphan_candidate(stored, now))
+            .filter(|(_, stored)| orphan_candidate(stored))
             .map(|(id, _)| id)
             .collect();
         self.confirm_orphans(share, &candidates, report).await
