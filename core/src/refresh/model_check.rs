@@ -682,16 +682,21 @@ fn the_skip_converges_with_each_items_records_in_order() {
     assert_converges(Skip::Covered, true, None);
 }
 
+/// Every kind of edit but the writer that forgets to raise its version.
+fn versioned_edits() -> Vec<Edit> {
+    EDITS
+        .into_iter()
+        .filter(|e| *e != Edit::PriceUnversioned)
+        .collect()
+}
+
 /// The checker can see each assumption the skip rests on: drop one and it finds a wrong end.
 #[test]
 fn each_unsafe_skip_is_caught() {
     assert_fails(Skip::Covered, false, &EDITS, None);
     assert_fails(Skip::UnraisedVersions, true, &EDITS, None);
     // The first attempt fails on a re-created product alone, with every writer raising versions.
-    let versioned: Vec<Edit> = EDITS
-        .into_iter()
-        .filter(|e| *e != Edit::PriceUnversioned)
-        .collect();
+    let versioned = versioned_edits();
     assert_fails(Skip::AnyVersion, true, &versioned, None);
 }
 
@@ -700,10 +705,7 @@ fn each_unsafe_skip_is_caught() {
 /// version through values the memo holds.
 #[test]
 fn a_per_instance_memo_is_caught() {
-    let versioned: Vec<Edit> = EDITS
-        .into_iter()
-        .filter(|e| *e != Edit::PriceUnversioned)
-        .collect();
+    let versioned = versioned_edits();
     assert_fails(Skip::InstanceMemo, true, &versioned, None);
 }
 
