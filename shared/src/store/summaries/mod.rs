@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
-use super::batch_get::{batch_get, decode_each, CONSISTENT};
+use super::batch_get::{batch_get, decode_each, projection, CONSISTENT};
 use super::pages::{read_page, segment_scan, Page, Slice};
 use super::{conditional, decode, key, product_id_of, Corrupt, ReadError};
 use crate::fault::{classify, Fault};
@@ -37,6 +37,27 @@ const LAMBDA_MAX_TIMEOUT_SECS: i64 = 15 * 60;
 // The backfill writes a projection read earlier in the same invocation wherever nothing is
 // stored; a record worked in between leaves at least a tombstone, which must still be there.
 const _: () = assert!(TOMBSTONE_TTL_SECS > LAMBDA_MAX_TIMEOUT_SECS);
+
+/// What a whole-segment scan reads: the card, the revision, and the outbox with what dates it.
+/// Not the listing indexes' keys or `covers`, which a compare with the sources never reads:
+/// the reconciler's first look decodes every summary of the table, and these are about a third
+/// of an item's attributes.
+const SCANNED_ATTRIBUTES: &[&str] = &[
+    "productId",
+    "revision",
+    "deleted",
+    "expiresAt",
+    "deletedAt",
+    "pendingTags",
+    "storeId",
+    "title",
+    "price",
+    "active",
+    "inventoryAvailable",
+    "primaryImageUrl",
+    "createdAt",
+    "updatedAt",
+];
 
 /// The result of a conditional write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,16 +112,19 @@ impl SummaryStore {
         Ok(output.item.map(|item| self.decode(id, item)).transpose()?)
     }
 
-    /// Everything stored in one parallel-Scan segment (consistent reads), keyed by product;
-    /// `None` if the segment holds more than `max_items`. Items whose key does not parse are
-    /// left out (no product can match them).
+    /// Everything stored in one parallel-Scan segment (consistent reads, [`SCANNED_ATTRIBUTES`]
+    /// only: no `covers`), keyed by product; `None` if the segment holds more than
+    /// `max_items`. Items whose key does not parse are left out (no product can match them).
     pub async fn scan_segment(
         &self,
         segment: u32,
         total_segments: u32,
         max_items: usize,
     ) -> Result<Option<HashMap<ProductId, Result<Stored, Corrupt>>>, Fault> {
+        let (expression, names) = projection(SCANNED_ATTRIBUTES);
         let mut items = segment_scan(&self.client, &self.table, segment, total_segments)
+            .projection_expression(expression)
+            .set_expression_attribute_names(Some(names))
             .into_paginator()
             .items()
             .send();
