@@ -15,8 +15,8 @@ use catalog_core::listing::{plan, IndexQuery, KeyRange, Listing, ListingPosition
 use catalog_core::model::SummaryRecord;
 
 /// What a card shows, and what tells a tombstone apart: the reads of the listing API fetch
-/// only these.
-const CARD_ATTRIBUTES: &[&str] = &[
+/// only these (and the reconciler's scan, with the outbox beside them).
+pub(super) const CARD_ATTRIBUTES: &[&str] = &[
     "productId",
     "storeId",
     "title",

@@ -38,26 +38,11 @@ const LAMBDA_MAX_TIMEOUT_SECS: i64 = 15 * 60;
 // stored; a record worked in between leaves at least a tombstone, which must still be there.
 const _: () = assert!(TOMBSTONE_TTL_SECS > LAMBDA_MAX_TIMEOUT_SECS);
 
-/// What a whole-segment scan reads: the card, the revision, and the outbox with what dates it.
-/// Not the listing indexes' keys or `covers`, which a compare with the sources never reads:
-/// the reconciler's first look decodes every summary of the table, and these are about a third
-/// of an item's attributes.
-const SCANNED_ATTRIBUTES: &[&str] = &[
-    "productId",
-    "revision",
-    "deleted",
-    "expiresAt",
-    "deletedAt",
-    "pendingTags",
-    "storeId",
-    "title",
-    "price",
-    "active",
-    "inventoryAvailable",
-    "primaryImageUrl",
-    "createdAt",
-    "updatedAt",
-];
+/// What a whole-segment scan reads besides the card ([`cards::CARD_ATTRIBUTES`]): the revision,
+/// and the outbox with what dates it. Not the other listing-index keys or `covers`, which a
+/// compare with the sources never reads: the reconciler's first look decodes every summary of
+/// the table, and these are about a third of an item's attributes.
+const OUTBOX_ATTRIBUTES: &[&str] = &["revision", "expiresAt", "deletedAt", "pendingTags"];
 
 /// The result of a conditional write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,8 +97,8 @@ impl SummaryStore {
         Ok(output.item.map(|item| self.decode(id, item)).transpose()?)
     }
 
-    /// Everything stored in one parallel-Scan segment (consistent reads, [`SCANNED_ATTRIBUTES`]
-    /// only: no `covers`), keyed by product; `None` if the segment holds more than
+    /// Everything stored in one parallel-Scan segment (consistent reads, the card and
+    /// [`OUTBOX_ATTRIBUTES`] only: no `covers`), keyed by product; `None` if the segment holds more than
     /// `max_items`. Items whose key does not parse are left out (no product can match them).
     pub async fn scan_segment(
         &self,
@@ -121,7 +106,8 @@ impl SummaryStore {
         total_segments: u32,
         max_items: usize,
     ) -> Result<Option<HashMap<ProductId, Result<Stored, Corrupt>>>, Fault> {
-        let (expression, names) = projection(SCANNED_ATTRIBUTES);
+        let attributes: Vec<&str> = [cards::CARD_ATTRIBUTES, OUTBOX_ATTRIBUTES].concat();
+        let (expression, names) = projection(&attributes);
         let mut items = segment_scan(&self.client, &self.table, segment, total_segments)
             .projection_expression(expression)
             .set_expression_attribute_names(Some(names))
